@@ -1,0 +1,194 @@
+//! The command-line surface of `cli.md`, as clap definitions. Nothing here
+//! does any work; `completions/` and `man/` are generated from it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Archive WeChat and WeCom traffic from TeleMessage into employees'
+/// mailboxes (Maildir, IMAP, Microsoft 365).
+#[derive(Debug, Parser)]
+#[command(name = "wechat-archiver", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Directory for configuration, the ledger and logs
+    /// [default: $WECHAT_ARCHIVER_HOME, else the platform's data directory]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// More detail on standard error (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up a connector: a TeleMessage account, a target, mapping rules
+    Create(CreateArgs),
+    /// Store the connector's passwords in the OS keyring
+    Login(LoginArgs),
+    /// Work with user-mapping CSV files
+    #[command(subcommand)]
+    Map(MapCommand),
+    /// Copy newly archived items into the mapped mailboxes
+    Sync(SyncArgs),
+    /// Show connectors, their last runs and what was written where
+    Status(StatusArgs),
+    /// Run the bundled simulator and sync it into a local Maildir
+    Demo(DemoArgs),
+}
+
+/// Microsoft national clouds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudArg {
+    /// Worldwide Microsoft 365 (also GCC)
+    Global,
+    /// GCC High (graph.microsoft.us)
+    Usgov,
+    /// DoD (dod-graph.microsoft.us)
+    UsgovDod,
+    /// Microsoft 365 operated by 21Vianet
+    China,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the connector (letters, digits, '.', '_', '-')
+    pub name: Option<String>,
+    /// TeleMessage API base URL (https://, or http:// to loopback only)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// TeleMessage administrator user name
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// maildir:DIR, imap://HOST:PORT, imaps://HOST:PORT or graph:TENANT_ID
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Custom user-mapping CSV (mobile number to mailbox)
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Do not map participants by the e-mail address TeleMessage holds
+    #[arg(long)]
+    pub no_auto_mapping: bool,
+    /// Region for numbers written without a country code (ISO 3166, e.g. CN)
+    #[arg(long, value_name = "CC")]
+    pub default_region: Option<String>,
+    /// Archive folder in each mailbox
+    #[arg(long, value_name = "NAME", default_value = "WeChat Archiver")]
+    pub folder: String,
+    /// Mailbox that receives items with no mapped participant
+    #[arg(long, value_name = "ADDR")]
+    pub fallback_mailbox: Option<String>,
+    /// Admin user for IMAP targets (writes into every user's mailbox)
+    #[arg(long, value_name = "ADMIN")]
+    pub target_user: Option<String>,
+    /// Application (client) id for Graph targets
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// National cloud for Graph targets
+    #[arg(long, value_enum, default_value = "global")]
+    pub cloud: CloudArg,
+    /// Graph service root override (a proxy, or a test server on loopback)
+    #[arg(long, value_name = "URL")]
+    pub graph_endpoint: Option<String>,
+    /// Login authority root override
+    #[arg(long, value_name = "URL")]
+    pub login_endpoint: Option<String>,
+    /// Accept the TeleMessage terms of service without asking
+    #[arg(long)]
+    pub accept_terms: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Connector to log in (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Read the secrets from standard input, one per line
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Say where each secret comes from, without showing it
+    #[arg(long, conflicts_with_all = ["password_stdin", "forget"])]
+    pub status: bool,
+    /// Remove the connector's secrets from the keyring
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub forget: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MapCommand {
+    /// Check a mapping CSV before using it; exit 3 when it is not usable
+    Validate(MapValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MapValidateArgs {
+    /// The CSV file to check
+    pub file: PathBuf,
+    /// Connector whose settings (region, target, account) apply
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Region for numbers written without a country code (overrides the connector's)
+    #[arg(long, value_name = "CC")]
+    pub default_region: Option<String>,
+    /// Warn about numbers TeleMessage does not know, and users with no mapping
+    #[arg(long)]
+    pub check_telemessage: bool,
+    /// Check that every mailbox is a valid user of the connector's target
+    #[arg(long)]
+    pub check_target: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Connector to run (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Start of the window: a duration back from now (24h, 90m, 7d) or an
+    /// RFC 3339 time [default: the connector's checkpoint, or 24h]
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// End of the window, same forms as --since [default: now]
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// List what would be written, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the run's figures as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this connector
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to put the demo's home and archive
+    #[arg(long, value_name = "DIR", default_value = "wechat-archiver-demo")]
+    pub dir: PathBuf,
+    /// How many items the simulator generates
+    #[arg(long, default_value_t = 300)]
+    pub items: usize,
+    /// Seed for the generated data
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}

@@ -1,0 +1,15 @@
+//! wechat-archiver core: everything but argument parsing and presentation.
+//!
+//! The modules follow the path an item takes: [`telemessage`] lists and
+//! downloads it, [`mapping`] decides whose mailboxes it belongs in,
+//! [`mailbox`] writes the copies, [`ledger`] remembers what was written,
+//! and [`sync`] runs the whole pipeline.
+
+pub mod config;
+pub mod content;
+pub mod mailbox;
+pub mod secrets;
+pub mod telemessage;
+pub mod types;
+
+pub use types::{E164, ItemId, Mailbox};

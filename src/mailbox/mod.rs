@@ -1,0 +1,101 @@
+//! Mailbox targets. Every target (Maildir, IMAP, Microsoft Graph) writes
+//! copies through the one [`MailboxWriter`] trait, so the sync engine and
+//! the ledger treat them alike.
+
+pub mod target;
+
+use async_trait::async_trait;
+use tokio::io::AsyncRead;
+
+use crate::content::Content;
+use crate::telemessage::Item;
+use crate::types::Mailbox;
+
+pub use target::Target;
+
+/// The header that carries the item id in every copy: the dedupe key a
+/// writer searches for after a crash.
+pub const ITEM_ID_HEADER: &str = "X-WeChat-Archiver-Item-Id";
+/// The header that names the connector that wrote the copy.
+pub const CONNECTOR_HEADER: &str = "X-WeChat-Archiver-Connector";
+
+/// One item's content on its way into one mailbox: the TeleMessage message
+/// unchanged, after two trace headers.
+pub struct Copy<'a> {
+    pub item: &'a Item,
+    pub connector: &'a str,
+    pub content: &'a Content,
+}
+
+impl Copy<'_> {
+    /// The trace headers prepended to the message, CRLF-terminated.
+    pub fn trace_headers(&self) -> Vec<u8> {
+        format!(
+            "{ITEM_ID_HEADER}: {}\r\n{CONNECTOR_HEADER}: {}\r\n",
+            self.item.id, self.connector
+        )
+        .into_bytes()
+    }
+
+    /// The exact byte length of what [`Copy::reader`] yields.
+    pub fn len(&self) -> u64 {
+        self.trace_headers().len() as u64 + self.content.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole message to write, streamed (a large item is never read
+    /// whole into memory).
+    pub async fn reader(&self) -> std::io::Result<impl AsyncRead + Unpin + Send + use<'_>> {
+        let headers = std::io::Cursor::new(self.trace_headers());
+        Ok(tokio::io::AsyncReadExt::chain(headers, self.content.reader().await?))
+    }
+}
+
+/// Where a written copy is, as the target names it (a file name, an IMAP
+/// UID, a Graph message id); stored in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub location: String,
+    pub bytes: u64,
+}
+
+/// How a write failed, which decides what the run does next.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This copy could not be written; the item is recorded as failed and
+    /// retried by the next run.
+    #[error("{0}")]
+    Copy(String),
+    /// The mailbox is not usable (not a user of the target, access denied).
+    #[error("mailbox {mailbox}: {reason}")]
+    Mailbox { mailbox: String, reason: String },
+    /// The target as a whole is unusable (disk gone, server down, bad
+    /// credentials); the copies fail and the run reports it.
+    #[error("{0}")]
+    Target(String),
+}
+
+/// A place copies can be written to.
+#[async_trait]
+pub trait MailboxWriter: Send + Sync {
+    /// A short description for messages, e.g. `maildir:/srv/archive`.
+    fn describe(&self) -> String;
+
+    /// Whether the address is a user of this target (the mapping rules
+    /// only map to valid users).
+    async fn is_valid_user(&self, mailbox: &Mailbox) -> Result<bool, WriteError>;
+
+    /// After a crash: the location of a copy of `item` already in the
+    /// mailbox's archive folder that the ledger does not know about.
+    async fn find_existing(
+        &self,
+        mailbox: &Mailbox,
+        item: &Item,
+    ) -> Result<Option<Written>, WriteError>;
+
+    /// Writes one copy durably; returns only when the copy is safe.
+    async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError>;
+}
