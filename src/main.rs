@@ -1,1 +1,68 @@
-fn main() {}
+//! `wechat-archiver`: a thin clap front end over the `wechat_archiver`
+//! library. Data goes to standard output, progress and logs to standard
+//! error.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use wechat_archiver::config::Home;
+
+use cli::args::{Cli, Command};
+use cli::{CliError, CommandResult, Context, ExitStatus};
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    init_logging(args.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            CliError::failure(format!("cannot start the async runtime: {e}")).report();
+            return ExitStatus::Failure.into();
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(status) => status.into(),
+        Err(error) => {
+            error.report();
+            error.status.into()
+        }
+    }
+}
+
+async fn run(args: Cli) -> CommandResult {
+    let home = Home::locate(args.home.as_deref())?;
+    let ctx = Context {
+        home,
+        verbose: args.verbose,
+        home_flag: args.home.clone(),
+    };
+    match args.command {
+        Command::Create(_)
+        | Command::Login(_)
+        | Command::Map(_)
+        | Command::Sync(_)
+        | Command::Status(_)
+        | Command::Demo(_) => {
+            let _ = &ctx;
+            Err(CliError::failure("not wired yet"))
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,wechat_archiver=info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WECHAT_ARCHIVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
