@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod content;
+pub mod ledger;
 pub mod mailbox;
 pub mod secrets;
 pub mod telemessage;
