@@ -331,11 +331,14 @@ impl Ledger {
     }
 
     /// The mailboxes (lowercase keys) that already hold a copy of the item.
-    pub fn copies_of(&self, connector: &str, item: &ItemId) -> Result<HashSet<String>, LedgerError> {
+    pub fn copies_of(
+        &self,
+        connector: &str,
+        item: &ItemId,
+    ) -> Result<HashSet<String>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT mailbox FROM copies WHERE connector = ?1 AND item_id = ?2",
-        )?;
+        let mut stmt = conn
+            .prepare_cached("SELECT mailbox FROM copies WHERE connector = ?1 AND item_id = ?2")?;
         let rows = stmt.query_map(params![connector, item.as_str()], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -533,7 +536,11 @@ impl Ledger {
     }
 
     /// A folder id a target cached for a mailbox (Graph).
-    pub fn folder_id(&self, connector: &str, mailbox: &Mailbox) -> Result<Option<String>, LedgerError> {
+    pub fn folder_id(
+        &self,
+        connector: &str,
+        mailbox: &Mailbox,
+    ) -> Result<Option<String>, LedgerError> {
         Ok(self
             .conn()
             .query_row(

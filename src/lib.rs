@@ -10,7 +10,9 @@ pub mod content;
 pub mod ledger;
 pub mod lock;
 pub mod mailbox;
+pub mod mapping;
 pub mod secrets;
+pub mod sync;
 pub mod telemessage;
 pub mod types;
 

@@ -85,7 +85,10 @@ mod tests {
         let path = dir.path().join("c.lock");
         let first = ConnectorLock::acquire(&path, "c").unwrap();
         let err = ConnectorLock::acquire(&path, "c").unwrap_err();
-        assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id()))
+        );
         drop(first);
         ConnectorLock::acquire(&path, "c").unwrap();
     }

@@ -60,7 +60,9 @@ impl MaildirWriter {
             ))
         };
         fs::create_dir_all(&self.root).map_err(fail)?;
-        let probe = self.root.join(format!(".write-test-{}", std::process::id()));
+        let probe = self
+            .root
+            .join(format!(".write-test-{}", std::process::id()));
         File::create(&probe).map_err(fail)?;
         fs::remove_file(&probe).map_err(fail)
     }
@@ -95,7 +97,9 @@ impl MaildirWriter {
     }
 
     fn unique_name(&self, item: &Item) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         format!(
             "{}.M{}P{}Q{}R{:08x}_{}.{}",
             now.as_secs(),
@@ -177,10 +181,7 @@ impl MailboxWriter for MaildirWriter {
         .await
         .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
         written.map_err(|e| {
-            WriteError::Copy(format!(
-                "cannot write into {}: {e}",
-                folder.display()
-            ))
+            WriteError::Copy(format!("cannot write into {}: {e}", folder.display()))
         })?;
         Ok(Written {
             location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
@@ -282,9 +283,8 @@ fn safe_hostname() -> String {
 /// Encodes a folder name as Dovecot's Maildir++ layout does: modified
 /// UTF-7 (RFC 3501) for non-ASCII, no hierarchy separator inside.
 fn maildir_folder_name(folder: &str) -> Result<String, InvalidFolderName> {
-    let bad = folder.is_empty()
-        || folder.contains(['.', '/'])
-        || folder.chars().any(|c| c.is_control());
+    let bad =
+        folder.is_empty() || folder.contains(['.', '/']) || folder.chars().any(|c| c.is_control());
     if bad {
         return Err(InvalidFolderName(folder.to_owned()));
     }
@@ -327,7 +327,10 @@ mod tests {
 
     #[test]
     fn folder_names_follow_dovecot() {
-        assert_eq!(maildir_folder_name("WeChat Archiver").unwrap(), "WeChat Archiver");
+        assert_eq!(
+            maildir_folder_name("WeChat Archiver").unwrap(),
+            "WeChat Archiver"
+        );
         assert_eq!(modified_utf7("微信"), "&X65P4Q-");
         assert_eq!(modified_utf7("A&B"), "A&-B");
         assert!(maildir_folder_name("a.b").is_err());

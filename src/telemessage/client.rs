@@ -228,7 +228,9 @@ impl Client {
         let offset = sink.received;
         let response = self
             .send(|http| {
-                let req = http.get(url.clone()).header(header::ACCEPT, "message/rfc822");
+                let req = http
+                    .get(url.clone())
+                    .header(header::ACCEPT, "message/rfc822");
                 if offset > 0 {
                     req.header(header::RANGE, format!("bytes={offset}-"))
                 } else {
@@ -389,8 +391,14 @@ impl Client {
             match failure {
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Retry { reason, wait } => {
-                    self.wait_or_give_up("signing in to TeleMessage", attempt, started, reason, wait)
-                        .await?
+                    self.wait_or_give_up(
+                        "signing in to TeleMessage",
+                        attempt,
+                        started,
+                        reason,
+                        wait,
+                    )
+                    .await?
                 }
             }
         }
@@ -608,11 +616,7 @@ impl Sink {
         let target = if item.size <= MEMORY_LIMIT {
             SinkTarget::Memory(BytesMut::with_capacity(item.size as usize))
         } else {
-            let path = spool_dir.join(format!(
-                "{}-{}.part",
-                item.id.tag(),
-                rand::random::<u32>()
-            ));
+            let path = spool_dir.join(format!("{}-{}.part", item.id.tag(), rand::random::<u32>()));
             let spool_err = |source| ClientError::Spool {
                 path: path.display().to_string(),
                 source,
@@ -725,7 +729,11 @@ async fn error_body(response: Response) -> ApiErrorBody {
 }
 
 fn range_start(response: &Response) -> Option<u64> {
-    let value = response.headers().get(header::CONTENT_RANGE)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
     let range = value.strip_prefix("bytes ")?;
     range.split('-').next()?.trim().parse().ok()
 }
