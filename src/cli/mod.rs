@@ -2,6 +2,7 @@
 //! library and presents the result (tables, JSON, exit status).
 
 pub mod args;
+pub mod assets;
 pub mod create;
 pub mod error;
 pub mod progress;
