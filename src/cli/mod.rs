@@ -2,7 +2,8 @@
 //! library and presents the result (tables, JSON, exit status).
 
 pub mod args;
-pub mod assets;
+#[cfg(test)]
+mod assets;
 pub mod create;
 pub mod error;
 pub mod progress;

@@ -33,13 +33,25 @@ pub enum SetupError {
     Home(#[from] crate::config::ConfigError),
 }
 
+/// Environment variable bounding the time spent retrying one call, in
+/// seconds (default 300): lower it for a quick verdict on a dead endpoint.
+pub const MAX_RETRY_SECONDS_ENV: &str = "WECHAT_ARCHIVER_MAX_RETRY_SECONDS";
+
 /// The TeleMessage client for a connector.
 pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Client, ClientError> {
+    let mut options = ClientOptions::default();
+    if let Some(secs) = std::env::var(MAX_RETRY_SECONDS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+    {
+        options.retry.max_total = std::time::Duration::from_secs_f64(secs);
+    }
     Client::new(
         &config.endpoint,
         &config.username,
         secrets.telemessage_password.clone(),
-        ClientOptions::default(),
+        options,
     )
 }
 
