@@ -317,7 +317,7 @@ impl<'a> Places<'a> {
             Ok(_) => tried.push(attempt(keyring_place, "no entry")),
             Err(e) => tried.push(attempt(keyring_place, e)),
         }
-        match self.from_file(kind) {
+        match self.in_file(kind) {
             Ok(found) => return Ok(found),
             Err(note) => tried.push(note),
         }
@@ -351,7 +351,7 @@ impl<'a> Places<'a> {
         })
     }
 
-    fn from_file(&self, kind: SecretKind) -> Result<(Secret, Source), Attempt> {
+    fn in_file(&self, kind: SecretKind) -> Result<(Secret, Source), Attempt> {
         let Some(path) = &self.password_file else {
             return Err(attempt(PASSWORD_FILE_ENV, "not set"));
         };
