@@ -564,3 +564,117 @@ impl Ledger {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str) -> Item {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "platform": "wechat", "type": "chat",
+            "conversation": {"id": "c", "kind": "direct", "title": ""},
+            "sent_at": "2026-11-22T08:15:00Z", "archived_at": "2026-11-22T08:15:03Z",
+            "sender": {"name": "A", "mobile": "+8613800138000", "email": null, "wechat_id": "a"},
+            "participants": [], "size": 10, "sha256": "00", "attachments": []
+        }))
+        .unwrap()
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn copies_survive_reopening_and_are_keyed_case_insensitively() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        let it = item("itm_1");
+        let written = Written {
+            location: "x/cur/1".into(),
+            bytes: 12,
+        };
+        let mailbox = Mailbox::parse("Li.Wei@Contoso.com").unwrap();
+        ledger
+            .record_copy("c", &it, &mailbox, &written, run)
+            .unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(&path).unwrap();
+        let copies = ledger.copies_of("c", &it.id).unwrap();
+        assert!(copies.contains("li.wei@contoso.com"));
+        assert!(ledger.copies_of("other", &it.id).unwrap().is_empty());
+        assert_eq!(ledger.mailbox_totals("c").unwrap()[0].bytes, 12);
+    }
+
+    #[test]
+    fn failed_and_unmapped_items_come_back_for_retry_until_archived() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        ledger
+            .record_item("c", &item("a"), ItemState::Failed, Some("disk full"), run)
+            .unwrap();
+        ledger
+            .record_item("c", &item("b"), ItemState::Unmapped, None, run)
+            .unwrap();
+        ledger
+            .record_item("c", &item("g"), ItemState::Gone, Some("404"), run)
+            .unwrap();
+        let ids: Vec<String> = ledger
+            .items_to_retry("c")
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id.to_string())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        ledger
+            .record_item("c", &item("a"), ItemState::Archived, None, run)
+            .unwrap();
+        assert_eq!(ledger.items_to_retry("c").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn checkpoint_never_moves_back_and_crashed_runs_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        ledger
+            .advance_checkpoint("c", t("2026-11-23T00:00:00Z"))
+            .unwrap();
+        ledger
+            .advance_checkpoint("c", t("2026-11-22T00:00:00Z"))
+            .unwrap();
+        assert_eq!(
+            ledger.checkpoint("c").unwrap(),
+            Some(t("2026-11-23T00:00:00Z"))
+        );
+        ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        assert!(ledger.mark_crashed_runs("c").unwrap());
+        assert!(!ledger.mark_crashed_runs("c").unwrap());
+        assert_eq!(
+            ledger.last_runs("c", 5).unwrap()[0].outcome,
+            RunOutcome::Crashed
+        );
+    }
+}

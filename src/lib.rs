@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod lock;
 pub mod mailbox;
 pub mod mapping;
+pub mod runlog;
 pub mod secrets;
 pub mod sync;
 pub mod telemessage;

@@ -7,6 +7,7 @@ use chrono::Utc;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use wechat_archiver::config::ConnectorConfig;
 use wechat_archiver::lock::{ConnectorLock, LockError};
+use wechat_archiver::runlog::RunLog;
 use wechat_archiver::secrets::{self, ConnectorSecrets};
 use wechat_archiver::sync::window::{self, WindowError};
 use wechat_archiver::sync::{Engine, SyncError, SyncPlan, SyncReport, setup};
@@ -27,7 +28,17 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> CommandResult {
             "run `wechat-archiver login --connector {name}` once; under cron, use WECHAT_ARCHIVER_PASSWORD_FILE"
         ))
     })?;
-    let report = sync_connector(ctx, &name, connector, &secrets, args).await?;
+    let log = RunLog::new(&ctx.home.log_dir());
+    let report = match sync_connector(ctx, &name, connector, &secrets, args).await {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = log.record_error(&name, &e.message);
+            return Err(e);
+        }
+    };
+    if let Err(e) = log.record_run(&report) {
+        tracing::warn!("cannot write the log {}: {e}", log.path().display());
+    }
     if args.json {
         print_json(&report)?;
     } else {
