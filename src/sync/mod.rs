@@ -24,6 +24,9 @@ use crate::types::{ItemId, Mailbox};
 
 pub use report::{CopyFailure, PlannedCopy, SyncReport};
 
+/// Run records kept per connector; older ones are pruned.
+pub const RUNS_KEPT: u32 = 1000;
+
 /// Why a run stopped before its end.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -97,6 +100,7 @@ impl Engine {
         let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.duration_ms = started.elapsed().as_millis() as u64;
         let figures = report.figures();
+        self.ledger.prune_runs(&plan.connector, RUNS_KEPT)?;
         match &result {
             Ok(()) => {
                 let outcome = if report.failed > 0 {
