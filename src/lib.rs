@@ -8,6 +8,7 @@
 pub mod config;
 pub mod content;
 pub mod ledger;
+pub mod faultpoint;
 pub mod lock;
 pub mod mailbox;
 pub mod mapping;

@@ -16,6 +16,7 @@ use base64::Engine;
 
 use super::{Copy, MailboxWriter, WriteError, Written};
 use crate::content::Content;
+use crate::faultpoint;
 use crate::telemessage::Item;
 use crate::types::Mailbox;
 
@@ -206,8 +207,11 @@ fn deliver(
 ) -> io::Result<()> {
     let tmp = folder.join("tmp").join(name);
     let result = write_tmp(&tmp, headers, source).and_then(|()| {
+        faultpoint::hit(faultpoint::AFTER_TMP_WRITE);
         fs::rename(&tmp, folder.join("cur").join(final_name))?;
-        File::open(folder.join("cur"))?.sync_all()
+        File::open(folder.join("cur"))?.sync_all()?;
+        faultpoint::hit(faultpoint::AFTER_RENAME);
+        Ok(())
     });
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

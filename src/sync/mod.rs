@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::content::Content;
+use crate::faultpoint;
 use crate::ledger::{ItemState, Ledger, LedgerError, RunId, RunOutcome};
 use crate::mailbox::{Copy, MailboxWriter, WriteError};
 use crate::mapping::Resolver;
@@ -277,6 +278,7 @@ impl Run<'_> {
             }
             Err(e) => return Err(e.into()),
         };
+        faultpoint::hit(faultpoint::AFTER_DOWNLOAD);
         let failure = self.write_copies(item, &content, &pending).await?;
         self.settle(item, unmapped, failure.as_deref())
     }
@@ -337,6 +339,7 @@ impl Run<'_> {
         for mailbox in pending {
             match self.engine.writer.write(mailbox, &copy).await {
                 Ok(written) => {
+                    faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
                     self.engine.ledger.record_copy(
                         &self.plan.connector,
                         item,
