@@ -9,6 +9,7 @@ pub mod config;
 pub mod content;
 pub mod mailbox;
 pub mod secrets;
+pub mod simulator;
 pub mod telemessage;
 pub mod types;
 
