@@ -152,6 +152,9 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
         SyncError::Source(C::Forbidden { .. }) => {
             "ask TeleMessage to enable the account and its WeChat Archiver product".to_owned()
         }
+        SyncError::Source(C::BadRequest { .. }) => {
+            "this is a bug in wechat-archiver or a change in the TeleMessage API; report it with the log under the home".to_owned()
+        }
         SyncError::Source(_) => format!(
             "check that {endpoint} is reachable from this machine; nothing is lost, the next run picks up where this one stopped"
         ),

@@ -37,6 +37,10 @@ pub enum SetupError {
 /// seconds (default 300): lower it for a quick verdict on a dead endpoint.
 pub const MAX_RETRY_SECONDS_ENV: &str = "WECHAT_ARCHIVER_MAX_RETRY_SECONDS";
 
+/// Environment variable setting the listing page size (1..1000, default
+/// 1000); smaller pages suit a slow gateway.
+pub const PAGE_SIZE_ENV: &str = "WECHAT_ARCHIVER_PAGE_SIZE";
+
 /// The TeleMessage client for a connector.
 pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Client, ClientError> {
     let mut options = ClientOptions::default();
@@ -46,6 +50,13 @@ pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Cl
         .filter(|s| s.is_finite() && *s >= 0.0)
     {
         options.retry.max_total = std::time::Duration::from_secs_f64(secs);
+    }
+    if let Some(size) = std::env::var(PAGE_SIZE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|s| (1..=1000).contains(s))
+    {
+        options.page_limit = size;
     }
     Client::new(
         &config.endpoint,

@@ -555,7 +555,7 @@ impl Listing {
     }
 
     async fn page_attempt(&mut self) -> Result<ItemPage, Attempt> {
-        let since = self.resume_since();
+        let since = self.since;
         let mut query = vec![
             ("since", rfc3339(since)),
             ("until", rfc3339(self.until)),
@@ -570,6 +570,9 @@ impl Listing {
         if status == StatusCode::GONE {
             tracing::info!("the listing cursor expired; restarting from the last item seen");
             self.cursor = None;
+            if let Some(resume) = self.resume_from {
+                self.since = resume;
+            }
             return Err(Attempt::Retry {
                 reason: "cursor expired (410)".into(),
                 wait: Duration::from_millis(1),
@@ -584,15 +587,6 @@ impl Listing {
             .map_err(|e| retry_now(&format!("the listing broke off: {e}")))?;
         serde_json::from_slice(&body)
             .map_err(|e| retry_now(&format!("the listing is not the promised JSON: {e}")))
-    }
-
-    /// With a cursor, the original `since` (the API wants it unchanged);
-    /// without one after a restart, the last `archived_at` seen.
-    fn resume_since(&self) -> DateTime<Utc> {
-        match (&self.cursor, self.resume_from) {
-            (None, Some(resume)) => resume,
-            _ => self.since,
-        }
     }
 }
 

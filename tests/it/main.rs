@@ -2,5 +2,5 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod bad_input;
-mod sync;
 mod support;
+mod sync;

@@ -23,7 +23,10 @@ pub fn read_archive(root: &Path) -> Archive {
     let mut archive = Archive::new();
     for file in files_under(root) {
         let rel = file.strip_prefix(root).unwrap();
-        let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let parts: Vec<_> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         if parts.len() != 4 || !["cur", "new"].contains(&parts[2].as_str()) {
             continue;
         }
@@ -34,7 +37,10 @@ pub fn read_archive(root: &Path) -> Archive {
             .strip_prefix("X-WeChat-Archiver-Item-Id: ")
             .unwrap_or_else(|| panic!("{} has no trace header", file.display()))
             .to_owned();
-        archive.entry((parts[0].clone(), id)).or_default().push(bytes);
+        archive
+            .entry((parts[0].clone(), id))
+            .or_default()
+            .push(bytes);
     }
     archive
 }
@@ -63,7 +69,11 @@ pub fn expected_copies(sim: &Simulator, items: &[Item]) -> BTreeSet<(String, Str
 /// Checks every copy is there exactly once and byte-identical to the
 /// simulator's content after the two trace headers.
 #[track_caller]
-pub fn assert_archive_exact(sim: &Simulator, archive: &Archive, expected: &BTreeSet<(String, String)>) {
+pub fn assert_archive_exact(
+    sim: &Simulator,
+    archive: &Archive,
+    expected: &BTreeSet<(String, String)>,
+) {
     let found: BTreeSet<_> = archive.keys().cloned().collect();
     let missing: Vec<_> = expected.difference(&found).take(5).collect();
     let extra: Vec<_> = found.difference(expected).take(5).collect();
@@ -71,11 +81,20 @@ pub fn assert_archive_exact(sim: &Simulator, archive: &Archive, expected: &BTree
     assert!(extra.is_empty(), "unexpected copies (first 5): {extra:?}");
     let dataset = sim.dataset();
     for ((mailbox, id), copies) in archive {
-        assert_eq!(copies.len(), 1, "{id} is in {mailbox} {} times", copies.len());
+        assert_eq!(
+            copies.len(),
+            1,
+            "{id} is in {mailbox} {} times",
+            copies.len()
+        );
         let original = dataset.content(id).expect("content");
         let copy = &copies[0];
         let body_at = copy.len() - original.len();
-        assert_eq!(&copy[body_at..], original.as_slice(), "{id} in {mailbox} differs");
+        assert_eq!(
+            &copy[body_at..],
+            original.as_slice(),
+            "{id} in {mailbox} differs"
+        );
         let headers = String::from_utf8_lossy(&copy[..body_at]);
         assert_eq!(
             headers,
@@ -89,13 +108,13 @@ pub fn t(s: &str) -> DateTime<Utc> {
 }
 
 /// A simulator whose items lie in the 48 hours before 2026-11-23.
-pub async fn simulator(items: usize, tweak: impl FnOnce(&mut SimConfig)) -> Simulator {
+pub fn simulator(items: usize, tweak: impl FnOnce(&mut SimConfig)) -> Simulator {
     let mut config = SimConfig {
         items,
         ..SimConfig::default()
     };
     tweak(&mut config);
-    Simulator::start(config).await.expect("start the simulator")
+    Simulator::start(config).expect("start the simulator")
 }
 
 /// A connector `c` on the simulator with the dataset's mapping CSV.
@@ -108,13 +127,16 @@ pub fn connector(env: &TestEnv, sim: &Simulator, extra: &[&str]) -> std::path::P
     env.create_maildir_connector("c", &sim.url(), &args)
 }
 
-pub async fn sync(env: &TestEnv, args: &[&str]) -> Run {
+pub fn sync(env: &TestEnv, args: &[&str]) -> Run {
+    sync_with(env, args, &[])
+}
+
+/// `sync` with extra environment variables.
+pub fn sync_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let mut command = env.command(["sync"]);
     command.args(args).env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    output.into()
+    command.envs(vars.iter().copied());
+    command.output().unwrap().into()
 }
 
 const SINCE: &str = "2026-11-21T06:00:00Z";
@@ -124,18 +146,21 @@ fn in_window(sim: &Simulator) -> Vec<Item> {
     sim.dataset().items_in_window(t(SINCE), t(UNTIL))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_window_lands_every_expected_copy_exactly_once_and_intact() {
-    let sim = simulator(160, |c| c.large_fraction = 0.02).await;
+#[test]
+fn a_window_lands_every_expected_copy_exactly_once_and_intact() {
+    let sim = simulator(160, |c| c.large_fraction = 0.02);
     let env = TestEnv::new();
     let archive_root = connector(&env, &sim, &[]);
-    let run = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]).await;
+    let run = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
     run.assert_code(0);
     let json = run.json();
 
     let items = in_window(&sim);
     assert!(items.len() < 160, "the window must leave items out");
-    assert!(items.iter().any(|i| i.size > 10_000_000), "no item over 10 MB in the window");
+    assert!(
+        items.iter().any(|i| i.size > 10_000_000),
+        "no item over 10 MB in the window"
+    );
     let expected = expected_copies(&sim, &items);
     let archive = read_archive(&archive_root);
     assert_archive_exact(&sim, &archive, &expected);
@@ -154,19 +179,22 @@ async fn a_window_lands_every_expected_copy_exactly_once_and_intact() {
     assert_eq!(json["bytes_written"], bytes);
     assert_eq!(json["connector"], "c");
     let mailboxes = json["mailboxes"].as_object().unwrap();
-    let written: u64 = mailboxes.values().map(|m| m["written"].as_u64().unwrap()).sum();
+    let written: u64 = mailboxes
+        .values()
+        .map(|m| m["written"].as_u64().unwrap())
+        .sum();
     assert_eq!(written, expected.len() as u64);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rerun_writes_nothing_and_status_reports_both_runs() {
-    let sim = simulator(80, |_| {}).await;
+#[test]
+fn a_rerun_writes_nothing_and_status_reports_both_runs() {
+    let sim = simulator(80, |_| {});
     let env = TestEnv::new();
     let archive_root = connector(&env, &sim, &[]);
-    let first = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]).await;
+    let first = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
     first.assert_code(0);
     let before = read_archive(&archive_root);
-    let second = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]).await;
+    let second = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
     second.assert_code(0);
     let (first, second) = (first.json(), second.json());
     assert_eq!(second["written"], 0);
@@ -194,28 +222,43 @@ async fn a_rerun_writes_nothing_and_status_reports_both_runs() {
     assert!(human.stdout.contains("Item types"), "{}", human.stdout);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn faults_on_the_source_side_still_end_exact_with_exit_0() {
-    let sim = simulator(120, |c| c.large_fraction = 0.02).await;
+#[test]
+fn faults_on_the_source_side_still_end_exact_with_exit_0() {
+    let sim = simulator(120, |c| c.large_fraction = 0.02);
     sim.faults()
-        .arm_spec("429x3@1s,503x2,500x1,drop-body:2@4096,corrupt:1,expire-token:1,duplicate-pages:2,bad-json:1")
+        .arm_spec(
+            "429x3@1s,503x2,500x1,drop-body:2@4096,corrupt:1,expire-token:1,expire-cursor:1,\
+             duplicate-pages:2,out-of-order-pages:1,bad-json:1",
+        )
         .unwrap();
     let env = TestEnv::new();
     let archive_root = connector(&env, &sim, &[]);
-    let run = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]).await;
+    let run = sync_with(
+        &env,
+        &["--since", SINCE, "--until", UNTIL, "--json"],
+        &[("WECHAT_ARCHIVER_PAGE_SIZE", "15")],
+    );
     run.assert_code(0);
     let expected = expected_copies(&sim, &in_window(&sim));
     assert_archive_exact(&sim, &read_archive(&archive_root), &expected);
     assert_eq!(run.json()["written"], expected.len());
-    assert!(sim.faults().pending().is_empty(), "faults left unfired: {:?}", sim.faults().pending());
+    assert!(
+        sim.faults().pending().is_empty(),
+        "faults left unfired: {:?}",
+        sim.faults().pending()
+    );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unmapped_items_go_to_the_fallback_mailbox_and_stay_unmapped_in_the_ledger() {
-    let sim = simulator(150, |c| c.unmapped_fraction = 0.1).await;
+#[test]
+fn unmapped_items_go_to_the_fallback_mailbox_and_stay_unmapped_in_the_ledger() {
+    let sim = simulator(150, |c| c.unmapped_fraction = 0.1);
     let env = TestEnv::new();
-    let archive_root = connector(&env, &sim, &["--fallback-mailbox", "wechat-unmapped@contoso.com"]);
-    let run = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]).await;
+    let archive_root = connector(
+        &env,
+        &sim,
+        &["--fallback-mailbox", "wechat-unmapped@contoso.com"],
+    );
+    let run = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
     run.assert_code(0);
     let json = run.json();
     let items = in_window(&sim);
@@ -246,33 +289,43 @@ async fn unmapped_items_go_to_the_fallback_mailbox_and_stay_unmapped_in_the_ledg
         items_by_state.to_string().contains("unmapped"),
         "{items_by_state}"
     );
-    let second = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]).await;
+    let second = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
     second.assert_code(0);
-    assert_eq!(second.json()["written"], 0, "the fallback copy is not written twice");
+    assert_eq!(
+        second.json()["written"],
+        0,
+        "the fallback copy is not written twice"
+    );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn dry_run_lists_what_it_would_write_and_writes_nothing() {
-    let sim = simulator(60, |_| {}).await;
+#[test]
+fn dry_run_lists_what_it_would_write_and_writes_nothing() {
+    let sim = simulator(60, |_| {});
     let env = TestEnv::new();
     let archive_root = connector(&env, &sim, &[]);
-    let run = sync(&env, &["--since", SINCE, "--until", UNTIL, "--dry-run", "--json"]).await;
+    let run = sync(
+        &env,
+        &["--since", SINCE, "--until", UNTIL, "--dry-run", "--json"],
+    );
     run.assert_code(0);
     let json = run.json();
     let expected = expected_copies(&sim, &in_window(&sim));
-    assert_eq!(json["would_write"].as_array().unwrap().len(), expected.len());
+    assert_eq!(
+        json["would_write"].as_array().unwrap().len(),
+        expected.len()
+    );
     assert_eq!(json["written"], 0);
     assert!(read_archive(&archive_root).is_empty());
-    let real = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]).await;
+    let real = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
     assert_eq!(real.json()["written"], expected.len());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn without_since_the_first_run_takes_a_day_and_the_next_continues_from_the_checkpoint() {
-    let sim = simulator(60, |c| *c = c.clone().ending_now()).await;
+#[test]
+fn without_since_the_first_run_takes_a_day_and_the_next_continues_from_the_checkpoint() {
+    let sim = simulator(60, |c| *c = c.clone().ending_now());
     let env = TestEnv::new();
     let archive_root = connector(&env, &sim, &[]);
-    let first = sync(&env, &["--json"]).await;
+    let first = sync(&env, &["--json"]);
     first.assert_code(0);
     let first = first.json();
     let (since, until) = (
@@ -282,8 +335,12 @@ async fn without_since_the_first_run_takes_a_day_and_the_next_continues_from_the
     assert_eq!(until - since, Duration::hours(24));
     assert!((Utc::now() - until).num_seconds().abs() < 120);
     let day = sim.dataset().items_in_window(since, until);
-    assert_archive_exact(&sim, &read_archive(&archive_root), &expected_copies(&sim, &day));
-    let second = sync(&env, &["--json"]).await;
+    assert_archive_exact(
+        &sim,
+        &read_archive(&archive_root),
+        &expected_copies(&sim, &day),
+    );
+    let second = sync(&env, &["--json"]);
     second.assert_code(0);
     let second = second.json();
     assert_eq!(second["written"], 0);
