@@ -39,8 +39,8 @@ async fn run(args: Cli) -> CommandResult {
         home_flag: args.home.clone(),
     };
     match args.command {
+        Command::Login(login) => cli::login::run(&ctx, &login).await,
         Command::Create(_)
-        | Command::Login(_)
         | Command::Map(_)
         | Command::Sync(_)
         | Command::Status(_)

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod error;
+pub mod login;
 
 use std::path::PathBuf;
 
