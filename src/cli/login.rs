@@ -63,6 +63,7 @@ async fn store(
     target: &Target,
     args: &LoginArgs,
 ) -> CommandResult {
+    verify::token_url(&connector.endpoint).map_err(|e| check_error(e, name, connector))?;
     let keyring = OsKeyring::new();
     keyring.probe().map_err(|e| keyring_error(e, name))?;
     let secrets = read_secrets(name, connector, target, args.password_stdin)?;
