@@ -63,9 +63,12 @@ async fn store(
     target: &Target,
     args: &LoginArgs,
 ) -> CommandResult {
-    verify::token_url(&connector.endpoint).map_err(|e| check_error(e, name, connector))?;
+    verify::token_url(&connector.endpoint).map_err(|e| check_error(e, name, connector, true))?;
     let keyring = OsKeyring::new();
-    keyring.probe().map_err(|e| keyring_error(e, name))?;
+    // A locked keyring shows on a read; find out before asking for anything.
+    keyring
+        .get(&SecretKind::TelemessagePassword.account(name))
+        .map_err(|e| keyring_error(e, name))?;
     let secrets = read_secrets(name, connector, target, args.password_stdin)?;
     eprintln!(
         "Checking the password of {} with TeleMessage at {}...",
@@ -77,7 +80,7 @@ async fn store(
         &secrets.telemessage,
     )
     .await
-    .map_err(|e| check_error(e, name, connector))?;
+    .map_err(|e| check_error(e, name, connector, true))?;
     let mut stored = Vec::new();
     for (kind, secret) in secrets.iter() {
         let account = kind.account(name);
@@ -279,22 +282,34 @@ fn read_stdin_lines(name: &str, prompts: &[String]) -> Result<Vec<Secret>, CliEr
     Ok(lines.into_iter().map(Secret::new).collect())
 }
 
-fn check_error(error: CredentialCheckError, name: &str, connector: &ConnectorConfig) -> CliError {
+/// The error for a failed credential check; `login` adds that nothing
+/// was stored, `--status` has nothing to store.
+fn check_error(
+    error: CredentialCheckError,
+    name: &str,
+    connector: &ConnectorConfig,
+    during_login: bool,
+) -> CliError {
     use CredentialCheckError as E;
     let hint = match &error {
         E::Rejected { .. } => format!(
-            "check the password, and the user name '{}' of connector '{name}' (config.toml); nothing was stored",
+            "check the password, and the user name '{}' of connector '{name}' (config.toml)",
             connector.username
         ),
         E::AccountDisabled | E::ProductNotEnabled | E::Forbidden { .. } => {
-            "ask TeleMessage (or your account administrator) to enable the account and its WeChat Archiver product; nothing was stored".to_owned()
+            "ask TeleMessage (or your account administrator) to enable the account and its WeChat Archiver product".to_owned()
         }
         E::BadEndpoint { .. } => {
-            format!("fix `endpoint` of connector '{name}' in config.toml; nothing was stored")
+            format!("fix `endpoint` of connector '{name}' in config.toml")
         }
         E::Unreachable { .. } | E::Unexpected { .. } => {
-            "check the endpoint and the network, then try again; nothing was stored".to_owned()
+            "check the endpoint and the network, then try again".to_owned()
         }
+    };
+    let hint = if during_login {
+        format!("{hint}; nothing was stored")
+    } else {
+        hint
     };
     CliError::failure(error).hint(hint)
 }
@@ -308,7 +323,7 @@ fn keyring_error(error: KeyringError, name: &str) -> CliError {
              (`chmod 600 FILE`; line 1 the TeleMessage password, line 2 the target's secret if any), \
              set {PASSWORD_FILE_ENV}=FILE, and check it with `wechat-archiver login --status --connector {name}`"
         ),
-        KeyringError::Locked(_) => "unlock the keyring (log in to the desktop session, or `gnome-keyring-daemon --unlock`) and try again".to_owned(),
+        KeyringError::Locked(_) => "unlock the keyring, or create a default one if there is none (log in to the desktop session, or `gnome-keyring-daemon --unlock`), and try again".to_owned(),
         KeyringError::Failure(_) => "check the keyring with your desktop's password manager or `secret-tool search service wechat-archiver`, then try again".to_owned(),
     };
     CliError::failure(error).hint(hint)
@@ -534,7 +549,7 @@ fn status_outcome(
             "run `wechat-archiver login --connector {name}` again (user {})",
             connector.username
         ))),
-        Some(Err(e)) => Err(check_error(e, name, connector)),
+        Some(Err(e)) => Err(check_error(e, name, connector, false)),
         _ => Ok(ExitStatus::Ok),
     }
 }

@@ -436,3 +436,34 @@ impl Screen {
         }
     }
 }
+
+/// A Secret Service whose keyring is not unlocked (gnome-keyring started
+/// without a password, on a bus of its own): `login` says so before
+/// sending the password anywhere.
+#[test]
+fn keyring_locked_keyring_is_reported_before_the_password_is_sent() {
+    let server = active_server();
+    let home = TestHome::new("locked", &server.url, MAILDIR);
+    let scratch = tempfile::tempdir().unwrap();
+    let script = format!(
+        "eval \"$(gnome-keyring-daemon --start --components=secrets </dev/null)\" && \
+         printf '%s\\n' \"$PW\" | '{BIN}' --home '{}' login --password-stdin",
+        home.path().display()
+    );
+    let out = std::process::Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", &script])
+        .env("XDG_DATA_HOME", scratch.path())
+        .env("XDG_RUNTIME_DIR", scratch.path())
+        .env("PW", RIGHT)
+        .output()
+        .expect("run dbus-run-session (Debian package dbus)");
+    let ran = finish(out);
+    assert_eq!(ran.code, 1, "{ran}");
+    assert!(
+        ran.stderr
+            .contains("the keyring is locked or refused access"),
+        "{ran}"
+    );
+    assert!(ran.stderr.contains("unlock the keyring"), "{ran}");
+    assert!(server.passwords_seen().is_empty(), "{ran}");
+}
