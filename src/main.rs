@@ -38,7 +38,8 @@ async fn run(args: Cli) -> CommandResult {
         Command::Create(a) => cli::create::run(&ctx, a).await,
         Command::Sync(a) => cli::sync::run(&ctx, a).await,
         Command::Status(a) => cli::status::run(&ctx, a).await,
-        Command::Login(_) | Command::Map(_) | Command::Demo(_) => Err(CliError::failure(
+        Command::Login(a) => cli::login::run(&ctx, a).await,
+        Command::Map(_) | Command::Demo(_) => Err(CliError::failure(
             "this command is not available in this build yet",
         )),
     }

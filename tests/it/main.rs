@@ -2,5 +2,8 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod bad_input;
+mod login;
+mod login_support;
+mod secret_fallbacks;
 mod support;
 mod sync;
