@@ -8,6 +8,7 @@
 pub mod config;
 pub mod content;
 pub mod mailbox;
+pub mod mapping;
 pub mod secrets;
 pub mod telemessage;
 pub mod types;
