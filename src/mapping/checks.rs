@@ -102,3 +102,104 @@ pub async fn check_target(
     }
     Ok(findings)
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::mailbox::{Copy, Written};
+    use crate::telemessage::Item;
+    use crate::types::Mailbox;
+
+    fn table(dir: &tempfile::TempDir, text: &str) -> MappingTable {
+        let path = dir.path().join("m.csv");
+        std::fs::write(&path, text).unwrap();
+        crate::mapping::load(&path, Some("CN")).unwrap()
+    }
+
+    fn user(name: &str, mobile: Option<&str>, email: Option<&str>, status: &str) -> RegisteredUser {
+        RegisteredUser {
+            name: name.into(),
+            mobile: mobile.map(Into::into),
+            email: email.map(Into::into),
+            wechat_id: None,
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn telemessage_check_warns_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(
+            &dir,
+            "mobile,email\n+8613800138000,li.wei@contoso.com\n139 0013 9000,ghost@contoso.com\n",
+        );
+        let users = [
+            user(
+                "Li Wei",
+                Some("+8613800138000"),
+                Some("li.wei@contoso.com"),
+                "active",
+            ),
+            user("Zhang Min", Some("+85291234567"), None, "active"),
+            user("Gone", Some("+8613700137000"), None, "suspended"),
+            user("No phone", None, Some("np@contoso.com"), "active"),
+        ];
+        let findings = check_telemessage(&t, &users);
+        let got: Vec<_> = findings
+            .iter()
+            .map(|f| (f.code, f.line, f.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Code::NotInTelemessage, Some(3), "+8613900139000"),
+                (Code::UnmappedRegisteredUser, None, "+85291234567"),
+            ]
+        );
+        assert!(findings[1].message.contains("Zhang Min"));
+        assert!(
+            findings
+                .iter()
+                .all(|f| f.level == crate::mapping::Level::Warning)
+        );
+    }
+
+    struct OnlyContoso;
+
+    #[async_trait]
+    impl MailboxWriter for OnlyContoso {
+        fn describe(&self) -> String {
+            "imaps://mail.contoso.com:993".into()
+        }
+        async fn is_valid_user(&self, mailbox: &Mailbox) -> Result<bool, WriteError> {
+            Ok(mailbox.key().ends_with("@contoso.com"))
+        }
+        async fn find_existing(
+            &self,
+            _: &Mailbox,
+            _: &Item,
+        ) -> Result<Option<Written>, WriteError> {
+            Ok(None)
+        }
+        async fn write(&self, _: &Mailbox, _: &Copy<'_>) -> Result<Written, WriteError> {
+            Err(WriteError::Target("not in this test".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn target_check_is_an_error_per_unknown_mailbox_at_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = table(
+            &dir,
+            "mobile,email\n+8613800138000,li.wei@contoso.com\n+8613900139000,x@fabrikam.com\n+8613700137000,X@fabrikam.com\n",
+        );
+        let findings = check_target(&t, &OnlyContoso, Some("email")).await.unwrap();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].code, Code::NotATargetUser);
+        assert_eq!(findings[0].line, Some(3));
+        assert_eq!(findings[0].column.as_deref(), Some("email"));
+        assert!(findings[0].message.contains("imaps://mail.contoso.com:993"));
+    }
+}

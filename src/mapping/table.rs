@@ -178,3 +178,50 @@ fn read(
     let file = File::open(path).map_err(failed)?;
     scan(file).map_err(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_with_errors_is_refused_naming_file_line_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.csv");
+        std::fs::write(
+            &path,
+            "mobile,email\n+8613800138000,a@contoso.com\n+8613800138000,b@contoso.com\n",
+        )
+        .unwrap();
+        let err = load(&path, None).unwrap_err().to_string();
+        assert!(err.contains("people.csv:3"), "{err}");
+        assert!(err.contains("map validate"), "{err}");
+    }
+
+    #[test]
+    fn a_good_file_loads_every_number_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.csv");
+        std::fs::write(&path, "mobile;email\n138 0013 8000;Li.Wei@contoso.com\n+852 9123 4567;zm@contoso.com\n+852 9123 4567;zm@contoso.com\n").unwrap();
+        let table = load(&path, Some("cn")).unwrap();
+        assert_eq!(table.len(), 2);
+        let n = E164::parse_canonical("+8613800138000").unwrap();
+        assert_eq!(
+            table.entry(&n).map(|e| (e.mailbox.as_str(), e.line)),
+            Some(("Li.Wei@contoso.com", 2))
+        );
+        assert_eq!(table.default_region().map(|r| r.code()), Some("CN".into()));
+    }
+
+    #[test]
+    fn an_unknown_region_or_missing_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            load(&dir.path().join("none.csv"), None),
+            Err(MappingError::Read { .. })
+        ));
+        assert!(matches!(
+            load(&dir.path().join("none.csv"), Some("XX")),
+            Err(MappingError::Region(_))
+        ));
+    }
+}

@@ -528,3 +528,130 @@ fn record_error(e: RecordError) -> io::Result<Finding> {
         RecordError::Io(e) => return Err(e),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(bytes: &[u8]) -> Report {
+        let options = ValidateOptions {
+            default_region: DefaultRegion::parse("CN").ok(),
+            file_name: "m.csv".into(),
+        };
+        validate_reader(bytes, &options).unwrap()
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<(Option<u64>, &'static str)> {
+        findings.iter().map(|f| (f.line, f.code.as_str())).collect()
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_pass() {
+        let r = check(
+            b"mobile_number,mailbox\n\
+              +8613800138000,li.wei@contoso.com\n\
+              ,a@contoso.com\n\
+              +8613800138001,\n\
+              call me,b@contoso.com\n\
+              +86 138,c@contoso.com\n\
+              +8613800138002,not-an-address\n\
+              +86 138 0013 8000,zhang@contoso.com\n\
+              008613800138000,LI.WEI@contoso.com\n\
+              +8613800138003,d@contoso.com,extra\n",
+        );
+        assert_eq!(
+            codes(r.errors()),
+            [
+                (Some(3), "empty_number"),
+                (Some(4), "empty_mailbox"),
+                (Some(5), "invalid_number"),
+                (Some(6), "impossible_number"),
+                (Some(7), "invalid_mailbox"),
+                (Some(8), "conflicting_number"),
+                (Some(10), "field_count"),
+            ]
+        );
+        assert_eq!(codes(r.warnings()), [(Some(9), "duplicate_row")]);
+        assert_eq!((r.rows(), r.valid(), r.mappings()), (9, 2, 1));
+        let conflict = &r.errors()[5];
+        assert_eq!(conflict.other_line, Some(2));
+        assert!(conflict.message.contains("line 2") && conflict.message.contains("line 8"));
+        assert_eq!(conflict.column.as_deref(), Some("mobile_number"));
+        assert!(!r.is_usable());
+    }
+
+    #[test]
+    fn spreadsheet_dialects_read_the_same() {
+        let variants: [&[u8]; 5] = [
+            b"mobile_number,mailbox\n+8613800138000,li.wei@contoso.com\n",
+            b"\xEF\xBB\xBFMobile;E-mail\r\n+86 138 0013 8000;li.wei@contoso.com\r\n;\r\n",
+            b"Name\tPhone\tUPN\n\"Li, Wei\"\t13800138000\tli.wei@contoso.com\n",
+            b"sep=;\n\"Mobile\";\"E-mail\"\n\"+8613800138000\";\"li.wei@contoso.com\"\n",
+            b"User's mobile Number,Microsoft 365 mailbox address,Notes\n+8613800138000,li.wei@contoso.com,\"two\nlines, quoted\"\n",
+        ];
+        for bytes in variants {
+            let r = check(bytes);
+            let text = String::from_utf8_lossy(bytes);
+            assert!(r.is_usable(), "{text}: {:?}", r.errors());
+            assert_eq!((r.rows(), r.valid(), r.mappings()), (1, 1, 1), "{text}");
+        }
+        assert_eq!(check(variants[1]).dialect().encoding, "utf-8-bom");
+        assert_eq!(check(variants[2]).dialect().delimiter, "tab");
+    }
+
+    #[test]
+    fn gb18030_and_utf16_are_refused_with_how_to_resave() {
+        let mut gb = b"mobile,email,name\n+8613800138000,li.wei@contoso.com,".to_vec();
+        gb.extend_from_slice(&[0xC0, 0xEE, 0xCE, 0xB0, b'\n']);
+        let r = check(&gb);
+        assert_eq!(codes(r.errors()), [(Some(2), "not_utf8")]);
+        assert!(r.errors()[0].message.contains("GB18030"));
+        assert!(r.errors()[0].message.contains("CSV UTF-8"));
+
+        let utf16: Vec<u8> = "\u{feff}mobile\tmailbox\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let r = check(&utf16);
+        assert_eq!(codes(r.errors()), [(Some(1), "not_utf8")]);
+        assert!(r.errors()[0].message.contains("UTF-16"));
+    }
+
+    #[test]
+    fn a_header_without_the_columns_names_what_it_found() {
+        let r = check(b"Name;Cell phone number;Address\nLi;+8613800138000;x\n");
+        assert_eq!(codes(r.errors()), [(Some(1), "missing_column")]);
+        let m = &r.errors()[0].message;
+        assert!(
+            m.contains("\"Name\", \"Cell phone number\", \"Address\""),
+            "{m}"
+        );
+        assert!(m.contains("semicolon"), "{m}");
+
+        let r = check(b"+8613800138000,li.wei@contoso.com\n");
+        assert!(r.errors()[0].message.contains("looks like data"));
+
+        let r = check(b"");
+        assert_eq!(codes(r.errors()), [(Some(1), "missing_column")]);
+        assert!(r.errors()[0].message.contains("empty"));
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_at_the_line_it_opens() {
+        let r = check(b"mobile,email\n+8613800138000,li.wei@contoso.com\n\"+8613800138001,x@contoso.com\n+8613800138002,y@contoso.com\n");
+        assert_eq!(codes(r.errors()), [(Some(3), "unclosed_quote")]);
+        assert_eq!((r.rows(), r.valid()), (1, 1));
+    }
+
+    #[test]
+    fn a_national_number_without_a_region_is_an_error_that_says_what_to_do() {
+        let options = ValidateOptions::default();
+        let r = validate_reader(
+            &b"mobile,email\n13800138000,li.wei@contoso.com\n"[..],
+            &options,
+        )
+        .unwrap();
+        assert_eq!(codes(r.errors()), [(Some(2), "impossible_number")]);
+        assert!(r.errors()[0].message.contains("--default-region"));
+    }
+}
