@@ -7,9 +7,14 @@
 
 pub mod config;
 pub mod content;
+pub mod ledger;
+pub mod faultpoint;
+pub mod lock;
 pub mod mailbox;
 pub mod mapping;
+pub mod runlog;
 pub mod secrets;
+pub mod sync;
 pub mod telemessage;
 pub mod types;
 

@@ -33,21 +33,14 @@ fn main() -> ExitCode {
 
 async fn run(args: Cli) -> CommandResult {
     let home = Home::locate(args.home.as_deref())?;
-    let ctx = Context {
-        home,
-        verbose: args.verbose,
-        home_flag: args.home.clone(),
-    };
-    match args.command {
-        Command::Create(_)
-        | Command::Login(_)
-        | Command::Map(_)
-        | Command::Sync(_)
-        | Command::Status(_)
-        | Command::Demo(_) => {
-            let _ = &ctx;
-            Err(CliError::failure("not wired yet"))
-        }
+    let ctx = Context { home };
+    match &args.command {
+        Command::Create(a) => cli::create::run(&ctx, a).await,
+        Command::Sync(a) => cli::sync::run(&ctx, a).await,
+        Command::Status(a) => cli::status::run(&ctx, a).await,
+        Command::Login(_) | Command::Map(_) | Command::Demo(_) => Err(CliError::failure(
+            "this command is not available in this build yet",
+        )),
     }
 }
 

@@ -2,21 +2,22 @@
 //! library and presents the result (tables, JSON, exit status).
 
 pub mod args;
+#[cfg(test)]
+mod assets;
+pub mod create;
 pub mod error;
-
-use std::path::PathBuf;
+pub mod progress;
+pub mod status;
+pub mod sync;
 
 use wechat_archiver::config::Home;
 
 pub use error::{CliError, ExitStatus};
 
-/// What every command gets: where the home is and how chatty to be.
+/// What every command gets: where the home is.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub home: Home,
-    pub verbose: u8,
-    /// The `--home` given on the command line, if any (for messages).
-    pub home_flag: Option<PathBuf>,
 }
 
 /// The result of a command that ran to its end.

@@ -1,6 +1,10 @@
-//! The TeleMessage archive API: its data model, a client, and (in
-//! [`crate::simulator`]) a server that plays it for tests and the demo.
+//! The TeleMessage archive API: its data model and a client. The
+//! simulator that plays the API for tests and the demo is
+//! [`crate::simulator`].
 
+pub mod client;
 pub mod model;
+pub mod retry;
 
+pub use client::{Client, ClientError, ClientOptions, Listing};
 pub use model::{Item, ItemType, Participant, Platform};

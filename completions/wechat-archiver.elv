@@ -1,0 +1,158 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[wechat-archiver] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'wechat-archiver'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'wechat-archiver'= {
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Set up a connector: a TeleMessage account, a target, mapping rules'
+            cand login 'Store the connector''s passwords in the OS keyring'
+            cand map 'Work with user-mapping CSV files'
+            cand sync 'Copy newly archived items into the mapped mailboxes'
+            cand status 'Show connectors, their last runs and what was written where'
+            cand demo 'Run the bundled simulator and sync it into a local Maildir'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wechat-archiver;create'= {
+            cand --endpoint 'TeleMessage API base URL (https://, or http:// to loopback only)'
+            cand --username 'TeleMessage administrator user name'
+            cand --target 'maildir:DIR, imap://HOST:PORT, imaps://HOST:PORT or graph:TENANT_ID'
+            cand --mapping 'Custom user-mapping CSV (mobile number to mailbox)'
+            cand --default-region 'Region for numbers written without a country code (ISO 3166, e.g. CN)'
+            cand --folder 'Archive folder in each mailbox'
+            cand --fallback-mailbox 'Mailbox that receives items with no mapped participant'
+            cand --target-user 'Admin user for IMAP targets (writes into every user''s mailbox)'
+            cand --client-id 'Application (client) id for Graph targets'
+            cand --cloud 'National cloud for Graph targets'
+            cand --graph-endpoint 'Graph service root override (a proxy, or a test server on loopback)'
+            cand --login-endpoint 'Login authority root override'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --no-auto-mapping 'Do not map participants by the e-mail address TeleMessage holds'
+            cand --accept-terms 'Accept the TeleMessage terms of service without asking'
+            cand --json 'Print the result as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'wechat-archiver;login'= {
+            cand --connector 'Connector to log in (may be left out when there is only one)'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --password-stdin 'Read the secrets from standard input, one per line'
+            cand --status 'Say where each secret comes from, without showing it'
+            cand --forget 'Remove the connector''s secrets from the keyring'
+            cand --json 'Print the result as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;map'= {
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand validate 'Check a mapping CSV before using it; exit 3 when it is not usable'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wechat-archiver;map;validate'= {
+            cand --connector 'Connector whose settings (region, target, account) apply'
+            cand --default-region 'Region for numbers written without a country code (overrides the connector''s)'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --check-telemessage 'Warn about numbers TeleMessage does not know, and users with no mapping'
+            cand --check-target 'Check that every mailbox is a valid user of the connector''s target'
+            cand --json 'Print the report as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;map;help'= {
+            cand validate 'Check a mapping CSV before using it; exit 3 when it is not usable'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wechat-archiver;map;help;validate'= {
+        }
+        &'wechat-archiver;map;help;help'= {
+        }
+        &'wechat-archiver;sync'= {
+            cand --connector 'Connector to run (may be left out when there is only one)'
+            cand --since 'Start of the window: a duration back from now (24h, 90m, 7d) or an RFC 3339 time [default: the connector''s checkpoint, or 24h]'
+            cand --until 'End of the window, same forms as --since [default: now]'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --dry-run 'List what would be written, write nothing'
+            cand --json 'Print the run''s figures as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;status'= {
+            cand --connector 'Only this connector'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --json 'Print as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;demo'= {
+            cand --dir 'Where to put the demo''s home and archive'
+            cand --items 'How many items the simulator generates'
+            cand --seed 'Seed for the generated data'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;help'= {
+            cand create 'Set up a connector: a TeleMessage account, a target, mapping rules'
+            cand login 'Store the connector''s passwords in the OS keyring'
+            cand map 'Work with user-mapping CSV files'
+            cand sync 'Copy newly archived items into the mapped mailboxes'
+            cand status 'Show connectors, their last runs and what was written where'
+            cand demo 'Run the bundled simulator and sync it into a local Maildir'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wechat-archiver;help;create'= {
+        }
+        &'wechat-archiver;help;login'= {
+        }
+        &'wechat-archiver;help;map'= {
+            cand validate 'Check a mapping CSV before using it; exit 3 when it is not usable'
+        }
+        &'wechat-archiver;help;map;validate'= {
+        }
+        &'wechat-archiver;help;sync'= {
+        }
+        &'wechat-archiver;help;status'= {
+        }
+        &'wechat-archiver;help;demo'= {
+        }
+        &'wechat-archiver;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,108 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_wechat_archiver_global_optspecs
+    string join \n home= v/verbose h/help V/version
+end
+
+function __fish_wechat_archiver_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_wechat_archiver_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_wechat_archiver_using_subcommand
+    set -l cmd (__fish_wechat_archiver_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -s V -l version -d 'Print version'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "create" -d 'Set up a connector: a TeleMessage account, a target, mapping rules'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "login" -d 'Store the connector\'s passwords in the OS keyring'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "map" -d 'Work with user-mapping CSV files'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "status" -d 'Show connectors, their last runs and what was written where'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l endpoint -d 'TeleMessage API base URL (https://, or http:// to loopback only)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l username -d 'TeleMessage administrator user name' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l target -d 'maildir:DIR, imap://HOST:PORT, imaps://HOST:PORT or graph:TENANT_ID' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l mapping -d 'Custom user-mapping CSV (mobile number to mailbox)' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l default-region -d 'Region for numbers written without a country code (ISO 3166, e.g. CN)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l folder -d 'Archive folder in each mailbox' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l fallback-mailbox -d 'Mailbox that receives items with no mapped participant' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l target-user -d 'Admin user for IMAP targets (writes into every user\'s mailbox)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l client-id -d 'Application (client) id for Graph targets' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l cloud -d 'National cloud for Graph targets' -r -f -a "global\t'Worldwide Microsoft 365 (also GCC)'
+usgov\t'GCC High (graph.microsoft.us)'
+usgov-dod\t'DoD (dod-graph.microsoft.us)'
+china\t'Microsoft 365 operated by 21Vianet'"
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l graph-endpoint -d 'Graph service root override (a proxy, or a test server on loopback)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l login-endpoint -d 'Login authority root override' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l no-auto-mapping -d 'Do not map participants by the e-mail address TeleMessage holds'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l accept-terms -d 'Accept the TeleMessage terms of service without asking'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l json -d 'Print the result as JSON'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -l connector -d 'Connector to log in (may be left out when there is only one)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -l password-stdin -d 'Read the secrets from standard input, one per line'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -l status -d 'Say where each secret comes from, without showing it'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -l forget -d 'Remove the connector\'s secrets from the keyring'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -l json -d 'Print the result as JSON'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand login" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and not __fish_seen_subcommand_from validate help" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and not __fish_seen_subcommand_from validate help" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and not __fish_seen_subcommand_from validate help" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and not __fish_seen_subcommand_from validate help" -f -a "validate" -d 'Check a mapping CSV before using it; exit 3 when it is not usable'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and not __fish_seen_subcommand_from validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -l connector -d 'Connector whose settings (region, target, account) apply' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -l default-region -d 'Region for numbers written without a country code (overrides the connector\'s)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -l check-telemessage -d 'Warn about numbers TeleMessage does not know, and users with no mapping'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -l check-target -d 'Check that every mailbox is a valid user of the connector\'s target'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -l json -d 'Print the report as JSON'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a mapping CSV before using it; exit 3 when it is not usable'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l connector -d 'Connector to run (may be left out when there is only one)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l since -d 'Start of the window: a duration back from now (24h, 90m, 7d) or an RFC 3339 time [default: the connector\'s checkpoint, or 24h]' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l until -d 'End of the window, same forms as --since [default: now]' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l dry-run -d 'List what would be written, write nothing'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l json -d 'Print the run\'s figures as JSON'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l connector -d 'Only this connector' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l json -d 'Print as JSON'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l dir -d 'Where to put the demo\'s home and archive' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l items -d 'How many items the simulator generates' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l seed -d 'Seed for the generated data' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "create" -d 'Set up a connector: a TeleMessage account, a target, mapping rules'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "login" -d 'Store the connector\'s passwords in the OS keyring'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "map" -d 'Work with user-mapping CSV files'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "status" -d 'Show connectors, their last runs and what was written where'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "validate" -d 'Check a mapping CSV before using it; exit 3 when it is not usable'

@@ -1,0 +1,202 @@
+//! `wechat-archiver create`: the reference product's set-up wizard as a
+//! command. Asks for what is missing on a terminal; fails in a script.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use wechat_archiver::config::{Cloud, ConnectorConfig, validate_connector_name};
+use wechat_archiver::mailbox::Target;
+use wechat_archiver::mailbox::maildir::MaildirWriter;
+use wechat_archiver::telemessage::client::check_endpoint;
+use wechat_archiver::types::Mailbox;
+
+use super::args::{CloudArg, CreateArgs};
+use super::{CliError, CommandResult, Context, ExitStatus, print_json};
+
+const TERMS: &str = "\
+TeleMessage terms of service
+  wechat-archiver copies your organisation's WeChat and WeCom traffic, as
+  captured by TeleMessage, into employees' mailboxes. You confirm that your
+  organisation has a TeleMessage WeChat Archiver subscription, that you are
+  authorised to archive this traffic, and that employees have been informed
+  as your jurisdiction requires.";
+
+pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
+    let interactive = std::io::stdin().is_terminal();
+    let name = required(args.name.clone(), "NAME", "connector name", interactive)?;
+    validate_connector_name(&name)?;
+    let mut config = ctx.home.load()?;
+    if config.connectors.contains_key(&name) {
+        return Err(
+            CliError::failure(format!("a connector named '{name}' already exists"))
+                .hint("choose another name, or remove it from config.toml under the home"),
+        );
+    }
+    let endpoint = required(
+        args.endpoint.clone(),
+        "--endpoint",
+        "TeleMessage API URL",
+        interactive,
+    )?;
+    check_endpoint(&endpoint).map_err(|e| {
+        CliError::usage(&e)
+            .hint("use https://HOST (plain http:// is allowed only to 127.0.0.1 or localhost)")
+    })?;
+    let username = required(
+        args.username.clone(),
+        "--username",
+        "TeleMessage user name",
+        interactive,
+    )?;
+    let target_text = required(
+        args.target.clone(),
+        "--target",
+        "target (maildir:DIR, imap://HOST:PORT, imaps://HOST:PORT, graph:TENANT)",
+        interactive,
+    )?;
+    let target: Target = target_text.parse().map_err(|e| CliError::usage(&e))?;
+    check_target_options(&target, args)?;
+    let target_text = absolute_target(target);
+    let fallback_mailbox = args
+        .fallback_mailbox
+        .as_deref()
+        .map(Mailbox::parse)
+        .transpose()
+        .map_err(|e| CliError::usage(format!("--fallback-mailbox: {e}")))?;
+    if let Some(path) = &args.mapping {
+        if !path.is_file() {
+            return Err(CliError::usage(format!(
+                "--mapping: {} is not a readable file",
+                path.display()
+            )));
+        }
+    }
+    accept_terms(args.accept_terms, interactive)?;
+    let connector = ConnectorConfig {
+        endpoint,
+        username,
+        target: target_text,
+        mapping: args
+            .mapping
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or(p.clone())),
+        auto_mapping: !args.no_auto_mapping,
+        default_region: args.default_region.as_ref().map(|r| r.to_uppercase()),
+        folder: args.folder.clone(),
+        fallback_mailbox,
+        target_user: args.target_user.clone(),
+        client_id: args.client_id.clone(),
+        cloud: cloud(args.cloud),
+        graph_endpoint: args.graph_endpoint.clone(),
+        login_endpoint: args.login_endpoint.clone(),
+        terms_accepted_at: chrono::Utc::now().to_rfc3339(),
+    };
+    config.connectors.insert(name.clone(), connector.clone());
+    ctx.home.save(&config)?;
+    if args.json {
+        print_json(&serde_json::json!({"name": name, "connector": connector}))?;
+    } else {
+        println!(
+            "Created connector '{name}' in {}.\nNext: `wechat-archiver login --connector {name}` to store the password, then `wechat-archiver sync --connector {name}`.",
+            ctx.home.config_file().display()
+        );
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn cloud(arg: CloudArg) -> Cloud {
+    match arg {
+        CloudArg::Global => Cloud::Global,
+        CloudArg::Usgov => Cloud::Usgov,
+        CloudArg::UsgovDod => Cloud::UsgovDod,
+        CloudArg::China => Cloud::China,
+    }
+}
+
+/// Stores a Maildir root as an absolute path, so cron's working directory
+/// does not matter.
+fn absolute_target(target: Target) -> String {
+    match target {
+        Target::Maildir { root } => Target::Maildir {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
+        .to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn check_target_options(target: &Target, args: &CreateArgs) -> Result<(), CliError> {
+    match target {
+        Target::Maildir { root } => {
+            MaildirWriter::new(root, &args.folder).map_err(|e| CliError::usage(&e))?;
+        }
+        Target::Imap { tls, host, .. } => {
+            if args.target_user.is_none() {
+                return Err(CliError::usage("an IMAP target needs --target-user ADMIN"));
+            }
+            if !tls && !wechat_archiver::mailbox::target::is_loopback_host(host) {
+                return Err(CliError::usage(format!(
+                    "imap:// to {host} would send passwords in clear text"
+                ))
+                .hint("use imaps://HOST:993; plain imap:// is allowed only to loopback"));
+            }
+        }
+        Target::Graph { .. } => {
+            if args.client_id.is_none() {
+                return Err(CliError::usage("a Graph target needs --client-id ID"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn accept_terms(accepted: bool, interactive: bool) -> Result<(), CliError> {
+    if accepted {
+        return Ok(());
+    }
+    if !interactive {
+        return Err(CliError::usage("the TeleMessage terms of service were not accepted")
+            .hint("read them (`wechat-archiver create` on a terminal shows them) and pass --accept-terms"));
+    }
+    eprintln!("{TERMS}");
+    let answer = ask("Accept the terms? [y/N]")?;
+    if matches!(answer.to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::failure(
+            "the terms were not accepted; nothing was created",
+        ))
+    }
+}
+
+/// A value from the flag, else asked for on a terminal, else an error
+/// naming the flag.
+fn required(
+    value: Option<String>,
+    flag: &str,
+    label: &str,
+    interactive: bool,
+) -> Result<String, CliError> {
+    if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+        return Ok(v);
+    }
+    if !interactive {
+        return Err(CliError::usage(format!("{flag} is missing ({label})"))
+            .hint("see `wechat-archiver create --help`"));
+    }
+    let answer = ask(&format!("{label}:"))?;
+    if answer.is_empty() {
+        return Err(CliError::usage(format!("{flag} is missing ({label})")));
+    }
+    Ok(answer)
+}
+
+fn ask(prompt: &str) -> Result<String, CliError> {
+    eprint!("{prompt} ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::failure(format!("cannot read the answer: {e}")))?;
+    Ok(line.trim().to_owned())
+}

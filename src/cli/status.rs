@@ -1,0 +1,174 @@
+//! `wechat-archiver status`: connectors, their last runs, and what was
+//! written where.
+
+use chrono::{DateTime, Utc};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+use wechat_archiver::config::ConnectorConfig;
+use wechat_archiver::ledger::{Ledger, RunRecord, Total};
+use wechat_archiver::sync::setup;
+
+use super::args::StatusArgs;
+use super::progress::human_bytes;
+use super::{CliError, CommandResult, Context, ExitStatus, print_json};
+
+/// A connector is flagged when its last successful run is older than this.
+const STALE_AFTER_HOURS: i64 = 26;
+
+#[derive(Debug, Serialize)]
+struct ConnectorStatus {
+    name: String,
+    endpoint: String,
+    target: String,
+    checkpoint: Option<String>,
+    last_success: Option<String>,
+    /// No successful run in the last 26 hours (or never).
+    stale: bool,
+    last_run: Option<RunRecord>,
+    runs: Vec<RunRecord>,
+    mailboxes: Vec<Total>,
+    types: Vec<Total>,
+    items: Vec<(String, u64)>,
+    problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+struct Problem {
+    item_id: String,
+    state: String,
+    reason: Option<String>,
+}
+
+pub async fn run(ctx: &Context, args: &StatusArgs) -> CommandResult {
+    let config = ctx.home.load()?;
+    let names: Vec<String> = match &args.connector {
+        Some(name) => vec![config.connector(Some(name))?.0],
+        None => config.connectors.keys().cloned().collect(),
+    };
+    let ledger = setup::ledger(&ctx.home).map_err(|e| CliError::failure(&e))?;
+    let mut statuses = Vec::new();
+    for name in names {
+        let connector = &config.connectors[&name];
+        statuses.push(collect(&ledger, &name, connector).map_err(|e| CliError::failure(&e))?);
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "connectors": statuses }))?;
+    } else if statuses.is_empty() {
+        println!("No connector is set up yet. Create one with `wechat-archiver create`.");
+    } else {
+        for status in &statuses {
+            print_status(status);
+        }
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn collect(
+    ledger: &Ledger,
+    name: &str,
+    connector: &ConnectorConfig,
+) -> Result<ConnectorStatus, wechat_archiver::ledger::LedgerError> {
+    let runs = ledger.last_runs(name, 5)?;
+    let last_success = ledger.last_success(name)?;
+    let stale = last_success
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_none_or(|t| {
+            Utc::now() - t.with_timezone(&Utc) > chrono::Duration::hours(STALE_AFTER_HOURS)
+        });
+    Ok(ConnectorStatus {
+        name: name.to_owned(),
+        endpoint: connector.endpoint.clone(),
+        target: connector.target.clone(),
+        checkpoint: ledger.checkpoint(name)?.map(|c| c.to_rfc3339()),
+        last_success,
+        stale,
+        last_run: runs.first().cloned(),
+        runs,
+        mailboxes: ledger.mailbox_totals(name)?,
+        types: ledger.type_totals(name)?,
+        items: ledger.item_counts(name)?,
+        problems: ledger
+            .problem_items(name, 20)?
+            .into_iter()
+            .map(|(item_id, state, reason)| Problem {
+                item_id,
+                state,
+                reason,
+            })
+            .collect(),
+    })
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(header.to_vec());
+    t
+}
+
+fn print_status(s: &ConnectorStatus) {
+    println!("Connector {}  ({} -> {})", s.name, s.endpoint, s.target);
+    println!(
+        "  checkpoint: {}   last successful run: {}",
+        s.checkpoint.as_deref().unwrap_or("none yet"),
+        s.last_success.as_deref().unwrap_or("never")
+    );
+    if s.stale {
+        println!(
+            "  WARNING: no successful sync in the last {STALE_AFTER_HOURS} hours; check cron and the log"
+        );
+    }
+    let mut runs = table(&[
+        "run", "started", "outcome", "listed", "written", "already", "unmapped", "failed", "bytes",
+    ]);
+    for r in &s.runs {
+        let outcome = if r.dry_run {
+            format!("{:?} (dry run)", r.outcome).to_lowercase()
+        } else {
+            format!("{:?}", r.outcome).to_lowercase()
+        };
+        runs.add_row([
+            r.id.to_string(),
+            r.started_at.clone(),
+            outcome,
+            r.figures.listed.to_string(),
+            r.figures.written.to_string(),
+            r.figures.already_archived.to_string(),
+            r.figures.unmapped.to_string(),
+            r.figures.failed.to_string(),
+            human_bytes(r.figures.bytes_written),
+        ]);
+    }
+    println!("Last runs\n{runs}");
+    print_totals("Mailboxes", "mailbox", &s.mailboxes);
+    print_totals("Item types", "type", &s.types);
+    if !s.items.is_empty() {
+        let counts: Vec<String> = s.items.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!("Items: {}", counts.join(", "));
+    }
+    for p in &s.problems {
+        println!(
+            "  {} {}: {}",
+            p.state,
+            p.item_id,
+            p.reason.as_deref().unwrap_or("")
+        );
+    }
+    println!();
+}
+
+fn print_totals(title: &str, key: &str, totals: &[Total]) {
+    if totals.is_empty() {
+        return;
+    }
+    let mut t = table(&[key, "copies", "bytes"]);
+    for total in totals {
+        t.add_row([
+            total.key.clone(),
+            total.copies.to_string(),
+            human_bytes(total.bytes),
+        ]);
+    }
+    println!("{title}\n{t}");
+}

@@ -1,0 +1,228 @@
+//! `wechat-archiver sync`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use chrono::Utc;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use wechat_archiver::config::ConnectorConfig;
+use wechat_archiver::lock::{ConnectorLock, LockError};
+use wechat_archiver::runlog::RunLog;
+use wechat_archiver::secrets::{self, ConnectorSecrets};
+use wechat_archiver::sync::window::{self, WindowError};
+use wechat_archiver::sync::{Engine, SyncError, SyncPlan, SyncReport, setup};
+
+use super::args::SyncArgs;
+use super::progress::{Bar, human_bytes};
+use super::{CliError, CommandResult, Context, ExitStatus, print_json};
+
+/// Items processed at once.
+const CONCURRENCY: usize = 16;
+
+pub async fn run(ctx: &Context, args: &SyncArgs) -> CommandResult {
+    let config = ctx.home.load()?;
+    let (name, connector) = config.connector(args.connector.as_deref())?;
+    let _lock = ConnectorLock::acquire(&ctx.home.lock_file(&name), &name).map_err(lock_error)?;
+    let secrets = secrets::load(&name).map_err(|e| {
+        CliError::failure(&e).hint(format!(
+            "run `wechat-archiver login --connector {name}` once; under cron, use WECHAT_ARCHIVER_PASSWORD_FILE"
+        ))
+    })?;
+    let log = RunLog::new(&ctx.home.log_dir());
+    let report = match sync_connector(ctx, &name, connector, &secrets, args).await {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = log.record_error(&name, &e.message);
+            return Err(e);
+        }
+    };
+    if let Err(e) = log.record_run(&report) {
+        tracing::warn!("cannot write the log {}: {e}", log.path().display());
+    }
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_summary(&report);
+    }
+    Ok(if report.failed > 0 {
+        ExitStatus::Incomplete
+    } else {
+        ExitStatus::Ok
+    })
+}
+
+/// Builds the engine for a connector and runs one sync with the flags.
+pub async fn sync_connector(
+    ctx: &Context,
+    name: &str,
+    connector: &ConnectorConfig,
+    secrets: &ConnectorSecrets,
+    args: &SyncArgs,
+) -> Result<SyncReport, CliError> {
+    let now = Utc::now();
+    let since = parse_when(args.since.as_deref(), now, "--since")?;
+    let until = parse_when(args.until.as_deref(), now, "--until")?;
+    let ledger = setup::ledger(&ctx.home).map_err(setup_error)?;
+    let checkpoint = ledger.checkpoint(name).map_err(|e| CliError::failure(&e))?;
+    let (since, until) =
+        window::choose(since, until, checkpoint, now).map_err(|e| CliError::usage(&e))?;
+    let engine = Engine {
+        client: setup::client(connector, secrets).map_err(|e| {
+            CliError::failure(&e).hint("fix the endpoint with `create`, or edit config.toml")
+        })?,
+        writer: setup::writer(name, connector, secrets)
+            .await
+            .map_err(setup_error)?,
+        resolver: setup::resolver(connector).map_err(|e| {
+            CliError::failure(&e)
+                .hint("check the mapping file with `wechat-archiver map validate FILE`")
+        })?,
+        ledger,
+        progress: None,
+    };
+    let bar = (!args.json && std::io::stderr().is_terminal()).then(|| Arc::new(Bar::new()));
+    let engine = Engine {
+        progress: bar
+            .clone()
+            .map(|b| b as Arc<dyn wechat_archiver::sync::Progress>),
+        ..engine
+    };
+    let plan = SyncPlan {
+        connector: name.to_owned(),
+        since,
+        until,
+        dry_run: args.dry_run,
+        concurrency: CONCURRENCY,
+        fallback_mailbox: connector.fallback_mailbox.clone(),
+        spool_dir: ctx.home.spool_dir(),
+        advance_checkpoint: checkpoint.is_none_or(|c| since <= c),
+    };
+    let result = engine.run(&plan).await;
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    result.map_err(|e| sync_error(e, &connector.endpoint))
+}
+
+fn parse_when(
+    value: Option<&str>,
+    now: chrono::DateTime<Utc>,
+    flag: &str,
+) -> Result<Option<chrono::DateTime<Utc>>, CliError> {
+    value
+        .map(|v| window::parse_when(v, now))
+        .transpose()
+        .map_err(|e: WindowError| {
+            CliError::usage(format!("{flag}: {e}")).hint(format!("for example {flag} 24h"))
+        })
+}
+
+fn lock_error(e: LockError) -> CliError {
+    match e {
+        LockError::Held { .. } => CliError::new(ExitStatus::Locked, &e)
+            .hint("wait for it to finish; a lock left by a killed run is released by the system"),
+        LockError::Io { .. } => {
+            CliError::failure(&e).hint("check that the home directory is writable (see --home)")
+        }
+    }
+}
+
+fn setup_error(e: setup::SetupError) -> CliError {
+    use setup::SetupError as E;
+    let hint = match &e {
+        E::Target { .. } | E::TargetConfig { .. } => {
+            "re-create the connector with a valid --target (see `wechat-archiver create --help`)"
+        }
+        E::TargetUnusable(_) => {
+            "make the target reachable and writable (permissions, disk space, server), then run sync again"
+        }
+        E::Client(_) => "fix the endpoint in the connector's configuration",
+        E::Mapping(_) => "check the mapping file with `wechat-archiver map validate FILE`",
+        E::Ledger(_) | E::Home(_) => "check that the home directory is writable (see --home)",
+    };
+    CliError::failure(&e).hint(hint)
+}
+
+fn sync_error(e: SyncError, endpoint: &str) -> CliError {
+    use wechat_archiver::telemessage::ClientError as C;
+    let hint = match &e {
+        SyncError::Source(C::InvalidCredentials) => {
+            "run `wechat-archiver login` again with the current TeleMessage password".to_owned()
+        }
+        SyncError::Source(C::Forbidden { .. }) => {
+            "ask TeleMessage to enable the account and its WeChat Archiver product".to_owned()
+        }
+        SyncError::Source(_) => format!(
+            "check that {endpoint} is reachable from this machine; nothing is lost, the next run picks up where this one stopped"
+        ),
+        SyncError::Ledger(_) => "check the disk and permissions of the home directory".to_owned(),
+        SyncError::Target { .. } => "make the target reachable and run sync again".to_owned(),
+    };
+    CliError::failure(&e).hint(hint)
+}
+
+fn print_summary(report: &SyncReport) {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["mailbox", "written", "already archived", "failed", "bytes"]);
+    for (mailbox, m) in &report.mailboxes {
+        table.add_row([
+            mailbox.clone(),
+            m.written.to_string(),
+            m.already_archived.to_string(),
+            m.failed.to_string(),
+            human_bytes(m.bytes_written),
+        ]);
+    }
+    let verb = if report.dry_run {
+        "would write"
+    } else {
+        "written"
+    };
+    if !report.mailboxes.is_empty() {
+        println!("{table}");
+    }
+    println!(
+        "{}: {} listed, {} copies {verb} ({}), {} already archived, {} unmapped, {} failed, in {:.1} s [{} .. {})",
+        report.connector,
+        report.listed,
+        if report.dry_run {
+            report.would_write.len() as u64
+        } else {
+            report.written
+        },
+        human_bytes(report.bytes_written),
+        report.already_archived,
+        report.unmapped,
+        report.failed,
+        report.duration_ms as f64 / 1000.0,
+        report.since,
+        report.until
+    );
+    for planned in &report.would_write {
+        println!(
+            "would write {} ({}, {}) into {}",
+            planned.item_id,
+            planned.item_type,
+            human_bytes(planned.size),
+            planned.mailbox
+        );
+    }
+    for f in report.failures.iter().take(20) {
+        let into = f
+            .mailbox
+            .as_deref()
+            .map(|m| format!(" into {m}"))
+            .unwrap_or_default();
+        eprintln!("failed: item {}{into}: {}", f.item_id, f.reason);
+    }
+    if report.failures.len() > 20 {
+        eprintln!(
+            "... and {} more failures (see `wechat-archiver status`)",
+            report.failures.len() - 20
+        );
+    }
+    if report.failed > 0 {
+        eprintln!("Hint: the failed items are kept in the ledger; the next sync retries them.");
+    }
+}

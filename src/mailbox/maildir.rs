@@ -1,0 +1,350 @@
+//! The Maildir target (`maildir:DIR`): `DIR/<mailbox>/` is a Maildir++
+//! root in Dovecot's layout and the archive folder is its subfolder
+//! `.<folder>/`. Each copy is written to `tmp/`, fsynced, and renamed into
+//! `cur/` as a seen message, so a reader never sees half a message.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use base64::Engine;
+
+use super::{Copy, MailboxWriter, WriteError, Written};
+use crate::content::Content;
+use crate::faultpoint;
+use crate::telemessage::Item;
+use crate::types::Mailbox;
+
+/// Writes copies into a tree of Maildir++ mailboxes.
+pub struct MaildirWriter {
+    root: PathBuf,
+    folder_dir: String,
+    hostname: String,
+    sequence: AtomicU64,
+    /// Mailboxes whose folders exist (checked once per run).
+    prepared: Mutex<HashMap<String, ()>>,
+    /// Per mailbox, after a crash: item tag to file name of copies on disk.
+    on_disk: Mutex<HashMap<String, HashMap<String, String>>>,
+}
+
+/// Why a folder name cannot be used with Maildir++.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "folder name {0:?} cannot be used in a Maildir++ tree: it must be non-empty and contain no '.', '/' or control characters"
+)]
+pub struct InvalidFolderName(pub String);
+
+impl MaildirWriter {
+    pub fn new(root: &Path, folder: &str) -> Result<MaildirWriter, InvalidFolderName> {
+        Ok(MaildirWriter {
+            root: root.to_path_buf(),
+            folder_dir: format!(".{}", maildir_folder_name(folder)?),
+            hostname: safe_hostname(),
+            sequence: AtomicU64::new(0),
+            prepared: Mutex::new(HashMap::new()),
+            on_disk: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Checks that the archive root exists or can be created and written,
+    /// so a bad target fails before anything is downloaded.
+    pub fn check_root(&self) -> Result<(), WriteError> {
+        let fail = |e: io::Error| {
+            WriteError::Target(format!(
+                "the archive directory {} is not usable: {e}",
+                self.root.display()
+            ))
+        };
+        fs::create_dir_all(&self.root).map_err(fail)?;
+        let probe = self
+            .root
+            .join(format!(".write-test-{}", std::process::id()));
+        File::create(&probe).map_err(fail)?;
+        fs::remove_file(&probe).map_err(fail)
+    }
+
+    /// The archive folder of a mailbox.
+    pub fn folder_path(&self, mailbox: &Mailbox) -> PathBuf {
+        self.root.join(mailbox.dir_name()).join(&self.folder_dir)
+    }
+
+    fn prepare(&self, mailbox: &Mailbox) -> Result<PathBuf, WriteError> {
+        let folder = self.folder_path(mailbox);
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if prepared.contains_key(mailbox.key()) {
+            return Ok(folder);
+        }
+        let mailbox_root = self.root.join(mailbox.dir_name());
+        let result = (|| {
+            for dir in [&mailbox_root, &folder] {
+                for sub in ["cur", "new", "tmp"] {
+                    fs::create_dir_all(dir.join(sub))?;
+                }
+            }
+            let marker = folder.join("maildirfolder");
+            if !marker.exists() {
+                File::create(marker)?;
+            }
+            Ok::<_, io::Error>(())
+        })();
+        result.map_err(|e| WriteError::Copy(format!("cannot create {}: {e}", folder.display())))?;
+        prepared.insert(mailbox.key().to_owned(), ());
+        Ok(folder)
+    }
+
+    fn unique_name(&self, item: &Item) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        format!(
+            "{}.M{}P{}Q{}R{:08x}_{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            self.sequence.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>(),
+            item.id.tag(),
+            self.hostname
+        )
+    }
+
+    /// Scans the folder once for copies (by the item tag in the file name)
+    /// and removes `tmp/` files a dead process of ours left behind.
+    fn scan(&self, folder: &Path) -> HashMap<String, String> {
+        clean_stale_tmp(&folder.join("tmp"));
+        let mut found = HashMap::new();
+        for sub in ["cur", "new"] {
+            let Ok(entries) = fs::read_dir(folder.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(tag) = tag_of(&name) {
+                    found.insert(tag.to_owned(), format!("{sub}/{name}"));
+                }
+            }
+        }
+        found
+    }
+}
+
+#[async_trait]
+impl MailboxWriter for MaildirWriter {
+    fn describe(&self) -> String {
+        format!("maildir:{}", self.root.display())
+    }
+
+    async fn is_valid_user(&self, _mailbox: &Mailbox) -> Result<bool, WriteError> {
+        Ok(true)
+    }
+
+    async fn find_existing(
+        &self,
+        mailbox: &Mailbox,
+        item: &Item,
+    ) -> Result<Option<Written>, WriteError> {
+        let folder = self.folder_path(mailbox);
+        let mut on_disk = self.on_disk.lock().unwrap_or_else(|p| p.into_inner());
+        let found = on_disk
+            .entry(mailbox.key().to_owned())
+            .or_insert_with(|| self.scan(&folder));
+        let Some(relative) = found.get(&item.id.tag()) else {
+            return Ok(None);
+        };
+        let path = folder.join(relative);
+        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Ok(Some(Written {
+            location: location(mailbox, &self.folder_dir, relative),
+            bytes,
+        }))
+    }
+
+    async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
+        let folder = self.prepare(mailbox)?;
+        let name = self.unique_name(copy.item);
+        let headers = copy.trace_headers();
+        let source = match copy.content {
+            Content::Memory(bytes) => Source::Memory(bytes.clone()),
+            Content::Spooled { path, .. } => Source::File(path.clone()),
+        };
+        let len = copy.len();
+        let final_name = format!("{name},S={len}:2,S");
+        let written = tokio::task::spawn_blocking({
+            let folder = folder.clone();
+            let final_name = final_name.clone();
+            move || deliver(&folder, &name, &final_name, &headers, &source)
+        })
+        .await
+        .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
+        written.map_err(|e| {
+            WriteError::Copy(format!("cannot write into {}: {e}", folder.display()))
+        })?;
+        Ok(Written {
+            location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
+            bytes: len,
+        })
+    }
+}
+
+enum Source {
+    Memory(bytes::Bytes),
+    File(PathBuf),
+}
+
+/// The Maildir delivery: write `tmp/NAME` completely, fsync it, rename it
+/// to `cur/FINAL`, fsync the directory. On any error the tmp file goes.
+fn deliver(
+    folder: &Path,
+    name: &str,
+    final_name: &str,
+    headers: &[u8],
+    source: &Source,
+) -> io::Result<()> {
+    let tmp = folder.join("tmp").join(name);
+    let result = write_tmp(&tmp, headers, source).and_then(|()| {
+        faultpoint::hit(faultpoint::AFTER_TMP_WRITE);
+        fs::rename(&tmp, folder.join("cur").join(final_name))?;
+        File::open(folder.join("cur"))?.sync_all()?;
+        faultpoint::hit(faultpoint::AFTER_RENAME);
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_tmp(tmp: &Path, headers: &[u8], source: &Source) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+    file.write_all(headers)?;
+    match source {
+        Source::Memory(bytes) => file.write_all(bytes)?,
+        Source::File(path) => {
+            io::copy(&mut File::open(path)?, &mut file)?;
+        }
+    }
+    file.sync_all()
+}
+
+fn location(mailbox: &Mailbox, folder_dir: &str, relative: &str) -> String {
+    format!("{}/{folder_dir}/{relative}", mailbox.dir_name())
+}
+
+/// The item tag in one of our file names (`..._<tag>.<host>...`).
+fn tag_of(name: &str) -> Option<&str> {
+    let after = name.split_once('_')?.1;
+    let tag = after.split('.').next()?;
+    (tag.len() == 20 && tag.bytes().all(|b| b.is_ascii_hexdigit())).then_some(tag)
+}
+
+/// Removes our tmp files whose writing process is gone (a crash).
+fn clean_stale_tmp(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if tag_of(&name).is_none() {
+            continue;
+        }
+        let pid = name
+            .split_once('P')
+            .and_then(|(_, rest)| rest.split('Q').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| p == std::process::id() || process_alive(p));
+        if !alive {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// A host name safe in a Maildir file name (`/` and `:` escaped as the
+/// Maildir spec says).
+fn safe_hostname() -> String {
+    let raw = fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    raw.trim()
+        .replace('/', "\\057")
+        .replace(':', "\\072")
+        .replace('_', "-")
+}
+
+/// Encodes a folder name as Dovecot's Maildir++ layout does: modified
+/// UTF-7 (RFC 3501) for non-ASCII, no hierarchy separator inside.
+fn maildir_folder_name(folder: &str) -> Result<String, InvalidFolderName> {
+    let bad =
+        folder.is_empty() || folder.contains(['.', '/']) || folder.chars().any(|c| c.is_control());
+    if bad {
+        return Err(InvalidFolderName(folder.to_owned()));
+    }
+    Ok(modified_utf7(folder))
+}
+
+fn modified_utf7(s: &str) -> String {
+    let mut out = String::new();
+    let mut pending: Vec<u16> = Vec::new();
+    let flush = |pending: &mut Vec<u16>, out: &mut String| {
+        if pending.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
+        out.push('&');
+        out.push_str(&encoded.replace('/', ","));
+        out.push('-');
+        pending.clear();
+    };
+    for c in s.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut pending, &mut out);
+            out.push(c);
+            if c == '&' {
+                out.push('-');
+            }
+        } else {
+            let mut buf = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_follow_dovecot() {
+        assert_eq!(
+            maildir_folder_name("WeChat Archiver").unwrap(),
+            "WeChat Archiver"
+        );
+        assert_eq!(modified_utf7("微信"), "&X65P4Q-");
+        assert_eq!(modified_utf7("A&B"), "A&-B");
+        assert!(maildir_folder_name("a.b").is_err());
+        assert!(maildir_folder_name("../x").is_err());
+    }
+
+    #[test]
+    fn tags_are_found_in_our_file_names_only() {
+        let name = "1732.M5P9Q1R0000abcd_0123456789abcdef0123.host,S=10:2,S";
+        assert_eq!(tag_of(name), Some("0123456789abcdef0123"));
+        assert_eq!(tag_of("1732.M5P9.host:2,S"), None);
+    }
+}

@@ -1,0 +1,444 @@
+//! The sync engine: list a window, resolve each item's mailboxes, download
+//! what is missing, write each copy, and record it in the ledger only
+//! after the write is durable.
+
+pub mod report;
+pub mod setup;
+pub mod window;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::content::Content;
+use crate::faultpoint;
+use crate::ledger::{ItemState, Ledger, LedgerError, RunId, RunOutcome};
+use crate::mailbox::{Copy, MailboxWriter, WriteError};
+use crate::mapping::Resolver;
+use crate::telemessage::{Client, ClientError, Item};
+use crate::types::{ItemId, Mailbox};
+
+pub use report::{CopyFailure, PlannedCopy, SyncReport};
+
+/// Run records kept per connector; older ones are pruned.
+pub const RUNS_KEPT: u32 = 1000;
+
+/// Why a run stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Source(#[from] ClientError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("the target {target} is not usable: {reason}")]
+    Target { target: String, reason: String },
+}
+
+/// Observes a run's progress (the CLI draws a bar from it).
+pub trait Progress: Send + Sync {
+    /// More items were listed, with their total size.
+    fn listed(&self, items: u64, bytes: u64);
+    /// One item is finished, whatever its outcome.
+    fn item_done(&self, bytes: u64);
+}
+
+/// What a run is asked to do.
+pub struct SyncPlan {
+    pub connector: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub dry_run: bool,
+    /// Items processed at once (downloads and writes in flight).
+    pub concurrency: usize,
+    pub fallback_mailbox: Option<Mailbox>,
+    pub spool_dir: PathBuf,
+    /// Whether to advance the checkpoint when the window is fully listed.
+    pub advance_checkpoint: bool,
+}
+
+/// Everything a run works with.
+pub struct Engine {
+    pub client: Client,
+    pub writer: Arc<dyn MailboxWriter>,
+    pub resolver: Resolver,
+    pub ledger: Arc<Ledger>,
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+struct Run<'a> {
+    engine: &'a Engine,
+    plan: &'a SyncPlan,
+    id: RunId,
+    /// A previous run died: look for copies written but not recorded.
+    recovering: bool,
+    report: Mutex<SyncReport>,
+    /// The first error that must stop the run; later items are skipped.
+    fatal: Mutex<Option<SyncError>>,
+}
+
+impl Engine {
+    /// Runs one sync. The caller holds the connector's lock.
+    pub async fn run(&self, plan: &SyncPlan) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        let recovering = self.ledger.mark_crashed_runs(&plan.connector)?;
+        let id = self
+            .ledger
+            .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
+        let run = Run {
+            engine: self,
+            plan,
+            id,
+            recovering,
+            report: Mutex::new(SyncReport::new(plan)),
+            fatal: Mutex::new(None),
+        };
+        let result = run.execute().await;
+        let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        let figures = report.figures();
+        self.ledger.prune_runs(&plan.connector, RUNS_KEPT)?;
+        match &result {
+            Ok(()) => {
+                let outcome = if report.failed > 0 {
+                    RunOutcome::Incomplete
+                } else {
+                    RunOutcome::Ok
+                };
+                self.ledger.finish_run(id, &figures, outcome, None)?;
+                Ok(report)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.ledger
+                    .finish_run(id, &figures, RunOutcome::Failed, Some(&message))?;
+                result.map(|()| report)
+            }
+        }
+    }
+}
+
+impl Run<'_> {
+    async fn execute(&self) -> Result<(), SyncError> {
+        let engine = self.engine;
+        let seen = Mutex::new(HashSet::<ItemId>::new());
+        let retries = engine.ledger.items_to_retry(&self.plan.connector)?;
+        let (tx, rx) = mpsc::channel::<Item>(2000);
+        let lister = self.list_into(tx, retries);
+        let worker = tokio_stream_from(rx)
+            .filter(|item| {
+                let fresh = seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(item.id.clone());
+                std::future::ready(fresh)
+            })
+            .map(|item| self.process(item))
+            .buffer_unordered(self.plan.concurrency.max(1))
+            .for_each(|()| std::future::ready(()));
+        let (listed, ()) = tokio::join!(lister, worker);
+        if let Some(fatal) = self.fatal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(fatal);
+        }
+        listed?;
+        if self.plan.advance_checkpoint && !self.plan.dry_run {
+            engine
+                .ledger
+                .advance_checkpoint(&self.plan.connector, self.plan.until)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds the ledger's retries, then every listed item, to the workers.
+    async fn list_into(&self, tx: mpsc::Sender<Item>, retries: Vec<Item>) -> Result<(), SyncError> {
+        for item in retries {
+            if self.is_stopping() {
+                return Ok(());
+            }
+            self.count_listed(&item, false);
+            if tx.send(item).await.is_err() {
+                return Ok(());
+            }
+        }
+        let mut listing = self.engine.client.list(self.plan.since, self.plan.until);
+        let mut listed_ids = HashSet::new();
+        while let Some(page) = listing.next_page().await? {
+            if self.is_stopping() {
+                return Ok(());
+            }
+            for item in page {
+                let first_time = listed_ids.insert(item.id.clone());
+                if !first_time {
+                    continue;
+                }
+                self.count_listed(&item, true);
+                if tx.send(item).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    fn count_listed(&self, item: &Item, in_window: bool) {
+        if in_window {
+            self.report().listed += 1;
+        }
+        if let Some(p) = &self.engine.progress {
+            p.listed(1, item.size);
+        }
+    }
+
+    fn report(&self) -> std::sync::MutexGuard<'_, SyncReport> {
+        self.report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn process(&self, item: Item) {
+        let size = item.size;
+        if self.is_stopping() {
+            return;
+        }
+        if let Err(e) = self.process_item(&item).await {
+            tracing::error!("stopping the run at item {}: {e}", item.id);
+            self.fatal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+        if let Some(p) = &self.engine.progress {
+            p.item_done(size);
+        }
+    }
+
+    async fn process_item(&self, item: &Item) -> Result<(), SyncError> {
+        if !item.kind.is_known() || !item.platform.is_known() {
+            tracing::warn!(
+                "item {} has type {:?} on platform {:?}, which this version does not know; archiving it as is",
+                item.id,
+                item.kind.as_str(),
+                item.platform.as_str()
+            );
+            self.report().note_unknown(item);
+        }
+        let resolution = match self
+            .engine
+            .resolver
+            .resolve(item, self.engine.writer.as_ref())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_item(item, None, &format!("cannot resolve mailboxes: {e}"));
+                return Ok(());
+            }
+        };
+        let unmapped = resolution.mailboxes.is_empty();
+        let mailboxes = match (unmapped, &self.plan.fallback_mailbox) {
+            (false, _) => resolution.mailboxes.clone(),
+            (true, Some(fallback)) => vec![fallback.clone()],
+            (true, None) => Vec::new(),
+        };
+        if unmapped {
+            self.report().unmapped_item(item);
+        }
+        let pending = self.pending_mailboxes(item, &mailboxes).await?;
+        if pending.is_empty() {
+            self.settle(item, unmapped, None)?;
+            return Ok(());
+        }
+        if self.plan.dry_run {
+            self.report().plan(item, &pending);
+            return Ok(());
+        }
+        let content = match self
+            .engine
+            .client
+            .download(item, &self.plan.spool_dir)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if e.is_item_only() => {
+                let state = match e {
+                    ClientError::ItemGone(_) => ItemState::Gone,
+                    _ => ItemState::Failed,
+                };
+                self.fail_item_as(item, state, &e.to_string())?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        faultpoint::hit(faultpoint::AFTER_DOWNLOAD);
+        let failure = self.write_copies(item, &content, &pending).await?;
+        self.settle(item, unmapped, failure.as_deref())
+    }
+
+    /// The mailboxes that still need a copy; counts the others as already
+    /// archived. After a crash, asks the target for unrecorded copies.
+    async fn pending_mailboxes(
+        &self,
+        item: &Item,
+        mailboxes: &[Mailbox],
+    ) -> Result<Vec<Mailbox>, SyncError> {
+        let recorded = self
+            .engine
+            .ledger
+            .copies_of(&self.plan.connector, &item.id)?;
+        let mut pending = Vec::new();
+        for mailbox in mailboxes {
+            if recorded.contains(mailbox.key()) {
+                self.report().already_archived(mailbox);
+                continue;
+            }
+            if self.recovering && !self.plan.dry_run {
+                let found = self.engine.writer.find_existing(mailbox, item).await;
+                if let Ok(Some(written)) = found {
+                    tracing::info!(
+                        "item {} was already in {mailbox} (written before a crash); recording it",
+                        item.id
+                    );
+                    self.engine.ledger.record_copy(
+                        &self.plan.connector,
+                        item,
+                        mailbox,
+                        &written,
+                        self.id,
+                    )?;
+                    self.report().already_archived(mailbox);
+                    continue;
+                }
+            }
+            pending.push(mailbox.clone());
+        }
+        Ok(pending)
+    }
+
+    /// Writes each pending copy; returns the first failure's reason.
+    async fn write_copies(
+        &self,
+        item: &Item,
+        content: &Content,
+        pending: &[Mailbox],
+    ) -> Result<Option<String>, SyncError> {
+        let copy = Copy {
+            item,
+            connector: &self.plan.connector,
+            content,
+        };
+        let mut failure = None;
+        for mailbox in pending {
+            match self.engine.writer.write(mailbox, &copy).await {
+                Ok(written) => {
+                    faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
+                    self.engine.ledger.record_copy(
+                        &self.plan.connector,
+                        item,
+                        mailbox,
+                        &written,
+                        self.id,
+                    )?;
+                    self.report().written(mailbox, written.bytes);
+                }
+                Err(e) => {
+                    let reason = describe_write_error(&e);
+                    tracing::warn!("item {} into {mailbox}: {reason}", item.id);
+                    self.report().copy_failed(item, Some(mailbox), &reason);
+                    failure.get_or_insert(reason);
+                }
+            }
+        }
+        Ok(failure)
+    }
+
+    /// Records the item's final state for this run.
+    fn settle(&self, item: &Item, unmapped: bool, failure: Option<&str>) -> Result<(), SyncError> {
+        if self.plan.dry_run {
+            return Ok(());
+        }
+        let (state, reason) = match (failure, unmapped) {
+            (Some(reason), _) => {
+                self.report().item_failed();
+                (ItemState::Failed, Some(reason.to_owned()))
+            }
+            (None, true) => (
+                ItemState::Unmapped,
+                Some(format!(
+                    "no participant maps to a mailbox ({})",
+                    describe_parties(item)
+                )),
+            ),
+            (None, false) => (ItemState::Archived, None),
+        };
+        self.engine.ledger.record_item(
+            &self.plan.connector,
+            item,
+            state,
+            reason.as_deref(),
+            self.id,
+        )?;
+        Ok(())
+    }
+
+    fn fail_item(&self, item: &Item, mailbox: Option<&Mailbox>, reason: &str) {
+        self.report().copy_failed(item, mailbox, reason);
+        self.report().item_failed();
+        if !self.plan.dry_run {
+            let recorded = self.engine.ledger.record_item(
+                &self.plan.connector,
+                item,
+                ItemState::Failed,
+                Some(reason),
+                self.id,
+            );
+            if let Err(e) = recorded {
+                tracing::error!("cannot record item {} as failed: {e}", item.id);
+            }
+        }
+    }
+
+    fn fail_item_as(&self, item: &Item, state: ItemState, reason: &str) -> Result<(), SyncError> {
+        tracing::warn!("item {}: {reason}", item.id);
+        self.report().copy_failed(item, None, reason);
+        self.report().item_failed();
+        self.engine
+            .ledger
+            .record_item(&self.plan.connector, item, state, Some(reason), self.id)?;
+        Ok(())
+    }
+}
+
+fn describe_write_error(e: &WriteError) -> String {
+    e.to_string()
+}
+
+/// Who took part, for the unmapped reason (names and numbers, no content).
+fn describe_parties(item: &Item) -> String {
+    item.parties()
+        .map(|p| {
+            let id = p
+                .mobile
+                .as_deref()
+                .or(p.email.as_deref())
+                .or(p.wechat_id.as_deref())
+                .unwrap_or("?");
+            format!("{} <{id}>", p.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,99 @@
+//! Building a run's parts from a connector's configuration: the client,
+//! the target's writer, the resolver and the ledger.
+
+use std::sync::Arc;
+
+use crate::config::{ConnectorConfig, Home};
+use crate::ledger::{Ledger, LedgerError};
+use crate::mailbox::maildir::MaildirWriter;
+use crate::mailbox::{MailboxWriter, Target, WriteError};
+use crate::mapping::{self, MappingError, Resolver};
+use crate::secrets::ConnectorSecrets;
+use crate::telemessage::{Client, ClientError, ClientOptions};
+
+/// Why a connector's parts could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("connector '{connector}' has an invalid target: {source}")]
+    Target {
+        connector: String,
+        source: crate::mailbox::target::InvalidTarget,
+    },
+    #[error("connector '{connector}': {message}")]
+    TargetConfig { connector: String, message: String },
+    #[error(transparent)]
+    TargetUnusable(#[from] WriteError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Home(#[from] crate::config::ConfigError),
+}
+
+/// Environment variable bounding the time spent retrying one call, in
+/// seconds (default 300): lower it for a quick verdict on a dead endpoint.
+pub const MAX_RETRY_SECONDS_ENV: &str = "WECHAT_ARCHIVER_MAX_RETRY_SECONDS";
+
+/// The TeleMessage client for a connector.
+pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Client, ClientError> {
+    let mut options = ClientOptions::default();
+    if let Some(secs) = std::env::var(MAX_RETRY_SECONDS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+    {
+        options.retry.max_total = std::time::Duration::from_secs_f64(secs);
+    }
+    Client::new(
+        &config.endpoint,
+        &config.username,
+        secrets.telemessage_password.clone(),
+        options,
+    )
+}
+
+/// The writer for a connector's target, checked to be usable.
+pub async fn writer(
+    name: &str,
+    config: &ConnectorConfig,
+    _secrets: &ConnectorSecrets,
+) -> Result<Arc<dyn MailboxWriter>, SetupError> {
+    let target = config.target().map_err(|source| SetupError::Target {
+        connector: name.to_owned(),
+        source,
+    })?;
+    match target {
+        Target::Maildir { root } => {
+            let writer = MaildirWriter::new(&root, &config.folder).map_err(|e| {
+                SetupError::TargetConfig {
+                    connector: name.to_owned(),
+                    message: e.to_string(),
+                }
+            })?;
+            writer.check_root()?;
+            Ok(Arc::new(writer))
+        }
+        other => Err(SetupError::TargetConfig {
+            connector: name.to_owned(),
+            message: format!("the target {other} is not supported by this build yet"),
+        }),
+    }
+}
+
+/// The resolver: the custom mapping file (if any) and automatic mapping.
+pub fn resolver(config: &ConnectorConfig) -> Result<Resolver, MappingError> {
+    let custom = match &config.mapping {
+        Some(path) => Some(mapping::load(path, config.default_region.as_deref())?),
+        None => None,
+    };
+    Ok(Resolver::new(custom, config.auto_mapping))
+}
+
+/// The ledger under the home.
+pub fn ledger(home: &Home) -> Result<Arc<Ledger>, SetupError> {
+    home.ensure()?;
+    Ok(Arc::new(Ledger::open(&home.ledger_file())?))
+}
