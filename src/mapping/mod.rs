@@ -1,83 +1,27 @@
-//! Interim resolver until the full mapping module lands (issue #3).
+//! The user mapping (`user-mapping.md`): which employees' mailboxes an
+//! item belongs in, and the checks that make a mapping file trustworthy
+//! before a sync relies on it.
+//!
+//! - [`load`] reads the custom mapping CSV for a run and refuses a file
+//!   with any error;
+//! - [`Resolver`] applies the precedence rules to each item;
+//! - [`validate_file`] (and [`validate_reader`]) report every finding in
+//!   one streaming pass, for `map validate`;
+//! - [`check_telemessage`] and [`check_target`] compare the mapping with
+//!   the account's registered users and the target's users.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod checks;
+mod header;
+mod phone;
+mod records;
+mod report;
+mod resolve;
+mod table;
+mod validate;
 
-use crate::mailbox::{MailboxWriter, WriteError};
-use crate::telemessage::Item;
-use crate::types::{E164, Mailbox};
-
-#[derive(Debug, thiserror::Error)]
-#[error("mapping file {path}: {message}")]
-pub struct MappingError {
-    pub path: String,
-    pub message: String,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct MappingTable {
-    entries: HashMap<E164, Mailbox>,
-}
-
-pub fn load(path: &Path, _default_region: Option<&str>) -> Result<MappingTable, MappingError> {
-    let err = |message: String| MappingError {
-        path: path.display().to_string(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let mut entries = HashMap::new();
-    for (n, line) in text.lines().enumerate().skip(1) {
-        let Some((number, mailbox)) = line.split_once(',') else {
-            continue;
-        };
-        let number = E164::parse_canonical(number.trim())
-            .map_err(|e| err(format!("line {}: {e}", n + 1)))?;
-        let mailbox = Mailbox::parse(mailbox).map_err(|e| err(format!("line {}: {e}", n + 1)))?;
-        entries.insert(number, mailbox);
-    }
-    Ok(MappingTable { entries })
-}
-
-pub struct Resolution {
-    pub mailboxes: Vec<Mailbox>,
-}
-
-pub struct Resolver {
-    custom: Option<MappingTable>,
-    auto: bool,
-}
-
-impl Resolver {
-    pub fn new(custom: Option<MappingTable>, auto: bool) -> Resolver {
-        Resolver { custom, auto }
-    }
-
-    pub async fn resolve(
-        &self,
-        item: &Item,
-        users: &dyn MailboxWriter,
-    ) -> Result<Resolution, WriteError> {
-        let mut mailboxes: Vec<Mailbox> = Vec::new();
-        for p in item.parties() {
-            let custom = p
-                .mobile
-                .as_deref()
-                .and_then(|m| E164::parse_canonical(m).ok())
-                .and_then(|m| self.custom.as_ref()?.entries.get(&m).cloned());
-            let auto = if self.auto {
-                p.email.as_deref().and_then(|e| Mailbox::parse(e).ok())
-            } else {
-                None
-            };
-            for candidate in [custom, auto].into_iter().flatten() {
-                if users.is_valid_user(&candidate).await? {
-                    if !mailboxes.contains(&candidate) {
-                        mailboxes.push(candidate);
-                    }
-                    break;
-                }
-            }
-        }
-        Ok(Resolution { mailboxes })
-    }
-}
+pub use checks::{check_target, check_telemessage};
+pub use phone::{DefaultRegion, PhoneError, UnknownRegion, normalise};
+pub use report::{Code, Dialect, Finding, Level, Report};
+pub use resolve::{Resolution, Resolver, Unmapped};
+pub use table::{Entry, MappingError, MappingTable, load, validate_file, validate_with_table};
+pub use validate::{GoodRow, ValidateOptions, scan, validate_reader};
