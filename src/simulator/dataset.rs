@@ -236,7 +236,7 @@ impl Dataset {
             let from_csv = custom
                 .then(|| p.mobile.as_deref().and_then(|m| by_mobile.get(m).copied()))
                 .flatten();
-            let from_email = auto_email.then(|| p.email.as_deref()).flatten();
+            let from_email = auto_email.then_some(p.email.as_deref()).flatten();
             if let Some(mailbox) = from_csv.or(from_email) {
                 out.insert(mailbox.to_lowercase());
             }
