@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::config::SimConfig;
 use super::content::ContentChunks;
-use super::dataset::{Dataset, Recipe};
+use super::dataset::{Dataset, Recipe, measure_all};
 use super::faults::{BodyFaults, Endpoint, FaultControl, Status};
 use super::stats::{DownloadGuard, StatsInner};
 
@@ -387,12 +387,8 @@ async fn list(
     }
     let (start, end, next) = page_bounds(&s.dataset, &q);
     let ds = s.dataset.clone();
-    let measured = tokio::task::spawn_blocking(move || {
-        for r in &ds.recipes()[start..end] {
-            r.measure();
-        }
-    })
-    .await;
+    let measured =
+        tokio::task::spawn_blocking(move || measure_all(&ds.recipes()[start..end])).await;
     if measured.is_err() {
         return Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
