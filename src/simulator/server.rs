@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::config::SimConfig;
 use super::content::ContentChunks;
-use super::dataset::{Dataset, Recipe};
+use super::dataset::{Dataset, Recipe, measure_all};
 use super::faults::{BodyFaults, Endpoint, FaultControl, Status};
 use super::stats::{DownloadGuard, StatsInner};
 
@@ -60,7 +60,7 @@ impl Shared {
     }
 
     /// Counts the request and applies a `429`/`5xx` fault if one is armed.
-    fn admit(&self, endpoint: Endpoint) -> Result<(), Response> {
+    fn admit(&self, endpoint: Endpoint) -> Result<(), ApiError> {
         self.stats.request(endpoint.name());
         match self.faults.status_for(endpoint) {
             None => Ok(()),
@@ -73,7 +73,7 @@ impl Shared {
         }
     }
 
-    fn too_many(&self, wait: Duration) -> Response {
+    fn too_many(&self, wait: Duration) -> ApiError {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let (value, announced) = if self.faults.retry_after_date() {
             let now = SystemTime::now();
@@ -87,16 +87,13 @@ impl Shared {
             (secs.to_string(), Duration::from_secs(secs))
         };
         self.stats.retry_after(announced);
-        let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down");
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        resp
+        error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "slow down")
+            .with_header(header::RETRY_AFTER, value)
     }
 
     /// Checks the bearer token; may fire an `expire-token` fault, but never
     /// on a token's first call, so a fresh token always gets through once.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let expired = || {
             error(
                 StatusCode::UNAUTHORIZED,
@@ -128,7 +125,7 @@ impl Shared {
         Ok(())
     }
 
-    fn gate(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), Response> {
+    fn gate(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<(), ApiError> {
         self.admit(endpoint)?;
         self.authorize(headers)
     }
@@ -164,15 +161,44 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": code, "message": message})),
-    )
-        .into_response()
+/// An error answer of the contract: a status and `{"error", "message"}`.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    header: Option<(header::HeaderName, String)>,
 }
 
-fn bad_request(message: impl AsRef<str>) -> Response {
+impl ApiError {
+    fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.header = Some((name, value));
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(json!({"error": self.code, "message": self.message}));
+        let mut resp = (self.status, body).into_response();
+        if let Some((name, value)) = self.header
+            && let Ok(v) = HeaderValue::from_str(&value)
+        {
+            resp.headers_mut().insert(name, v);
+        }
+        resp
+    }
+}
+
+fn error(status: StatusCode, code: &'static str, message: &str) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.to_owned(),
+        header: None,
+    }
+}
+
+fn bad_request(message: impl AsRef<str>) -> ApiError {
     error(StatusCode::BAD_REQUEST, "invalid_request", message.as_ref())
 }
 
@@ -184,51 +210,49 @@ struct Credentials {
     password: String,
 }
 
-async fn token(State(s): S, body: Bytes) -> Response {
-    if let Err(r) = s.admit(Endpoint::Token) {
-        return r;
-    }
+async fn token(State(s): S, body: Bytes) -> Result<Response, ApiError> {
+    s.admit(Endpoint::Token)?;
     let Ok(creds) = serde_json::from_slice::<Credentials>(&body) else {
-        return bad_request("body must be {\"username\": ..., \"password\": ...}");
+        return Err(bad_request(
+            "body must be {\"username\": ..., \"password\": ...}",
+        ));
     };
     if creds.username != s.config.username || creds.password != s.config.password {
-        return error(
+        return Err(error(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "wrong username or password",
-        );
+        ));
     }
     if let Some(refusal) = s.faults.refusal() {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
             refusal.code(),
             "this account cannot use the archive API",
-        );
+        ));
     }
     let expires_in = s.config.token_lifetime.as_secs();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "access_token": s.issue_token(),
         "token_type": "Bearer",
         "expires_in": expires_in,
         "account": {"id": s.config.account_id, "name": s.config.account_name},
     }))
-    .into_response()
+    .into_response())
 }
 
-async fn account(State(s): S, headers: HeaderMap) -> Response {
-    if let Err(r) = s.gate(Endpoint::Account, &headers) {
-        return r;
-    }
-    axum::Json(json!({
+async fn account(State(s): S, headers: HeaderMap) -> Result<Response, ApiError> {
+    s.gate(Endpoint::Account, &headers)?;
+    Ok(axum::Json(json!({
         "id": s.config.account_id,
         "name": s.config.account_name,
         "products": ["wechat-archiver"],
         "timezone": "Asia/Shanghai",
     }))
-    .into_response()
+    .into_response())
 }
 
-fn parse_limit(q: &HashMap<String, String>) -> Result<usize, Response> {
+fn parse_limit(q: &HashMap<String, String>) -> Result<usize, ApiError> {
     match q.get("limit") {
         None => Ok(100),
         Some(v) => match v.parse::<usize>() {
@@ -242,36 +266,31 @@ async fn users(
     State(s): S,
     headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
-    if let Err(r) = s.gate(Endpoint::Users, &headers) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    s.gate(Endpoint::Users, &headers)?;
     let Ok(Query(q)) = q else {
-        return bad_request("malformed query string");
+        return Err(bad_request("malformed query string"));
     };
-    let limit = match parse_limit(&q) {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
+    let limit = parse_limit(&q)?;
     let start = match q.get("cursor") {
         None => 0,
         Some(c) => match decode_b64(c).and_then(|t| t.strip_prefix("u:")?.parse::<usize>().ok()) {
             Some(n) => n,
-            None => return bad_request("unknown cursor"),
+            None => return Err(bad_request("unknown cursor")),
         },
     };
     let all = s.dataset.users();
     let end = (start + limit).min(all.len());
     let page = &all[start.min(end)..end];
     let next = (end < all.len()).then(|| URL_SAFE_NO_PAD.encode(format!("u:{end}")));
-    axum::Json(json!({"users": page, "next_cursor": next})).into_response()
+    Ok(axum::Json(json!({"users": page, "next_cursor": next})).into_response())
 }
 
 fn decode_b64(s: &str) -> Option<String> {
     String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()
 }
 
-fn parse_time(name: &str, v: &str) -> Result<DateTime<Utc>, Response> {
+fn parse_time(name: &str, v: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(v)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| bad_request(format!("{name} must be an RFC 3339 time, got {v:?}")))
@@ -308,7 +327,7 @@ struct ListQuery {
     cursor: Option<Cursor>,
 }
 
-fn parse_list_query(q: &HashMap<String, String>) -> Result<ListQuery, Response> {
+fn parse_list_query(q: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
     let since = parse_time(
         "since",
         q.get("since")
@@ -343,50 +362,46 @@ async fn list(
     State(s): S,
     headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
-    if let Err(r) = s.gate(Endpoint::List, &headers) {
-        return r;
-    }
+) -> Result<Response, ApiError> {
+    s.gate(Endpoint::List, &headers)?;
     let Ok(Query(q)) = q else {
-        return bad_request("malformed query string");
+        return Err(bad_request("malformed query string"));
     };
-    let q = match parse_list_query(&q) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let q = parse_list_query(&q)?;
     if let Some(cur) = &q.cursor
         && (Utc::now().timestamp() - cur.c > CURSOR_LIFETIME || s.faults.take_expire_cursor())
     {
-        return error(
+        return Err(error(
             StatusCode::GONE,
             "cursor_expired",
             "cursor expired; restart the window",
-        );
+        ));
     }
     if s.faults.take_bad_json() {
-        return (
+        return Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             "{\"items\": [{\"id\": \"itm_",
         )
-            .into_response();
+            .into_response());
     }
     let (start, end, next) = page_bounds(&s.dataset, &q);
     let ds = s.dataset.clone();
-    let measured = tokio::task::spawn_blocking(move || {
-        for r in &ds.recipes()[start..end] {
-            r.measure();
-        }
-    })
-    .await;
+    let measured =
+        tokio::task::spawn_blocking(move || measure_all(&ds.recipes()[start..end])).await;
     if measured.is_err() {
-        return error(
+        return Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "content generation failed",
-        );
+        ));
     }
-    page_response(&s, &s.dataset.recipes()[start..end], next, &q)
+    Ok(page_response(
+        &s,
+        &s.dataset.recipes()[start..end],
+        next,
+        &q,
+    ))
 }
 
 /// The recipe index range of the page and whether more follows.
@@ -434,27 +449,37 @@ fn page_response(s: &Shared, page: &[Recipe], more: bool, q: &ListQuery) -> Resp
     axum::Json(json!({"items": items, "next_cursor": next})).into_response()
 }
 
-async fn content(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = s.gate(Endpoint::Content, &headers) {
-        return r;
-    }
+async fn content(
+    State(s): S,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.gate(Endpoint::Content, &headers)?;
     if s.dataset.recipe(&id).is_none() {
-        return error(StatusCode::NOT_FOUND, "item_not_found", "no such item");
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "item_not_found",
+            "no such item",
+        ));
     }
     if s.faults.is_purged(&id) {
         s.faults.fired("purge");
-        return error(StatusCode::NOT_FOUND, "item_not_found", "item was purged");
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "item_not_found",
+            "item was purged",
+        ));
     }
     let ds = s.dataset.clone();
     let key = id.clone();
     let Ok(Some((size, sha))) =
         tokio::task::spawn_blocking(move || ds.recipe(&key).map(|r| r.measure().clone())).await
     else {
-        return error(
+        return Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "content generation failed",
-        );
+        ));
     };
     let range = match headers.get(header::RANGE) {
         None => None,
@@ -464,15 +489,12 @@ async fn content(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Res
                 RangeAnswer::Whole => None,
                 RangeAnswer::Part(a, b) => Some((a, b)),
                 RangeAnswer::Unsatisfiable => {
-                    let mut r = error(
+                    return Err(error(
                         StatusCode::RANGE_NOT_SATISFIABLE,
                         "range_not_satisfiable",
                         "range outside the content",
-                    );
-                    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                        r.headers_mut().insert(header::CONTENT_RANGE, v);
-                    }
-                    return r;
+                    )
+                    .with_header(header::CONTENT_RANGE, format!("bytes */{size}")));
                 }
             }
         }
@@ -511,7 +533,7 @@ async fn content(State(s): S, headers: HeaderMap, Path(id): Path<String>) -> Res
         }
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
     }
-    resp
+    Ok(resp)
 }
 
 enum RangeAnswer {
@@ -586,6 +608,9 @@ impl BodyStream {
         if self.drop_at.is_some_and(|k| self.sent >= k) {
             self.remaining = 0;
             self.drop_at = None;
+            // Let hyper flush the head and the bytes so far: a client must
+            // see a started body that breaks, not a refused request.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let cut = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated drop");
             return Some((Err(cut), self));
         }
@@ -629,7 +654,7 @@ impl BodyStream {
 async fn arm_faults(State(s): State<Arc<Shared>>, body: String) -> Response {
     match s.faults.arm_spec(&body) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => bad_request(e.to_string()),
+        Err(e) => bad_request(e.to_string()).into_response(),
     }
 }
 

@@ -39,7 +39,7 @@ impl Stats {
 }
 
 /// Requests sent this soon after a `429` are taken to have been in flight.
-const GRACE: Duration = Duration::from_millis(200);
+const GRACE: Duration = Duration::from_millis(100);
 /// Tolerance for a client that rounds its wait.
 const SLACK: Duration = Duration::from_millis(100);
 

@@ -629,3 +629,5 @@ async fn bad_listing_parameters_are_400() {
     }
     sim.shutdown().await;
 }
+
+mod faults;
