@@ -39,7 +39,9 @@ async fn run(args: Cli) -> CommandResult {
         Command::Sync(a) => cli::sync::run(&ctx, a).await,
         Command::Status(a) => cli::status::run(&ctx, a).await,
         Command::Login(a) => cli::login::run(&ctx, a).await,
-        Command::Map(_) | Command::Demo(_) => Err(CliError::failure(
+        Command::Demo(a) => cli::demo::run(a).await,
+        Command::Simulate(a) => cli::demo::simulate(a).await,
+        Command::Map(_) => Err(CliError::failure(
             "this command is not available in this build yet",
         )),
     }

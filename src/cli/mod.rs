@@ -5,6 +5,7 @@ pub mod args;
 #[cfg(test)]
 mod assets;
 pub mod create;
+pub mod demo;
 pub mod error;
 pub mod login;
 pub mod progress;

@@ -170,7 +170,7 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
     CliError::failure(&e).hint(hint)
 }
 
-fn print_summary(report: &SyncReport) {
+pub fn print_summary(report: &SyncReport) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["mailbox", "written", "already archived", "failed", "bytes"]);
