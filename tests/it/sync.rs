@@ -139,8 +139,8 @@ pub fn sync_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Run {
     command.output().unwrap().into()
 }
 
-const SINCE: &str = "2026-11-21T06:00:00Z";
-const UNTIL: &str = "2026-11-22T18:00:00Z";
+pub const SINCE: &str = "2026-11-21T06:00:00Z";
+pub const UNTIL: &str = "2026-11-22T18:00:00Z";
 
 fn in_window(sim: &Simulator) -> Vec<Item> {
     sim.dataset().items_in_window(t(SINCE), t(UNTIL))
