@@ -7,8 +7,8 @@
 
 pub mod config;
 pub mod content;
-pub mod ledger;
 pub mod faultpoint;
+pub mod ledger;
 pub mod lock;
 pub mod mailbox;
 pub mod mapping;

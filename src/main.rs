@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use wechat_archiver::config::Home;
 
-use cli::args::{Cli, Command};
+use cli::args::{Cli, Command, MapCommand};
 use cli::{CliError, CommandResult, Context, ExitStatus};
 
 fn main() -> ExitCode {
@@ -38,7 +38,8 @@ async fn run(args: Cli) -> CommandResult {
         Command::Create(a) => cli::create::run(&ctx, a).await,
         Command::Sync(a) => cli::sync::run(&ctx, a).await,
         Command::Status(a) => cli::status::run(&ctx, a).await,
-        Command::Login(_) | Command::Map(_) | Command::Demo(_) => Err(CliError::failure(
+        Command::Map(MapCommand::Validate(a)) => cli::map::validate(&ctx, a).await,
+        Command::Login(_) | Command::Demo(_) => Err(CliError::failure(
             "this command is not available in this build yet",
         )),
     }

@@ -6,6 +6,7 @@ pub mod args;
 mod assets;
 pub mod create;
 pub mod error;
+pub mod map;
 pub mod progress;
 pub mod status;
 pub mod sync;
