@@ -126,6 +126,11 @@ async fn check_telemessage(
         .hint("check the endpoint and the credentials (`wechat-archiver login`), or leave out --check-telemessage")
     })?;
     report.extend(mapping::check_telemessage(table, &users));
+    report.add_check(format!(
+        "telemessage {} ({} registered users)",
+        config.endpoint,
+        users.len()
+    ));
     Ok(())
 }
 
@@ -150,6 +155,7 @@ async fn check_target(
             .hint("make the target reachable, or leave out --check-target")
         })?;
     report.extend(findings);
+    report.add_check(format!("target {}", writer.describe()));
     Ok(())
 }
 
@@ -195,6 +201,9 @@ fn render_report(report: &Report) -> String {
         report.valid(),
         report.mappings()
     );
+    if !report.checks().is_empty() {
+        let _ = writeln!(out, "Checked against: {}", report.checks().join("; "));
+    }
     render_findings(&mut out, "ERRORS", report.errors());
     render_findings(&mut out, "WARNINGS", report.warnings());
     let _ = write!(out, "\n{}", verdict(report));
@@ -205,7 +214,7 @@ fn describe_dialect(report: &Report) -> String {
     let d = report.dialect();
     let mut text = match (&d.number_column, &d.mailbox_column) {
         (Some(n), Some(m)) => format!(
-            "Read as: {}, {}-delimited; number column {n:?}, mailbox column {m:?}",
+            "Read as: {}, {}-delimited\nColumns: number {n:?}, mailbox {m:?}",
             if d.encoding == "utf-8-bom" {
                 "UTF-8 with BOM"
             } else {
@@ -216,8 +225,8 @@ fn describe_dialect(report: &Report) -> String {
         _ => "Read as: the header could not be used (see below)".to_owned(),
     };
     match report.default_region() {
-        Some(r) => text.push_str(&format!("; numbers without +country code read in {r}")),
-        None => text.push_str("; no default region (every number needs its +country code)"),
+        Some(r) => text.push_str(&format!("\nNumbers without a +country code: read in {r}")),
+        None => text.push_str("\nNumbers without a +country code: errors (no default region)"),
     }
     text
 }
@@ -298,7 +307,7 @@ fn verdict(report: &Report) -> String {
         )
     } else {
         format!(
-            "RESULT: NOT USABLE: {e} error(s), {w} warning(s). Fix the errors listed above and run `wechat-archiver map validate` again; sync will refuse this file until then."
+            "RESULT: NOT USABLE: {e} error(s), {w} warning(s); sync refuses this file until the errors are fixed."
         )
     }
 }

@@ -193,6 +193,9 @@ pub struct Report {
     valid: u64,
     mappings: u64,
     usable: bool,
+    /// What the file was compared with besides itself, e.g.
+    /// `telemessage https://archive.example.net`.
+    checks: Vec<String>,
     errors: Vec<Finding>,
     warnings: Vec<Finding>,
 }
@@ -207,6 +210,7 @@ impl Report {
             valid: 0,
             mappings: 0,
             usable: true,
+            checks: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
         }
@@ -226,6 +230,15 @@ impl Report {
         for f in findings {
             self.push(f);
         }
+    }
+
+    /// Records that a check ran, so a clean report shows it was done.
+    pub fn add_check(&mut self, description: impl Into<String>) {
+        self.checks.push(description.into());
+    }
+
+    pub fn checks(&self) -> &[String] {
+        &self.checks
     }
 
     /// Whether the file can be used for mapping (no error).

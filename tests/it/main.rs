@@ -2,4 +2,5 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod bad_input;
+mod map_validate;
 mod support;
