@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use wechat_archiver::config::Home;
 
-use cli::args::{Cli, Command};
+use cli::args::{Cli, Command, MapCommand};
 use cli::{CliError, CommandResult, Context, ExitStatus};
 
 fn main() -> ExitCode {
@@ -41,9 +41,7 @@ async fn run(args: Cli) -> CommandResult {
         Command::Login(a) => cli::login::run(&ctx, a).await,
         Command::Demo(a) => cli::demo::run(a).await,
         Command::Simulate(a) => cli::demo::simulate(a).await,
-        Command::Map(_) => Err(CliError::failure(
-            "this command is not available in this build yet",
-        )),
+        Command::Map(MapCommand::Validate(a)) => cli::map::validate(&ctx, a).await,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod create;
 pub mod demo;
 pub mod error;
 pub mod login;
+pub mod map;
 pub mod progress;
 pub mod status;
 pub mod sync;

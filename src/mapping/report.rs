@@ -35,6 +35,9 @@ pub enum Code {
     /// A phone number that cannot exist in its region.
     ImpossibleNumber,
     InvalidMailbox,
+    /// A valid address whose domain has no dot (`li.wei@contoso`): usually
+    /// a typo, accepted by a Maildir target but by no mail service.
+    UnqualifiedDomain,
     /// The same number mapped to two different mailboxes.
     ConflictingNumber,
     /// The same number and mailbox repeated.
@@ -50,9 +53,10 @@ pub enum Code {
 impl Code {
     pub fn level(self) -> Level {
         match self {
-            Code::DuplicateRow | Code::NotInTelemessage | Code::UnmappedRegisteredUser => {
-                Level::Warning
-            }
+            Code::DuplicateRow
+            | Code::UnqualifiedDomain
+            | Code::NotInTelemessage
+            | Code::UnmappedRegisteredUser => Level::Warning,
             _ => Level::Error,
         }
     }
@@ -71,6 +75,7 @@ impl Code {
             Code::InvalidNumber => "not a phone number",
             Code::ImpossibleNumber => "impossible number",
             Code::InvalidMailbox => "invalid mailbox address",
+            Code::UnqualifiedDomain => "mailbox domain without a dot",
             Code::ConflictingNumber => "number mapped to two mailboxes",
             Code::DuplicateRow => "repeated row",
             Code::NotInTelemessage => "number not registered in TeleMessage",
@@ -101,6 +106,7 @@ const CODE_NAMES: &[(Code, &str)] = &[
     (Code::InvalidNumber, "invalid_number"),
     (Code::ImpossibleNumber, "impossible_number"),
     (Code::InvalidMailbox, "invalid_mailbox"),
+    (Code::UnqualifiedDomain, "unqualified_domain"),
     (Code::ConflictingNumber, "conflicting_number"),
     (Code::DuplicateRow, "duplicate_row"),
     (Code::NotInTelemessage, "not_in_telemessage"),
@@ -187,6 +193,9 @@ pub struct Report {
     valid: u64,
     mappings: u64,
     usable: bool,
+    /// What the file was compared with besides itself, e.g.
+    /// `telemessage https://archive.example.net`.
+    checks: Vec<String>,
     errors: Vec<Finding>,
     warnings: Vec<Finding>,
 }
@@ -201,6 +210,7 @@ impl Report {
             valid: 0,
             mappings: 0,
             usable: true,
+            checks: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
         }
@@ -220,6 +230,15 @@ impl Report {
         for f in findings {
             self.push(f);
         }
+    }
+
+    /// Records that a check ran, so a clean report shows it was done.
+    pub fn add_check(&mut self, description: impl Into<String>) {
+        self.checks.push(description.into());
+    }
+
+    pub fn checks(&self) -> &[String] {
+        &self.checks
     }
 
     /// Whether the file can be used for mapping (no error).

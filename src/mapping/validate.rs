@@ -419,7 +419,18 @@ impl RowChecker<'_> {
             return None;
         }
         match Mailbox::parse(raw) {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                if !domain_is_qualified(&m) {
+                    let finding = Finding::new(
+                        Code::UnqualifiedDomain,
+                        Some(record.line),
+                        raw,
+                        "the mailbox's domain has no dot (a typo for a domain like contoso.com?); only a Maildir target accepts it",
+                    );
+                    self.report.push(finding.in_column(&column));
+                }
+                Some(m)
+            }
             Err(_) => {
                 let finding = Finding::new(
                     Code::InvalidMailbox,
@@ -476,6 +487,11 @@ impl RowChecker<'_> {
             ),
         }
     }
+}
+
+fn domain_is_qualified(mailbox: &Mailbox) -> bool {
+    let domain = mailbox.as_str().rsplit('@').next().unwrap_or("");
+    domain.contains('.') || domain.starts_with('[')
 }
 
 fn mailbox_message(raw: &str) -> String {
@@ -557,7 +573,8 @@ mod tests {
               +8613800138002,not-an-address\n\
               +86 138 0013 8000,zhang@contoso.com\n\
               008613800138000,LI.WEI@contoso.com\n\
-              +8613800138003,d@contoso.com,extra\n",
+              +8613800138003,d@contoso.com,extra\n\
+              +8613800138004,li@contoso\n",
         );
         assert_eq!(
             codes(r.errors()),
@@ -571,8 +588,11 @@ mod tests {
                 (Some(10), "field_count"),
             ]
         );
-        assert_eq!(codes(r.warnings()), [(Some(9), "duplicate_row")]);
-        assert_eq!((r.rows(), r.valid(), r.mappings()), (9, 2, 1));
+        assert_eq!(
+            codes(r.warnings()),
+            [(Some(9), "duplicate_row"), (Some(11), "unqualified_domain")]
+        );
+        assert_eq!((r.rows(), r.valid(), r.mappings()), (10, 3, 2));
         let conflict = &r.errors()[5];
         assert_eq!(conflict.other_line, Some(2));
         assert!(conflict.message.contains("line 2") && conflict.message.contains("line 8"));

@@ -5,6 +5,7 @@ mod bad_input;
 mod keyring_sync;
 mod login;
 mod login_support;
+mod map_validate;
 mod secret_fallbacks;
 mod support;
 mod sync;
