@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set up a connector: a TeleMessage account, a target, mapping rules
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Store the connector's passwords in the OS keyring
     Login(LoginArgs),
     /// Work with user-mapping CSV files
