@@ -338,7 +338,8 @@ impl GraphWriter {
             odata_string(item.id.as_str())
         );
         let expand = format!(
-            "singleValueExtendedProperties($filter=id eq {} or id eq {})",
+            "singleValueExtendedProperties($filter=id eq {} or id eq {} or id eq {})",
+            odata_string(&named_property(ITEM_ID_PROP)),
             odata_string(&named_property(ATTACHMENT_COUNT_PROP)),
             odata_string(&named_property(BYTES_PROP))
         );
@@ -356,10 +357,15 @@ impl GraphWriter {
                     .properties
                     .iter()
                     .find(|p| p.id.eq_ignore_ascii_case(&id))
-                    .and_then(|p| p.value.parse::<u64>().ok())
+                    .map(|p| p.value.as_str())
             };
-            let expected = prop(ATTACHMENT_COUNT_PROP).unwrap_or(0);
-            let bytes = prop(BYTES_PROP).unwrap_or(item.size);
+            // Graph compares the value case-insensitively; item ids are not.
+            if prop(ITEM_ID_PROP) != Some(item.id.as_str()) {
+                continue;
+            }
+            let number = |name: &str| prop(name).and_then(|v| v.parse::<u64>().ok());
+            let expected = number(ATTACHMENT_COUNT_PROP).unwrap_or(0);
+            let bytes = number(BYTES_PROP).unwrap_or(item.size);
             if self.attachment_count(user, &listed.id).await? >= expected {
                 return Ok(Some(Written {
                     location: listed.id,
