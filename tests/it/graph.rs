@@ -77,7 +77,9 @@ fn mime(id: &str, attachments: &[Attach]) -> Vec<u8> {
     m.push_str(&format!("Message-ID: <{id}@archive.telemessage.sim>\r\n"));
     m.push_str("Date: Sun, 22 Nov 2026 08:15:00 +0000\r\n");
     m.push_str(&format!("From: Li Wei <{LI}>\r\n"));
-    m.push_str(&format!("To: =?UTF-8?B?5byg5pWP?= <{ZHANG}>,\r\n zm_hk <zm_hk@wechat.invalid>\r\n"));
+    m.push_str(&format!(
+        "To: =?UTF-8?B?5byg5pWP?= <{ZHANG}>,\r\n zm_hk <zm_hk@wechat.invalid>\r\n"
+    ));
     m.push_str("Subject: =?UTF-8?B?5b6u5L+h6IGK5aSpIFdlQ2hhdDog5Y2O5Lic6ZSA5ZSu576k?=\r\n");
     m.push_str("MIME-Version: 1.0\r\n");
     m.push_str(&format!("X-TeleMessage-Item-Id: {id}\r\n"));
@@ -200,23 +202,45 @@ async fn sim_with(config: SimConfig) -> GraphSim {
 /// No limit the simulator enforces was broken.
 fn assert_limits_kept(sim: &GraphSim) {
     let s = sim.stats();
-    assert_eq!(s.concurrency_violations, 0, "more than 4 concurrent requests to a mailbox");
-    assert_eq!(s.retry_after_violations, 0, "a request came before Retry-After ended");
-    assert_eq!(s.budget_violations, 0, "a mailbox's request or upload budget was exceeded");
+    assert_eq!(
+        s.concurrency_violations, 0,
+        "more than 4 concurrent requests to a mailbox"
+    );
+    assert_eq!(
+        s.retry_after_violations, 0,
+        "a request came before Retry-After ended"
+    );
+    assert_eq!(
+        s.budget_violations, 0,
+        "a mailbox's request or upload budget was exceeded"
+    );
     assert_eq!(s.oversize_requests, 0, "a request body over 4 MB");
-    assert_eq!(s.oversize_inline_attachments, 0, "an inline attachment over 3 MB");
-    assert_eq!(s.chunk_rule_violations, 0, "an upload chunk broke the range rules");
-    assert_eq!(s.authorization_on_upload, 0, "an Authorization header went to an upload URL");
+    assert_eq!(
+        s.oversize_inline_attachments, 0,
+        "an inline attachment over 3 MB"
+    );
+    assert_eq!(
+        s.chunk_rule_violations, 0,
+        "an upload chunk broke the range rules"
+    );
+    assert_eq!(
+        s.authorization_on_upload, 0,
+        "an Authorization header went to an upload URL"
+    );
     assert_eq!(s.bad_headers, 0, "internetMessageHeaders Graph refuses");
 }
 
 fn only(messages: Vec<StoredMessage>, id: &str) -> StoredMessage {
-    let named = format!("String {{b8f2c0d4-5e1a-4f7b-9c3d-776563686174}} Name ItemId");
+    let named = "String {b8f2c0d4-5e1a-4f7b-9c3d-776563686174} Name ItemId";
     let mut matching: Vec<_> = messages
         .into_iter()
-        .filter(|m| m.extended(&named) == Some(id))
+        .filter(|m| m.extended(named) == Some(id))
         .collect();
-    assert_eq!(matching.len(), 1, "item {id} must be in the folder exactly once");
+    assert_eq!(
+        matching.len(),
+        1,
+        "item {id} must be in the folder exactly once"
+    );
     matching.remove(0)
 }
 
@@ -234,7 +258,10 @@ fn assert_faithful(m: &StoredMessage, f: &Fixture) {
     );
     assert_eq!(m.subject, "微信聊天 WeChat: 华东销售群");
     assert_eq!(m.from.as_deref(), Some(LI));
-    assert_eq!(m.to, vec![ZHANG.to_owned(), "zm_hk@wechat.invalid".to_owned()]);
+    assert_eq!(
+        m.to,
+        vec![ZHANG.to_owned(), "zm_hk@wechat.invalid".to_owned()]
+    );
     assert_eq!(m.body_type, "text");
     assert_eq!(m.body.trim_end(), TEXT);
     let header = |name: &str| {
@@ -243,8 +270,14 @@ fn assert_faithful(m: &StoredMessage, f: &Fixture) {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
-    assert_eq!(header("X-WeChat-Archiver-Item-Id"), Some(f.item.id.as_str()));
-    assert_eq!(header("X-WeChat-Archiver-Connector"), Some("contoso-wechat"));
+    assert_eq!(
+        header("X-WeChat-Archiver-Item-Id"),
+        Some(f.item.id.as_str())
+    );
+    assert_eq!(
+        header("X-WeChat-Archiver-Connector"),
+        Some("contoso-wechat")
+    );
     assert_eq!(header("X-TeleMessage-Type"), Some("chat"));
     assert_eq!(m.attachments.len(), f.attachments.len());
     for a in &f.attachments {
@@ -254,9 +287,21 @@ fn assert_faithful(m: &StoredMessage, f: &Fixture) {
             .find(|g| g.name == a.name)
             .unwrap_or_else(|| panic!("attachment {} missing", a.name));
         assert_eq!(got.content_type, a.content_type);
-        assert!(got.bytes == a.bytes, "attachment {} differs from the original", a.name);
-        let expected_via = if a.bytes.len() > 3 * MB { Via::UploadSession } else { Via::InCreate };
-        assert_eq!(got.via, expected_via, "attachment {} travelled the wrong way", a.name);
+        assert!(
+            got.bytes == a.bytes,
+            "attachment {} differs from the original",
+            a.name
+        );
+        let expected_via = if a.bytes.len() > 3 * MB {
+            Via::UploadSession
+        } else {
+            Via::InCreate
+        };
+        assert_eq!(
+            got.via, expected_via,
+            "attachment {} travelled the wrong way",
+            a.name
+        );
     }
 }
 
@@ -293,21 +338,36 @@ async fn every_copy_lands_once_as_a_received_message_with_identical_attachments(
     }
     for address in [LI, ZHANG] {
         let messages = sim.messages(address, FOLDER);
-        assert_eq!(messages.len(), fixtures.len(), "{address} holds exactly one copy per item");
+        assert_eq!(
+            messages.len(),
+            fixtures.len(),
+            "{address} holds exactly one copy per item"
+        );
         for f in &fixtures {
             assert_faithful(&only(messages.clone(), f.item.id.as_str()), f);
         }
-        assert!(sim.deleted(address).is_empty(), "nothing was half-written and removed");
+        assert!(
+            sim.deleted(address).is_empty(),
+            "nothing was half-written and removed"
+        );
     }
     let s = sim.stats();
     assert_eq!(s.folder_creates, 2, "one archive folder per mailbox");
-    assert_eq!(s.upload_sessions, 4, "the 5 MB and 20 MB attachments, in each mailbox");
+    assert_eq!(
+        s.upload_sessions, 4,
+        "the 5 MB and 20 MB attachments, in each mailbox"
+    );
     assert!(s.upload_chunks.iter().all(|c| *c <= 4 * MB));
     assert_eq!(s.token_requests, 1, "the token is reused");
     assert_limits_kept(&sim);
     let ids = w.folder_ids();
     assert_eq!(ids.len(), 2);
-    assert!(ids.iter().all(|(_, id)| sim.folders(LI).iter().chain(sim.folders(ZHANG).iter()).any(|f| &f.id == id)));
+    assert!(ids.iter().all(|(_, id)| {
+        sim.folders(LI)
+            .iter()
+            .chain(sim.folders(ZHANG).iter())
+            .any(|f| &f.id == id)
+    }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +405,11 @@ async fn an_attachment_over_150_mb_is_a_copy_failure_and_nothing_is_written() {
         other => panic!("expected a copy failure, got {other:?}"),
     }
     // And when the listing declares it, the content is not even read.
-    let declared = item("itm_huge_declared", b"", &[attach("x.bin", "application/octet-stream", 0, 1)]);
+    let declared = item(
+        "itm_huge_declared",
+        b"",
+        &[attach("x.bin", "application/octet-stream", 0, 1)],
+    );
     let mut declared = declared;
     declared.attachments[0].size = 151 * MB as u64;
     let unread = Content::Memory(Bytes::from_static(b"not even a message"));
@@ -354,7 +418,9 @@ async fn an_attachment_over_150_mb_is_a_copy_failure_and_nothing_is_written() {
         connector: "c",
         content: &unread,
     };
-    assert!(matches!(w.write(&mailbox(LI), &copy).await, Err(WriteError::Copy(r)) if r.contains("150 MB")));
+    assert!(
+        matches!(w.write(&mailbox(LI), &copy).await, Err(WriteError::Copy(r)) if r.contains("150 MB"))
+    );
     let posts = sim
         .log()
         .iter()
@@ -396,40 +462,63 @@ async fn under_load_a_mailbox_never_gets_more_than_four_requests_at_once() {
     }
     assert_limits_kept(&sim);
     for address in [LI, ZHANG] {
-        assert_eq!(sim.max_in_flight(address), 4, "{address}: the writer uses, and keeps to, 4 at once");
+        assert_eq!(
+            sim.max_in_flight(address),
+            4,
+            "{address}: the writer uses, and keeps to, 4 at once"
+        );
         let messages = sim.messages(address, FOLDER);
         assert_eq!(messages.len(), fixtures.len());
         for f in &fixtures {
             assert_faithful(&only(messages.clone(), f.item.id.as_str()), f);
         }
     }
-    assert_eq!(sim.stats().folder_creates, 2, "concurrent writers create the folder once");
+    assert_eq!(
+        sim.stats().folder_creates,
+        2,
+        "concurrent writers create the folder once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_waited_out_before_the_mailbox_hears_from_the_writer_again() {
     let sim = sim_with(SimConfig::default()).await;
     let w = writer(&sim);
-    let f = Fixture::new("itm_throttled", vec![attach("a.pdf", "application/pdf", 10 * KB, 1)]);
+    let f = Fixture::new(
+        "itm_throttled",
+        vec![attach("a.pdf", "application/pdf", 10 * KB, 1)],
+    );
     // Prime the folder so the fault hits the message create.
-    w.write(&mailbox(LI), &Fixture::new("itm_first", vec![]).copy()).await.expect("write");
+    w.write(&mailbox(LI), &Fixture::new("itm_first", vec![]).copy())
+        .await
+        .expect("write");
     sim.inject(Fault::new("POST", "/messages", 429, Some("1.5")));
     let started = std::time::Instant::now();
-    w.write(&mailbox(LI), &f.copy()).await.expect("write after throttling");
+    w.write(&mailbox(LI), &f.copy())
+        .await
+        .expect("write after throttling");
     assert!(started.elapsed() >= Duration::from_millis(1500));
     let log = sim.log();
-    let throttled = log.iter().position(|e| e.status == 429).expect("the 429 was served");
+    let throttled = log
+        .iter()
+        .position(|e| e.status == 429)
+        .expect("the 429 was served");
     let next = log[throttled + 1..]
         .iter()
         .find(|e| e.mailbox == log[throttled].mailbox)
         .expect("a retry");
-    assert!(next.at - log[throttled].at >= Duration::from_millis(1500), "retried too early");
+    assert!(
+        next.at - log[throttled].at >= Duration::from_millis(1500),
+        "retried too early"
+    );
     // 503 without Retry-After: exponential backoff, then success.
     sim.inject(Fault {
         times: 2,
         ..Fault::new("POST", "/messages", 503, None)
     });
-    w.write(&mailbox(LI), &Fixture::new("itm_503", vec![]).copy()).await.expect("write after 503s");
+    w.write(&mailbox(LI), &Fixture::new("itm_503", vec![]).copy())
+        .await
+        .expect("write after 503s");
     assert_limits_kept(&sim);
     assert_eq!(sim.stats().injected, 3);
     only(sim.messages(LI, FOLDER), "itm_throttled");
@@ -456,7 +545,10 @@ async fn the_request_and_upload_budgets_of_a_mailbox_are_kept() {
         ..fast_limits()
     };
     let w = Arc::new(writer_with(&sim, cfg));
-    let mut fixtures = vec![Fixture::new("itm_big", vec![attach("big.bin", "application/octet-stream", 12 * MB, 7)])];
+    let mut fixtures = vec![Fixture::new(
+        "itm_big",
+        vec![attach("big.bin", "application/octet-stream", 12 * MB, 7)],
+    )];
     fixtures.extend((0..8).map(|i| Fixture::new(&format!("itm_budget_{i}"), vec![])));
     let started = std::time::Instant::now();
     for f in &fixtures {
@@ -479,10 +571,16 @@ async fn an_existing_folder_of_that_name_is_used_whether_graph_says_400_or_409()
         .await;
         let existing = sim.add_folder(LI, "wechat archiver");
         let w = writer(&sim);
-        w.write(&mailbox(LI), &Fixture::new("itm_folder", vec![]).copy()).await.expect("write");
+        w.write(&mailbox(LI), &Fixture::new("itm_folder", vec![]).copy())
+            .await
+            .expect("write");
         let m = only(sim.messages(LI, FOLDER), "itm_folder");
         assert_eq!(m.folder_id, existing, "status {status}");
-        assert_eq!(sim.folders(LI).len(), 1, "no second folder (status {status})");
+        assert_eq!(
+            sim.folders(LI).len(),
+            1,
+            "no second folder (status {status})"
+        );
         assert_eq!(w.folder_ids(), vec![(mailbox(LI), existing)]);
     }
 }
@@ -491,17 +589,26 @@ async fn an_existing_folder_of_that_name_is_used_whether_graph_says_400_or_409()
 async fn a_folder_id_from_the_ledger_is_used_and_a_stale_one_replaced() {
     let sim = sim_with(SimConfig::default()).await;
     let first = writer(&sim);
-    first.write(&mailbox(LI), &Fixture::new("itm_a", vec![]).copy()).await.expect("write");
+    first
+        .write(&mailbox(LI), &Fixture::new("itm_a", vec![]).copy())
+        .await
+        .expect("write");
     let remembered = first.folder_ids();
     let second = writer(&sim);
     for (m, id) in &remembered {
         second.preload_folder_id(m, id.clone());
     }
-    second.write(&mailbox(LI), &Fixture::new("itm_b", vec![]).copy()).await.expect("write");
+    second
+        .write(&mailbox(LI), &Fixture::new("itm_b", vec![]).copy())
+        .await
+        .expect("write");
     assert_eq!(sim.stats().folder_creates, 1, "the remembered id was used");
     let third = writer(&sim);
     third.preload_folder_id(&mailbox(LI), "folder-deleted-long-ago".into());
-    third.write(&mailbox(LI), &Fixture::new("itm_c", vec![]).copy()).await.expect("write");
+    third
+        .write(&mailbox(LI), &Fixture::new("itm_c", vec![]).copy())
+        .await
+        .expect("write");
     assert_eq!(third.folder_ids(), remembered);
     assert_eq!(sim.messages(LI, FOLDER).len(), 3);
 }
@@ -513,16 +620,40 @@ async fn only_addresses_with_a_reachable_mailbox_are_valid_users() {
     sim.add_user("ceo@contoso.com", &[], MailboxKind::Denied);
     let w = writer(&sim);
     assert!(w.is_valid_user(&mailbox(LI)).await.unwrap());
-    assert!(w.is_valid_user(&mailbox("Wei.Li@Contoso.com")).await.unwrap(), "an alias is found through proxyAddresses");
-    assert!(!w.is_valid_user(&mailbox("nobody@contoso.com")).await.unwrap());
-    assert!(!w.is_valid_user(&mailbox("no.license@contoso.com")).await.unwrap());
+    assert!(
+        w.is_valid_user(&mailbox("Wei.Li@Contoso.com"))
+            .await
+            .unwrap(),
+        "an alias is found through proxyAddresses"
+    );
+    assert!(
+        !w.is_valid_user(&mailbox("nobody@contoso.com"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !w.is_valid_user(&mailbox("no.license@contoso.com"))
+            .await
+            .unwrap()
+    );
     assert!(!w.is_valid_user(&mailbox("ceo@contoso.com")).await.unwrap());
-    match w.write(&mailbox("nobody@contoso.com"), &Fixture::new("itm_x", vec![]).copy()).await {
+    match w
+        .write(
+            &mailbox("nobody@contoso.com"),
+            &Fixture::new("itm_x", vec![]).copy(),
+        )
+        .await
+    {
         Err(WriteError::Mailbox { mailbox, .. }) => assert_eq!(mailbox, "nobody@contoso.com"),
         other => panic!("expected a mailbox error, got {other:?}"),
     }
     // Written through the alias, the copy is in the primary mailbox.
-    w.write(&mailbox("wei.li@contoso.com"), &Fixture::new("itm_alias", vec![]).copy()).await.expect("write");
+    w.write(
+        &mailbox("wei.li@contoso.com"),
+        &Fixture::new("itm_alias", vec![]).copy(),
+    )
+    .await
+    .expect("write");
     only(sim.messages(LI, FOLDER), "itm_alias");
 
     let denied = sim_with(SimConfig {
@@ -531,27 +662,65 @@ async fn only_addresses_with_a_reachable_mailbox_are_valid_users() {
     })
     .await;
     let w = writer(&denied);
-    assert!(w.is_valid_user(&mailbox(LI)).await.unwrap(), "without directory rights the mailbox itself answers");
-    assert!(!w.is_valid_user(&mailbox("nobody@contoso.com")).await.unwrap());
+    assert!(
+        w.is_valid_user(&mailbox(LI)).await.unwrap(),
+        "without directory rights the mailbox itself answers"
+    );
+    assert!(
+        !w.is_valid_user(&mailbox("nobody@contoso.com"))
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_existing_finds_a_whole_copy_and_removes_a_half_written_one() {
     let sim = sim_with(SimConfig::default()).await;
-    let f = Fixture::new("itm_Crash", vec![attach("big.bin", "application/octet-stream", 4 * MB, 5)]);
-    let written = writer(&sim).write(&mailbox(LI), &f.copy()).await.expect("write");
+    let f = Fixture::new(
+        "itm_Crash",
+        vec![attach("big.bin", "application/octet-stream", 4 * MB, 5)],
+    );
+    let written = writer(&sim)
+        .write(&mailbox(LI), &f.copy())
+        .await
+        .expect("write");
     // A fresh writer, as after a restart: nothing cached.
     let w = writer(&sim);
-    let found = w.find_existing(&mailbox(LI), &f.item).await.expect("search");
-    assert_eq!(found, Some(Written { location: written.location.clone(), bytes: f.copy().len() }));
+    let found = w
+        .find_existing(&mailbox(LI), &f.item)
+        .await
+        .expect("search");
+    assert_eq!(
+        found,
+        Some(Written {
+            location: written.location.clone(),
+            bytes: f.copy().len()
+        })
+    );
     // Graph's value match ignores case; item ids do not.
     let other = item("itm_crash", b"", &[]);
-    assert_eq!(w.find_existing(&mailbox(LI), &other).await.expect("search"), None);
-    assert_eq!(w.find_existing(&mailbox(ZHANG), &f.item).await.expect("search"), None);
+    assert_eq!(
+        w.find_existing(&mailbox(LI), &other).await.expect("search"),
+        None
+    );
+    assert_eq!(
+        w.find_existing(&mailbox(ZHANG), &f.item)
+            .await
+            .expect("search"),
+        None
+    );
     // The run died before the upload finished: the copy is not whole.
     sim.drop_attachments(&written.location, 0);
-    assert_eq!(w.find_existing(&mailbox(LI), &f.item).await.expect("search"), None);
-    assert!(sim.messages(LI, FOLDER).is_empty(), "the half-written copy is gone");
+    assert_eq!(
+        w.find_existing(&mailbox(LI), &f.item)
+            .await
+            .expect("search"),
+        None
+    );
+    assert!(
+        sim.messages(LI, FOLDER).is_empty(),
+        "the half-written copy is gone"
+    );
     assert_eq!(sim.deleted(LI).len(), 1);
     w.write(&mailbox(LI), &f.copy()).await.expect("rewrite");
     assert_faithful(&only(sim.messages(LI, FOLDER), "itm_Crash"), &f);
@@ -561,12 +730,17 @@ async fn find_existing_finds_a_whole_copy_and_removes_a_half_written_one() {
 async fn a_create_whose_answer_is_lost_is_not_written_twice() {
     let sim = sim_with(SimConfig::default()).await;
     let w = writer(&sim);
-    w.write(&mailbox(LI), &Fixture::new("itm_warm", vec![]).copy()).await.expect("write");
+    w.write(&mailbox(LI), &Fixture::new("itm_warm", vec![]).copy())
+        .await
+        .expect("write");
     sim.inject(Fault {
         after_processing: true,
         ..Fault::new("POST", "/messages", 504, None)
     });
-    let f = Fixture::new("itm_lost_answer", vec![attach("a.pdf", "application/pdf", 10 * KB, 1)]);
+    let f = Fixture::new(
+        "itm_lost_answer",
+        vec![attach("a.pdf", "application/pdf", 10 * KB, 1)],
+    );
     let written = w.write(&mailbox(LI), &f.copy()).await.expect("write");
     let m = only(sim.messages(LI, FOLDER), "itm_lost_answer");
     assert_eq!(written.location, m.id);
@@ -575,7 +749,10 @@ async fn a_create_whose_answer_is_lost_is_not_written_twice() {
         after_processing: true,
         ..Fault::new("PUT", "/upload/", 504, None)
     });
-    let g = Fixture::new("itm_lost_chunk", vec![attach("v.mp4", "video/mp4", 7 * MB, 2)]);
+    let g = Fixture::new(
+        "itm_lost_chunk",
+        vec![attach("v.mp4", "video/mp4", 7 * MB, 2)],
+    );
     w.write(&mailbox(LI), &g.copy()).await.expect("write");
     assert_faithful(&only(sim.messages(LI, FOLDER), "itm_lost_chunk"), &g);
     assert_limits_kept(&sim);
@@ -602,8 +779,14 @@ impl MailboxWriter for Recorder {
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
         let mut bytes = copy.trace_headers();
         bytes.extend_from_slice(&copy.content.to_bytes().await.expect("content"));
-        self.got.lock().unwrap().push((mailbox.to_string(), copy.item.id.to_string(), bytes));
-        Ok(Written { location: "fallback-1".into(), bytes: copy.len() })
+        self.got
+            .lock()
+            .unwrap()
+            .push((mailbox.to_string(), copy.item.id.to_string(), bytes));
+        Ok(Written {
+            location: "fallback-1".into(),
+            bytes: copy.len(),
+        })
     }
 }
 
@@ -617,26 +800,41 @@ async fn when_graph_refuses_attachments_on_received_messages_nothing_half_writte
     let w = writer(&sim);
     let large = Fixture::new("itm_large", vec![attach("v.mp4", "video/mp4", 5 * MB, 3)]);
     match w.write(&mailbox(LI), &large.copy()).await {
-        Err(WriteError::Copy(reason)) => assert!(reason.contains("refuses to add attachments"), "{reason}"),
+        Err(WriteError::Copy(reason)) => {
+            assert!(reason.contains("refuses to add attachments"), "{reason}")
+        }
         other => panic!("expected a copy failure, got {other:?}"),
     }
-    assert!(sim.messages(LI, FOLDER).is_empty(), "the incomplete copy was removed");
+    assert!(
+        sim.messages(LI, FOLDER).is_empty(),
+        "the incomplete copy was removed"
+    );
     // Items whose attachments fit in the create request are unaffected.
-    let small = Fixture::new("itm_small", vec![attach("a.pdf", "application/pdf", 200 * KB, 4)]);
+    let small = Fixture::new(
+        "itm_small",
+        vec![attach("a.pdf", "application/pdf", 200 * KB, 4)],
+    );
     w.write(&mailbox(LI), &small.copy()).await.expect("write");
     assert_faithful(&only(sim.messages(LI, FOLDER), "itm_small"), &small);
 
     let recorder = Arc::new(Recorder::default());
     let w = writer(&sim).with_large_item_fallback(recorder.clone());
-    let written = w.write(&mailbox(LI), &large.copy()).await.expect("fallback write");
+    let written = w
+        .write(&mailbox(LI), &large.copy())
+        .await
+        .expect("fallback write");
     assert_eq!(written.location, "fallback-1");
+    let mut expected = large.copy().trace_headers();
+    expected.extend_from_slice(&large.content.to_bytes().await.unwrap());
     let got = recorder.got.lock().unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, LI);
-    let mut expected = large.copy().trace_headers();
-    expected.extend_from_slice(&large.content.to_bytes().await.unwrap());
     assert!(got[0].2 == expected, "the fallback got the whole message");
-    assert_eq!(sim.messages(LI, FOLDER).len(), 1, "Graph holds only the small item");
+    assert_eq!(
+        sim.messages(LI, FOLDER).len(),
+        1,
+        "Graph holds only the small item"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -648,13 +846,24 @@ async fn the_token_is_reused_until_it_expires() {
     .await;
     let w = writer(&sim);
     for i in 0..4 {
-        w.write(&mailbox(LI), &Fixture::new(&format!("itm_tok_{i}"), vec![]).copy()).await.expect("write");
+        w.write(
+            &mailbox(LI),
+            &Fixture::new(&format!("itm_tok_{i}"), vec![]).copy(),
+        )
+        .await
+        .expect("write");
     }
     assert_eq!(sim.stats().token_requests, 1);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    w.write(&mailbox(LI), &Fixture::new("itm_tok_late", vec![]).copy()).await.expect("write");
+    w.write(&mailbox(LI), &Fixture::new("itm_tok_late", vec![]).copy())
+        .await
+        .expect("write");
     assert_eq!(sim.stats().token_requests, 2);
-    assert_eq!(sim.stats().rejected_tokens, 0, "the writer renews before Graph refuses the token");
+    assert_eq!(
+        sim.stats().rejected_tokens,
+        0,
+        "the writer renews before Graph refuses the token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,12 +898,20 @@ fn plain_http_is_refused_unless_the_host_is_loopback() {
     let secret = || Secret::new("x");
     let mut c = GraphConfig::new("contoso.onmicrosoft.com", "client");
     c.graph_endpoint = Some("http://graph.example.net".into());
-    assert!(matches!(GraphWriter::new(c.clone(), secret()), Err(WriteError::Target(r)) if r.contains("http://")));
+    assert!(
+        matches!(GraphWriter::new(c.clone(), secret()), Err(WriteError::Target(r)) if r.contains("http://"))
+    );
     c.graph_endpoint = None;
     c.login_endpoint = Some("http://login.example.net".into());
-    assert!(matches!(GraphWriter::new(c.clone(), secret()), Err(WriteError::Target(_))));
+    assert!(matches!(
+        GraphWriter::new(c.clone(), secret()),
+        Err(WriteError::Target(_))
+    ));
     c.login_endpoint = Some("http://127.0.0.1:1".into());
     c.graph_endpoint = Some("http://[::1]:1".into());
     assert!(GraphWriter::new(c.clone(), secret()).is_ok());
-    assert_eq!(GraphWriter::new(c, secret()).unwrap().describe(), "graph:contoso.onmicrosoft.com");
+    assert_eq!(
+        GraphWriter::new(c, secret()).unwrap().describe(),
+        "graph:contoso.onmicrosoft.com"
+    );
 }

@@ -24,14 +24,33 @@ fn ok(value: Value) -> Response {
 
 fn query_map(query: &str) -> HashMap<String, String> {
     let url = reqwest::Url::parse(&format!("http://q/?{query}")).expect("query");
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
-pub fn route(sim: &Sim, st: &mut State, method: &Method, path: &str, query: &str, headers: &HeaderMap, body: &[u8]) -> Response {
-    let segs: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
+pub fn route(
+    sim: &Sim,
+    st: &mut State,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let segs: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let q = query_map(query);
-    if segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token" && *method == Method::POST {
+    if segs.len() == 4
+        && segs[1] == "oauth2"
+        && segs[2] == "v2.0"
+        && segs[3] == "token"
+        && *method == Method::POST
+    {
         return token(sim, st, segs[0], body);
     }
     if let ["upload", user, message, session] = segs.as_slice() {
@@ -45,7 +64,11 @@ pub fn route(sim: &Sim, st: &mut State, method: &Method, path: &str, query: &str
     }
     if body.len() > sim.config.max_request_bytes {
         st.stats.oversize_requests += 1;
-        return error(413, "RequestEntityTooLarge", "The request body is larger than 4 MB.");
+        return error(
+            413,
+            "RequestEntityTooLarge",
+            "The request body is larger than 4 MB.",
+        );
     }
     match (method.clone(), rest) {
         (Method::GET, ["users"]) => user_by_alias(sim, st, &q, headers),
@@ -66,12 +89,18 @@ fn check_token(st: &mut State, headers: &HeaderMap) -> Result<(), Response> {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let valid = token.and_then(|t| st.tokens.get(t)).is_some_and(|exp| *exp > Instant::now());
+    let valid = token
+        .and_then(|t| st.tokens.get(t))
+        .is_some_and(|exp| *exp > Instant::now());
     if valid {
         Ok(())
     } else {
         st.stats.rejected_tokens += 1;
-        Err(error(401, "InvalidAuthenticationToken", "Access token is empty, invalid or has expired."))
+        Err(error(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token is empty, invalid or has expired.",
+        ))
     }
 }
 
@@ -90,23 +119,46 @@ fn token(sim: &Sim, st: &mut State, tenant: &str, body: &[u8]) -> Response {
         return aad(400, "invalid_request", "AADSTS90002: Tenant not found.");
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return aad(400, "unsupported_grant_type", "AADSTS70003: grant_type must be client_credentials.");
+        return aad(
+            400,
+            "unsupported_grant_type",
+            "AADSTS70003: grant_type must be client_credentials.",
+        );
     }
     if form.get("client_id") != Some(&cfg.client_id) {
-        return aad(400, "unauthorized_client", "AADSTS700016: Application not found in the directory.");
+        return aad(
+            400,
+            "unauthorized_client",
+            "AADSTS700016: Application not found in the directory.",
+        );
     }
     if form.get("client_secret") != Some(&cfg.client_secret) {
-        return aad(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.");
+        return aad(
+            401,
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided.",
+        );
     }
     if !form.get("scope").is_some_and(|s| s.ends_with("/.default")) {
-        return aad(400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid.");
+        return aad(
+            400,
+            "invalid_scope",
+            "AADSTS1002012: The provided value for scope is not valid.",
+        );
     }
     let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let n = st.id("");
     let claims = json!({"tid": cfg.tenant, "roles": cfg.roles, "n": n});
-    let token = format!("{}.{}.sig", e.encode(r#"{"alg":"none"}"#), e.encode(claims.to_string()));
-    st.tokens.insert(token.clone(), Instant::now() + cfg.token_lifetime);
-    ok(json!({"token_type": "Bearer", "expires_in": cfg.token_lifetime.as_secs(), "access_token": token}))
+    let token = format!(
+        "{}.{}.sig",
+        e.encode(r#"{"alg":"none"}"#),
+        e.encode(claims.to_string())
+    );
+    st.tokens
+        .insert(token.clone(), Instant::now() + cfg.token_lifetime);
+    ok(
+        json!({"token_type": "Bearer", "expires_in": cfg.token_lifetime.as_secs(), "access_token": token}),
+    )
 }
 
 fn user_json(u: &super::SimUser) -> Value {
@@ -115,25 +167,52 @@ fn user_json(u: &super::SimUser) -> Value {
 
 fn user_by_key(sim: &Sim, st: &State, key: &str) -> Response {
     if sim.config.directory_forbidden {
-        return error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+        return error(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        );
     }
     // Graph finds users by id or userPrincipalName here, not by alias.
-    match st.users.iter().find(|u| u.id == key || u.address.eq_ignore_ascii_case(key)) {
+    match st
+        .users
+        .iter()
+        .find(|u| u.id == key || u.address.eq_ignore_ascii_case(key))
+    {
         Some(u) => ok(user_json(u)),
-        None => error(404, "Request_ResourceNotFound", &format!("Resource '{key}' does not exist.")),
+        None => error(
+            404,
+            "Request_ResourceNotFound",
+            &format!("Resource '{key}' does not exist."),
+        ),
     }
 }
 
-fn user_by_alias(sim: &Sim, st: &State, q: &HashMap<String, String>, headers: &HeaderMap) -> Response {
+fn user_by_alias(
+    sim: &Sim,
+    st: &State,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
     if sim.config.directory_forbidden {
-        return error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+        return error(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        );
     }
     let Some(Filter::ProxyAddress(addr)) = q.get("$filter").and_then(|f| odata::parse(f)) else {
         return error(400, "Request_UnsupportedQuery", "Unsupported query.");
     };
-    let eventual = headers.get("consistencylevel").is_some_and(|v| v == "eventual");
+    let eventual = headers
+        .get("consistencylevel")
+        .is_some_and(|v| v == "eventual");
     if !eventual || q.get("$count").map(String::as_str) != Some("true") {
-        return error(400, "Request_UnsupportedQuery", "This query needs ConsistencyLevel: eventual and $count=true.");
+        return error(
+            400,
+            "Request_UnsupportedQuery",
+            "This query needs ConsistencyLevel: eventual and $count=true.",
+        );
     }
     let wanted = addr.to_lowercase();
     let Some(bare) = wanted.strip_prefix("smtp:") else {
@@ -142,7 +221,10 @@ fn user_by_alias(sim: &Sim, st: &State, q: &HashMap<String, String>, headers: &H
     let found: Vec<Value> = st
         .users
         .iter()
-        .filter(|u| u.address.eq_ignore_ascii_case(bare) || u.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare)))
+        .filter(|u| {
+            u.address.eq_ignore_ascii_case(bare)
+                || u.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
+        })
         .map(user_json)
         .collect();
     ok(json!({"@odata.count": found.len(), "value": found}))
@@ -150,36 +232,72 @@ fn user_by_alias(sim: &Sim, st: &State, q: &HashMap<String, String>, headers: &H
 
 fn mailbox_user(st: &State, key: &str) -> Result<String, Response> {
     let Some(u) = st.user(key) else {
-        return Err(error(404, "ErrorInvalidUser", &format!("The requested user '{key}' is invalid.")));
+        return Err(error(
+            404,
+            "ErrorInvalidUser",
+            &format!("The requested user '{key}' is invalid."),
+        ));
     };
     match u.mailbox {
         MailboxKind::Enabled => Ok(u.id.clone()),
-        MailboxKind::NoMailbox => Err(error(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")),
-        MailboxKind::Denied => Err(error(403, "ErrorAccessDenied", "Access to OData is disabled: blocked by tenant configured AppOnly AccessPolicy settings.")),
+        MailboxKind::NoMailbox => Err(error(
+            404,
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        )),
+        MailboxKind::Denied => Err(error(
+            403,
+            "ErrorAccessDenied",
+            "Access to OData is disabled: blocked by tenant configured AppOnly AccessPolicy settings.",
+        )),
     }
 }
 
-fn mailbox_route(sim: &Sim, st: &mut State, method: &Method, user: &str, more: &[&str], q: &HashMap<String, String>, body: &[u8]) -> Response {
+fn mailbox_route(
+    sim: &Sim,
+    st: &mut State,
+    method: &Method,
+    user: &str,
+    more: &[&str],
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> Response {
     let root = State::root_id(user);
     match (method.clone(), more) {
-        (Method::GET, ["mailFolders", "msgfolderroot"]) => ok(json!({"id": root, "displayName": "Top of Information Store"})),
+        (Method::GET, ["mailFolders", "msgfolderroot"]) => {
+            ok(json!({"id": root, "displayName": "Top of Information Store"}))
+        }
         (Method::POST, ["mailFolders"]) => create_folder(sim, st, user, &root, body),
         (Method::GET, ["mailFolders"]) => list_folders(st, user, &root, q),
         (Method::POST, ["mailFolders", parent, "childFolders"]) => {
-            let parent = if *parent == "msgfolderroot" { root.clone() } else { (*parent).to_owned() };
+            let parent = if *parent == "msgfolderroot" {
+                root.clone()
+            } else {
+                (*parent).to_owned()
+            };
             create_folder(sim, st, user, &parent, body)
         }
         (Method::GET, ["mailFolders", parent, "childFolders"]) => {
-            let parent = if *parent == "msgfolderroot" { root.clone() } else { (*parent).to_owned() };
+            let parent = if *parent == "msgfolderroot" {
+                root.clone()
+            } else {
+                (*parent).to_owned()
+            };
             list_folders(st, user, &parent, q)
         }
-        (Method::POST, ["mailFolders", folder, "messages"]) => create_message(sim, st, user, folder, body),
+        (Method::POST, ["mailFolders", folder, "messages"]) => {
+            create_message(sim, st, user, folder, body)
+        }
         (Method::GET, ["mailFolders", folder, "messages"]) => list_messages(st, user, folder, q),
         (Method::GET, ["messages", id]) => match find_message(st, user, id) {
             Some(m) => ok(message_json(m, true)),
             None => not_found_item(),
         },
-        (Method::DELETE, ["messages", id]) => match st.messages.iter_mut().find(|m| m.user_id == user && m.id == *id && !m.deleted) {
+        (Method::DELETE, ["messages", id]) => match st
+            .messages
+            .iter_mut()
+            .find(|m| m.user_id == user && m.id == *id && !m.deleted)
+        {
             Some(m) => {
                 m.deleted = true;
                 axum::http::StatusCode::NO_CONTENT.into_response()
@@ -193,17 +311,29 @@ fn mailbox_route(sim: &Sim, st: &mut State, method: &Method, user: &str, more: &
             None => not_found_item(),
         },
         (Method::POST, ["messages", id, "attachments"]) => post_attachment(sim, st, user, id, body),
-        (Method::POST, ["messages", id, "attachments", "createUploadSession"]) => create_session(sim, st, user, id, body),
-        _ => error(400, "BadRequest", &format!("unsupported {method} /users/{user}/{}", more.join("/"))),
+        (Method::POST, ["messages", id, "attachments", "createUploadSession"]) => {
+            create_session(sim, st, user, id, body)
+        }
+        _ => error(
+            400,
+            "BadRequest",
+            &format!("unsupported {method} /users/{user}/{}", more.join("/")),
+        ),
     }
 }
 
 fn not_found_item() -> Response {
-    error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    error(
+        404,
+        "ErrorItemNotFound",
+        "The specified object was not found in the store.",
+    )
 }
 
 fn find_message<'a>(st: &'a State, user: &str, id: &str) -> Option<&'a StoredMessage> {
-    st.messages.iter().find(|m| m.user_id == user && m.id == id && !m.deleted)
+    st.messages
+        .iter()
+        .find(|m| m.user_id == user && m.id == id && !m.deleted)
 }
 
 fn create_folder(sim: &Sim, st: &mut State, user: &str, parent: &str, body: &[u8]) -> Response {
@@ -213,13 +343,26 @@ fn create_folder(sim: &Sim, st: &mut State, user: &str, parent: &str, body: &[u8
     let Some(name) = v.get("displayName").and_then(Value::as_str) else {
         return error(400, "ErrorInvalidRequest", "displayName is required");
     };
-    let exists = st.folders.iter().any(|f| f.user_id == user && f.parent_id == parent && f.display_name.to_lowercase() == name.to_lowercase());
+    let exists = st.folders.iter().any(|f| {
+        f.user_id == user
+            && f.parent_id == parent
+            && f.display_name.to_lowercase() == name.to_lowercase()
+    });
     if exists {
-        return error(sim.config.folder_exists_status, "ErrorFolderExists", "A folder with the specified name already exists.");
+        return error(
+            sim.config.folder_exists_status,
+            "ErrorFolderExists",
+            "A folder with the specified name already exists.",
+        );
     }
     st.stats.folder_creates += 1;
     let id = st.id("folder-");
-    st.folders.push(Folder { id: id.clone(), user_id: user.to_owned(), parent_id: parent.to_owned(), display_name: name.to_owned() });
+    st.folders.push(Folder {
+        id: id.clone(),
+        user_id: user.to_owned(),
+        parent_id: parent.to_owned(),
+        display_name: name.to_owned(),
+    });
     created(json!({"id": id, "displayName": name, "parentFolderId": parent}))
 }
 
@@ -228,14 +371,24 @@ fn list_folders(st: &State, user: &str, parent: &str, q: &HashMap<String, String
         None => None,
         Some(f) => match odata::parse(f) {
             Some(Filter::DisplayName(n)) => Some(n),
-            _ => return error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes."),
+            _ => {
+                return error(
+                    400,
+                    "ErrorInvalidUrlQueryFilter",
+                    "The query filter contains one or more invalid nodes.",
+                );
+            }
         },
     };
     let value: Vec<Value> = st
         .folders
         .iter()
         .filter(|f| f.user_id == user && f.parent_id == parent)
-        .filter(|f| filter.as_ref().is_none_or(|n| n.to_lowercase() == f.display_name.to_lowercase()))
+        .filter(|f| {
+            filter
+                .as_ref()
+                .is_none_or(|n| n.to_lowercase() == f.display_name.to_lowercase())
+        })
         .map(|f| json!({"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id}))
         .collect();
     ok(json!({"value": value}))
@@ -243,20 +396,36 @@ fn list_folders(st: &State, user: &str, parent: &str, q: &HashMap<String, String
 
 fn extended_number(id: &str) -> Option<(String, u32)> {
     let (kind, tag) = id.split_once(' ')?;
-    let tag = tag.trim().strip_prefix("0x").or_else(|| tag.trim().strip_prefix("0X"))?;
+    let tag = tag
+        .trim()
+        .strip_prefix("0x")
+        .or_else(|| tag.trim().strip_prefix("0X"))?;
     Some((kind.to_lowercase(), u32::from_str_radix(tag, 16).ok()?))
 }
 
 fn emails(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|r| r["emailAddress"]["address"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["emailAddress"]["address"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// A `fileAttachment` from JSON, or the answer refusing it.
-fn file_attachment(sim: &Sim, st: &mut State, v: &Value, via: Via) -> Result<StoredAttachment, Response> {
+fn file_attachment(
+    sim: &Sim,
+    st: &mut State,
+    v: &Value,
+    via: Via,
+) -> Result<StoredAttachment, Response> {
     if v["@odata.type"].as_str() != Some("#microsoft.graph.fileAttachment") {
-        return Err(error(400, "ErrorInvalidRequest", "only fileAttachment is supported"));
+        return Err(error(
+            400,
+            "ErrorInvalidRequest",
+            "only fileAttachment is supported",
+        ));
     }
     let bytes = v["contentBytes"]
         .as_str()
@@ -264,7 +433,11 @@ fn file_attachment(sim: &Sim, st: &mut State, v: &Value, via: Via) -> Result<Sto
         .ok_or_else(|| error(400, "ErrorInvalidRequest", "contentBytes is not base64"))?;
     if bytes.len() > sim.config.max_inline_attachment {
         st.stats.oversize_inline_attachments += 1;
-        return Err(error(413, "ErrorAttachmentSizeLimitExceeded", "Attachments over 3 MB need an upload session."));
+        return Err(error(
+            413,
+            "ErrorAttachmentSizeLimitExceeded",
+            "Attachments over 3 MB need an upload session.",
+        ));
     }
     Ok(StoredAttachment {
         id: st.id("att-"),
@@ -278,7 +451,11 @@ fn file_attachment(sim: &Sim, st: &mut State, v: &Value, via: Via) -> Result<Sto
 }
 
 fn create_message(sim: &Sim, st: &mut State, user: &str, folder: &str, body: &[u8]) -> Response {
-    if !st.folders.iter().any(|f| f.user_id == user && f.id == folder) {
+    if !st
+        .folders
+        .iter()
+        .any(|f| f.user_id == user && f.id == folder)
+    {
         return not_found_item();
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
@@ -286,15 +463,41 @@ fn create_message(sim: &Sim, st: &mut State, user: &str, folder: &str, body: &[u
     };
     let headers: Vec<(String, String)> = v["internetMessageHeaders"]
         .as_array()
-        .map(|a| a.iter().map(|h| (h["name"].as_str().unwrap_or("").to_owned(), h["value"].as_str().unwrap_or("").to_owned())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|h| {
+                    (
+                        h["name"].as_str().unwrap_or("").to_owned(),
+                        h["value"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
-    if headers.len() > 5 || headers.iter().any(|(n, _)| !n.to_lowercase().starts_with("x-")) {
+    if headers.len() > 5
+        || headers
+            .iter()
+            .any(|(n, _)| !n.to_lowercase().starts_with("x-"))
+    {
         st.stats.bad_headers += 1;
-        return error(400, "InvalidInternetMessageHeader", "The internet message header name should start with 'x-' or 'X-'; at most 5 are allowed.");
+        return error(
+            400,
+            "InvalidInternetMessageHeader",
+            "The internet message header name should start with 'x-' or 'X-'; at most 5 are allowed.",
+        );
     }
     let extended: Vec<(String, String)> = v["singleValueExtendedProperties"]
         .as_array()
-        .map(|a| a.iter().map(|p| (p["id"].as_str().unwrap_or("").to_owned(), p["value"].as_str().unwrap_or("").to_owned())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["id"].as_str().unwrap_or("").to_owned(),
+                        p["value"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let tagged = |kind: &str, tag: u32| {
         extended
@@ -320,9 +523,14 @@ fn create_message(sim: &Sim, st: &mut State, user: &str, folder: &str, body: &[u
         received: tagged("systemtime", 0x0E06),
         sent: tagged("systemtime", 0x0039),
         subject: v["subject"].as_str().unwrap_or("").to_owned(),
-        body_type: v["body"]["contentType"].as_str().unwrap_or("text").to_owned(),
+        body_type: v["body"]["contentType"]
+            .as_str()
+            .unwrap_or("text")
+            .to_owned(),
         body: v["body"]["content"].as_str().unwrap_or("").to_owned(),
-        from: v["from"]["emailAddress"]["address"].as_str().map(str::to_owned),
+        from: v["from"]["emailAddress"]["address"]
+            .as_str()
+            .map(str::to_owned),
         to: emails(&v["toRecipients"]),
         cc: emails(&v["ccRecipients"]),
         internet_message_id: v["internetMessageId"].as_str().map(str::to_owned),
@@ -348,31 +556,53 @@ fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
         "parentFolderId": m.folder_id,
     });
     if with_extended {
-        v["singleValueExtendedProperties"] = json!(m.extended.iter().map(|(id, value)| json!({"id": id, "value": value})).collect::<Vec<_>>());
+        v["singleValueExtendedProperties"] = json!(
+            m.extended
+                .iter()
+                .map(|(id, value)| json!({"id": id, "value": value}))
+                .collect::<Vec<_>>()
+        );
     }
     v
 }
 
 fn list_messages(st: &State, user: &str, folder: &str, q: &HashMap<String, String>) -> Response {
-    if !st.folders.iter().any(|f| f.user_id == user && f.id == folder) {
+    if !st
+        .folders
+        .iter()
+        .any(|f| f.user_id == user && f.id == folder)
+    {
         return not_found_item();
     }
     let filter = match q.get("$filter") {
         None => None,
         Some(f) => match odata::parse(f) {
             Some(f @ (Filter::ExtendedProperty { .. } | Filter::InternetMessageId(_))) => Some(f),
-            _ => return error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes."),
+            _ => {
+                return error(
+                    400,
+                    "ErrorInvalidUrlQueryFilter",
+                    "The query filter contains one or more invalid nodes.",
+                );
+            }
         },
     };
     // Graph: the property id's Name is case-sensitive, its value is not.
     let matches = |m: &StoredMessage| match &filter {
         None => true,
-        Some(Filter::ExtendedProperty { id, value }) => m.extended.iter().any(|(k, v)| k == id && v.to_lowercase() == value.to_lowercase()),
-        Some(Filter::InternetMessageId(id)) => m.internet_message_id.as_deref() == Some(id.as_str()),
+        Some(Filter::ExtendedProperty { id, value }) => m
+            .extended
+            .iter()
+            .any(|(k, v)| k == id && v.to_lowercase() == value.to_lowercase()),
+        Some(Filter::InternetMessageId(id)) => {
+            m.internet_message_id.as_deref() == Some(id.as_str())
+        }
         Some(_) => false,
     };
     let wanted: Option<Vec<String>> = q.get("$expand").map(|e| {
-        odata::literals_and_shape(e).map(|(lits, _)| lits).unwrap_or_default()
+        odata::literals_and_shape(e)
+            .map(|(lits, _)| lits)
+            .unwrap_or_default()
     });
     let top: usize = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(10);
     let value: Vec<Value> = st
@@ -387,7 +617,9 @@ fn list_messages(st: &State, user: &str, folder: &str, q: &HashMap<String, Strin
                 let props: Vec<Value> = m
                     .extended
                     .iter()
-                    .filter(|(k, _)| ids.is_empty() || ids.iter().any(|i| i.eq_ignore_ascii_case(k)))
+                    .filter(|(k, _)| {
+                        ids.is_empty() || ids.iter().any(|i| i.eq_ignore_ascii_case(k))
+                    })
                     .map(|(id, value)| json!({"id": id, "value": value}))
                     .collect();
                 if !props.is_empty() {
@@ -407,7 +639,11 @@ fn refuse_non_draft(sim: &Sim, st: &State, user: &str, id: &str) -> Result<(), R
         return Err(not_found_item());
     };
     if sim.config.refuse_attachments_on_non_draft && !m.is_draft {
-        return Err(error(400, "ErrorInvalidOperation", "Attachments can only be added to draft messages."));
+        return Err(error(
+            400,
+            "ErrorInvalidOperation",
+            "Attachments can only be added to draft messages.",
+        ));
     }
     Ok(())
 }
@@ -424,7 +660,11 @@ fn post_attachment(sim: &Sim, st: &mut State, user: &str, id: &str, body: &[u8])
         Err(resp) => return resp,
     };
     let answer = json!({"id": att.id, "name": att.name, "size": att.bytes.len()});
-    let m = st.messages.iter_mut().find(|m| m.id == id).expect("checked");
+    let m = st
+        .messages
+        .iter_mut()
+        .find(|m| m.id == id)
+        .expect("checked");
     m.attachments.push(att);
     created(answer)
 }
@@ -436,7 +676,11 @@ fn create_session(sim: &Sim, st: &mut State, user: &str, id: &str, body: &[u8]) 
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return error(400, "RequestBodyRead", "not JSON");
     };
-    let item = if v["AttachmentItem"].is_object() { &v["AttachmentItem"] } else { &v["attachmentItem"] };
+    let item = if v["AttachmentItem"].is_object() {
+        &v["AttachmentItem"]
+    } else {
+        &v["attachmentItem"]
+    };
     if item["attachmentType"].as_str() != Some("file") {
         return error(400, "ErrorInvalidRequest", "attachmentType must be file");
     }
@@ -444,64 +688,133 @@ fn create_session(sim: &Sim, st: &mut State, user: &str, id: &str, body: &[u8]) 
         return error(400, "ErrorInvalidRequest", "size is required");
     };
     if size > sim.config.max_attachment {
-        return error(400, "ErrorAttachmentSizeLimitExceeded", "Attachments are limited to 150 MB.");
+        return error(
+            400,
+            "ErrorAttachmentSizeLimitExceeded",
+            "Attachments are limited to 150 MB.",
+        );
     }
     st.stats.upload_sessions += 1;
     let session_id = st.id("session-");
     let token = st.id("upload-token-");
-    st.sessions.insert(session_id.clone(), Session {
-        user_id: user.to_owned(),
-        message_id: id.to_owned(),
-        token: token.clone(),
-        name: item["name"].as_str().unwrap_or("").to_owned(),
-        content_type: item["contentType"].as_str().unwrap_or("application/octet-stream").to_owned(),
-        is_inline: item["isInline"].as_bool().unwrap_or(false),
-        content_id: item["contentId"].as_str().map(str::to_owned),
-        size,
-        received: Vec::new(),
-    });
-    let url = format!("{}/upload/{user}/{id}/{session_id}?authtoken={token}", st.base);
-    created(json!({"uploadUrl": url, "expirationDateTime": "2099-01-01T00:00:00Z", "nextExpectedRanges": ["0-"]}))
+    st.sessions.insert(
+        session_id.clone(),
+        Session {
+            user_id: user.to_owned(),
+            message_id: id.to_owned(),
+            token: token.clone(),
+            name: item["name"].as_str().unwrap_or("").to_owned(),
+            content_type: item["contentType"]
+                .as_str()
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            is_inline: item["isInline"].as_bool().unwrap_or(false),
+            content_id: item["contentId"].as_str().map(str::to_owned),
+            size,
+            received: Vec::new(),
+        },
+    );
+    let url = format!(
+        "{}/upload/{user}/{id}/{session_id}?authtoken={token}",
+        st.base
+    );
+    created(
+        json!({"uploadUrl": url, "expirationDateTime": "2099-01-01T00:00:00Z", "nextExpectedRanges": ["0-"]}),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
-fn upload_chunk(sim: &Sim, st: &mut State, user: &str, message: &str, session_id: &str, q: &HashMap<String, String>, headers: &HeaderMap, body: &[u8]) -> Response {
+fn upload_chunk(
+    sim: &Sim,
+    st: &mut State,
+    user: &str,
+    message: &str,
+    session_id: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     if headers.contains_key("authorization") {
         st.stats.authorization_on_upload += 1;
-        return error(400, "InvalidAuthenticationHeader", "The upload URL is pre-authenticated; do not send an Authorization header.");
+        return error(
+            400,
+            "InvalidAuthenticationHeader",
+            "The upload URL is pre-authenticated; do not send an Authorization header.",
+        );
     }
     let Some(session) = st.sessions.get(session_id).cloned() else {
-        return error(404, "ErrorItemNotFound", "upload session not found or finished");
+        return error(
+            404,
+            "ErrorItemNotFound",
+            "upload session not found or finished",
+        );
     };
-    if q.get("authtoken") != Some(&session.token) || session.user_id != user || session.message_id != message {
-        return error(401, "InvalidAuthenticationToken", "upload URL token is not valid");
+    if q.get("authtoken") != Some(&session.token)
+        || session.user_id != user
+        || session.message_id != message
+    {
+        return error(
+            401,
+            "InvalidAuthenticationToken",
+            "upload URL token is not valid",
+        );
     }
     if body.len() > sim.config.max_request_bytes {
         st.stats.oversize_requests += 1;
-        return error(413, "RequestEntityTooLarge", "Each range must be under 4 MB.");
+        return error(
+            413,
+            "RequestEntityTooLarge",
+            "Each range must be under 4 MB.",
+        );
     }
-    let range = headers.get("content-range").and_then(|v| v.to_str().ok()).and_then(parse_range);
+    let range = headers
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_range);
     let Some((start, end, total)) = range else {
         st.stats.chunk_rule_violations += 1;
-        return error(400, "InvalidContentRange", "Content-Range must be 'bytes start-end/total'.");
+        return error(
+            400,
+            "InvalidContentRange",
+            "Content-Range must be 'bytes start-end/total'.",
+        );
     };
     let next = session.received.len() as u64;
     let final_chunk = end + 1 == total;
-    let unit_ok = final_chunk || body.len() % CHUNK_UNIT == 0;
-    if total != session.size || start != next || end < start || end - start + 1 != body.len() as u64 || end >= total || !unit_ok {
+    let unit_ok = final_chunk || body.len().is_multiple_of(CHUNK_UNIT);
+    if total != session.size
+        || start != next
+        || end < start
+        || end - start + 1 != body.len() as u64
+        || end >= total
+        || !unit_ok
+    {
         st.stats.chunk_rule_violations += 1;
-        return error(400, "InvalidContentRange", &format!("expected a range from {next} of {} bytes, in multiples of 320 KiB", session.size));
+        return error(
+            400,
+            "InvalidContentRange",
+            &format!(
+                "expected a range from {next} of {} bytes, in multiples of 320 KiB",
+                session.size
+            ),
+        );
     }
     st.stats.upload_chunks.push(body.len());
     let session = st.sessions.get_mut(session_id).expect("present");
     session.received.extend_from_slice(body);
     if !final_chunk {
         let next = session.received.len();
-        return ok(json!({"expirationDateTime": "2099-01-01T00:00:00Z", "nextExpectedRanges": [next.to_string()]}));
+        return ok(
+            json!({"expirationDateTime": "2099-01-01T00:00:00Z", "nextExpectedRanges": [next.to_string()]}),
+        );
     }
     let session = st.sessions.remove(session_id).expect("present");
     let att_id = st.id("att-");
-    let Some(m) = st.messages.iter_mut().find(|m| m.id == message && !m.deleted) else {
+    let Some(m) = st
+        .messages
+        .iter_mut()
+        .find(|m| m.id == message && !m.deleted)
+    else {
         return not_found_item();
     };
     m.attachments.push(StoredAttachment {
@@ -513,9 +826,13 @@ fn upload_chunk(sim: &Sim, st: &mut State, user: &str, message: &str, session_id
         bytes: session.received,
         via: Via::UploadSession,
     });
-    let location = format!("{}/v1.0/users/{user}/messages/{message}/attachments/{att_id}", st.base);
+    let location = format!(
+        "{}/v1.0/users/{user}/messages/{message}/attachments/{att_id}",
+        st.base
+    );
     let mut resp = created(json!({}));
-    resp.headers_mut().insert("Location", location.parse().expect("header"));
+    resp.headers_mut()
+        .insert("Location", location.parse().expect("header"));
     resp
 }
 

@@ -6,6 +6,8 @@
 //! the writer keeps to them.
 
 #![allow(dead_code)]
+// Handlers answer with the HTTP response itself, as axum does.
+#![allow(clippy::result_large_err)]
 
 mod api;
 pub mod model;
@@ -20,8 +22,10 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub use model::{Fault, Folder, LogEntry, MailboxKind, SimConfig, SimUser, Stats, StoredMessage, Via};
 use model::State;
+pub use model::{
+    Fault, Folder, LogEntry, MailboxKind, SimConfig, SimUser, Stats, StoredMessage, Via,
+};
 
 /// Requests already on their way when a throttling answer went out are not
 /// the client's fault; only those arriving later than this count.
@@ -69,7 +73,11 @@ impl GraphSim {
     /// Adds a user with an Exchange mailbox; returns its id.
     pub fn add_user(&self, address: &str, aliases: &[&str], mailbox: MailboxKind) -> String {
         let mut st = self.state();
-        let id = format!("{:08x}-0000-4000-8000-{:012x}", st.users.len() + 1, st.users.len() + 1);
+        let id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            st.users.len() + 1,
+            st.users.len() + 1
+        );
         st.users.push(SimUser {
             id: id.clone(),
             address: address.to_owned(),
@@ -202,12 +210,13 @@ pub(crate) fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        if let (b'%', Some(Ok(b))) = (bytes[i], hex.map(|h| u8::from_str_radix(h, 16))) {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -217,7 +226,14 @@ pub(crate) fn percent_decode(s: &str) -> String {
 
 /// Admission at the mailbox: pauses, concurrency, budgets and injected
 /// faults, in that order. `Err` is the throttling answer.
-fn admit(sim: &Sim, st: &mut State, mailbox: &str, method: &Method, path: &str, body_len: u64) -> Result<(), Response> {
+fn admit(
+    sim: &Sim,
+    st: &mut State,
+    mailbox: &str,
+    method: &Method,
+    path: &str,
+    body_len: u64,
+) -> Result<(), Response> {
     let now = Instant::now();
     let cfg = &sim.config;
     if let Some((start, until)) = st.paused.get(mailbox).copied() {
@@ -233,7 +249,11 @@ fn admit(sim: &Sim, st: &mut State, mailbox: &str, method: &Method, path: &str, 
     let in_flight = st.in_flight.entry(mailbox.to_owned()).or_default();
     *in_flight += 1;
     let n = *in_flight;
-    let max = st.stats.max_in_flight.entry(mailbox.to_owned()).or_default();
+    let max = st
+        .stats
+        .max_in_flight
+        .entry(mailbox.to_owned())
+        .or_default();
     *max = (*max).max(n);
     if n > cfg.max_concurrency {
         st.stats.concurrency_violations += 1;
@@ -243,7 +263,10 @@ fn admit(sim: &Sim, st: &mut State, mailbox: &str, method: &Method, path: &str, 
     let horizon = cfg.request_window.max(cfg.upload_window);
     let window = st.windows.entry(mailbox.to_owned()).or_default();
     window.retain(|(at, _)| *at + horizon > now);
-    let requests = window.iter().filter(|(at, _)| *at + cfg.request_window > now).count();
+    let requests = window
+        .iter()
+        .filter(|(at, _)| *at + cfg.request_window > now)
+        .count();
     let uploaded: u64 = window
         .iter()
         .filter(|(at, _)| *at + cfg.upload_window > now)
@@ -256,12 +279,20 @@ fn admit(sim: &Sim, st: &mut State, mailbox: &str, method: &Method, path: &str, 
     let over_bytes = uploaded > 0 && uploaded + body > cfg.upload_bytes_per_window;
     if over_requests || over_bytes {
         let oldest = window.first().map(|(at, _)| *at).unwrap_or(now);
-        let span = if over_requests { cfg.request_window } else { cfg.upload_window };
+        let span = if over_requests {
+            cfg.request_window
+        } else {
+            cfg.upload_window
+        };
         let wait = (oldest + span).saturating_duration_since(now);
         st.stats.budget_violations += 1;
         st.paused.insert(mailbox.to_owned(), (now, now + wait));
         *st.in_flight.get_mut(mailbox).expect("counted") -= 1;
-        return Err(throttled(429, "ApplicationThrottled", &format!("{:.3}", wait.as_secs_f64())));
+        return Err(throttled(
+            429,
+            "ApplicationThrottled",
+            &format!("{:.3}", wait.as_secs_f64()),
+        ));
     }
     if let Some(resp) = take_fault(st, mailbox, method, path, false) {
         *st.in_flight.get_mut(mailbox).expect("counted") -= 1;
@@ -271,16 +302,26 @@ fn admit(sim: &Sim, st: &mut State, mailbox: &str, method: &Method, path: &str, 
 }
 
 /// The answer of the first armed fault matching the request, if any.
-fn take_fault(st: &mut State, mailbox: &str, method: &Method, path: &str, after: bool) -> Option<Response> {
+fn take_fault(
+    st: &mut State,
+    mailbox: &str,
+    method: &Method,
+    path: &str,
+    after: bool,
+) -> Option<Response> {
     let i = st.faults.iter().position(|f| {
-        f.method == method.as_str() && path.contains(&f.path_contains) && f.times > 0 && f.after_processing == after
+        f.method == method.as_str()
+            && path.contains(&f.path_contains)
+            && f.times > 0
+            && f.after_processing == after
     })?;
     let fault = st.faults[i].clone();
     st.faults[i].times -= 1;
     st.stats.injected += 1;
     let mut resp = error(fault.status, "InjectedFault", "injected fault");
     if let Some(ra) = &fault.retry_after {
-        resp.headers_mut().insert("Retry-After", ra.parse().expect("header value"));
+        resp.headers_mut()
+            .insert("Retry-After", ra.parse().expect("header value"));
         let wait = Duration::from_secs_f64(ra.parse::<f64>().unwrap_or(0.0));
         let now = Instant::now();
         st.paused.insert(mailbox.to_owned(), (now, now + wait));
@@ -302,11 +343,12 @@ async fn dispatch(AxumState(sim): AxumState<Arc<Sim>>, req: Request) -> Response
     let mailbox = {
         let mut st = sim.state.lock().expect("sim state");
         let mailbox = mailbox_of(&st, &path);
-        if let Some(mb) = &mailbox {
-            if let Err(resp) = admit(&sim, &mut st, mb, &method, &path, declared_len) {
-                log(&mut st, mailbox.clone(), &method, &path, resp.status().as_u16());
-                return resp;
-            }
+        if let Some(mb) = &mailbox
+            && let Err(resp) = admit(&sim, &mut st, mb, &method, &path, declared_len)
+        {
+            let status = resp.status().as_u16();
+            log(&mut st, mailbox.clone(), &method, &path, status);
+            return resp;
         }
         mailbox
     };
@@ -324,7 +366,14 @@ async fn dispatch(AxumState(sim): AxumState<Arc<Sim>>, req: Request) -> Response
     resp
 }
 
-async fn serve(sim: &Sim, method: &Method, path: &str, query: &str, headers: &HeaderMap, body: Body) -> Response {
+async fn serve(
+    sim: &Sim,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let body = match axum::body::to_bytes(body, READ_LIMIT).await {
         Ok(b) => b,
         Err(_) => return error(413, "RequestEntityTooLarge", "body too large to read"),
@@ -338,7 +387,10 @@ async fn serve(sim: &Sim, method: &Method, path: &str, query: &str, headers: &He
 
 fn mailbox_path(path: &str) -> bool {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    matches!(segs.as_slice(), ["v1.0", "users", _, _, ..] | ["upload", ..])
+    matches!(
+        segs.as_slice(),
+        ["v1.0", "users", _, _, ..] | ["upload", ..]
+    )
 }
 
 fn log(st: &mut State, mailbox: Option<String>, method: &Method, path: &str, status: u16) {

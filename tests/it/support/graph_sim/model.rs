@@ -161,7 +161,12 @@ pub struct Fault {
 }
 
 impl Fault {
-    pub fn new(method: &'static str, path_contains: &str, status: u16, retry_after: Option<&str>) -> Fault {
+    pub fn new(
+        method: &'static str,
+        path_contains: &str,
+        status: u16,
+        retry_after: Option<&str>,
+    ) -> Fault {
         Fault {
             method,
             path_contains: path_contains.to_owned(),

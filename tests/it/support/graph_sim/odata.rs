@@ -74,7 +74,9 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         assert_eq!(
-            parse("singleValueExtendedProperties/Any(ep: ep/id eq 'String {x} Name A' and ep/value eq 'it''s')"),
+            parse(
+                "singleValueExtendedProperties/Any(ep: ep/id eq 'String {x} Name A' and ep/value eq 'it''s')"
+            ),
             Some(Filter::ExtendedProperty {
                 id: "String {x} Name A".into(),
                 value: "it's".into()
