@@ -72,6 +72,10 @@ const TEXT: &str = "报价单已发 – the quote is attached, 请查收";
 /// it): Message-ID, Date, From, To, encoded Subject, X-TeleMessage-*
 /// headers, a base64 UTF-8 text part, and base64 attachments.
 fn mime(id: &str, attachments: &[Attach]) -> Vec<u8> {
+    mime_with_text(id, TEXT, attachments)
+}
+
+fn mime_with_text(id: &str, text: &str, attachments: &[Attach]) -> Vec<u8> {
     let boundary = "=_tm_boundary_0001";
     let mut m = String::new();
     m.push_str(&format!("Message-ID: <{id}@archive.telemessage.sim>\r\n"));
@@ -89,7 +93,7 @@ fn mime(id: &str, attachments: &[Attach]) -> Vec<u8> {
     m.push_str("X-TeleMessage-Archived-At: 2026-11-22T08:15:03Z\r\n");
     let text_part = format!(
         "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}",
-        wrapped_base64(TEXT.as_bytes())
+        wrapped_base64(text.as_bytes())
     );
     if attachments.is_empty() {
         m.push_str(&text_part);
@@ -292,16 +296,21 @@ fn assert_faithful(m: &StoredMessage, f: &Fixture) {
             "attachment {} differs from the original",
             a.name
         );
-        let expected_via = if a.bytes.len() > 3 * MB {
-            Via::UploadSession
+        if a.bytes.len() > 3 * MB {
+            assert_eq!(
+                got.via,
+                Via::UploadSession,
+                "{} needs an upload session",
+                a.name
+            );
         } else {
-            Via::InCreate
-        };
-        assert_eq!(
-            got.via, expected_via,
-            "attachment {} travelled the wrong way",
-            a.name
-        );
+            assert_ne!(
+                got.via,
+                Via::UploadSession,
+                "{} fits in one request",
+                a.name
+            );
+        }
     }
 }
 
@@ -864,6 +873,16 @@ async fn the_token_is_reused_until_it_expires() {
         0,
         "the writer renews before Graph refuses the token"
     );
+    // A token revoked early: one refusal, a new token, and the write goes on.
+    sim.revoke_tokens();
+    w.write(
+        &mailbox(LI),
+        &Fixture::new("itm_tok_revoked", vec![]).copy(),
+    )
+    .await
+    .expect("write");
+    assert_eq!(sim.stats().token_requests, 3);
+    assert_eq!(sim.stats().rejected_tokens, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -914,4 +933,76 @@ fn plain_http_is_refused_unless_the_host_is_loopback() {
         GraphWriter::new(c, secret()).unwrap().describe(),
         "graph:contoso.onmicrosoft.com"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_that_do_not_all_fit_in_the_create_request_follow_one_by_one() {
+    let sim = sim_with(SimConfig::default()).await;
+    let w = writer(&sim);
+    let f = Fixture::new(
+        "itm_three_medium",
+        vec![
+            attach("a.jpg", "image/jpeg", 1536 * KB, 1),
+            attach("b.jpg", "image/jpeg", 1536 * KB, 2),
+            attach("c.jpg", "image/jpeg", 1536 * KB, 3),
+        ],
+    );
+    w.write(&mailbox(LI), &f.copy()).await.expect("write");
+    let m = only(sim.messages(LI, FOLDER), "itm_three_medium");
+    assert_faithful(&m, &f);
+    let vias: Vec<Via> = m.attachments.iter().map(|a| a.via).collect();
+    assert_eq!(vias, vec![Via::InCreate, Via::Post, Via::Post]);
+    assert_limits_kept(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_long_for_one_request_is_attached_whole() {
+    let sim = sim_with(SimConfig::default()).await;
+    let w = writer(&sim);
+    let text: String = "聊天记录 chat log line\r\n".repeat(100_000);
+    let raw = mime_with_text("itm_long_body", &text, &[]);
+    let f = Fixture {
+        item: item("itm_long_body", &raw, &[]),
+        content: Content::Memory(Bytes::from(raw)),
+        attachments: vec![],
+    };
+    w.write(&mailbox(LI), &f.copy()).await.expect("write");
+    let m = only(sim.messages(LI, FOLDER), "itm_long_body");
+    assert!(!m.is_draft);
+    assert!(
+        m.body.contains("message.txt"),
+        "the body points to the attachment"
+    );
+    assert_eq!(m.attachments.len(), 1);
+    assert_eq!(m.attachments[0].name, "message.txt");
+    assert!(
+        m.attachments[0].bytes == text.as_bytes(),
+        "the text is attached unchanged"
+    );
+    assert_limits_kept(&sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_image_keeps_its_content_id() {
+    let sim = sim_with(SimConfig::default()).await;
+    let w = writer(&sim);
+    let png = noise(30 * KB, 11);
+    let raw = format!(
+        "Message-ID: <itm_cid@archive.telemessage.sim>\r\nDate: Sun, 22 Nov 2026 08:15:00 +0000\r\nFrom: Li Wei <{LI}>\r\nTo: <{ZHANG}>\r\nSubject: photo\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n<p><img src=\"cid:img1@tm\"></p>\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <img1@tm>\r\nContent-Disposition: inline; filename=\"photo.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}--r--\r\n",
+        wrapped_base64(&png)
+    );
+    let f = Fixture {
+        item: item("itm_cid", raw.as_bytes(), &[]),
+        content: Content::Memory(Bytes::from(raw)),
+        attachments: vec![],
+    };
+    w.write(&mailbox(LI), &f.copy()).await.expect("write");
+    let m = only(sim.messages(LI, FOLDER), "itm_cid");
+    assert_eq!(m.body_type, "html");
+    assert_eq!(m.attachments.len(), 1);
+    let a = &m.attachments[0];
+    assert!(a.is_inline);
+    assert_eq!(a.content_id.as_deref(), Some("img1@tm"));
+    assert_eq!(a.name, "photo.png");
+    assert!(a.bytes == png);
 }

@@ -318,6 +318,17 @@ fn status_error(status: u16, body: &[u8]) -> GraphError {
     }
 }
 
+/// Sets an OData query, each value percent-encoded (`%20` for spaces,
+/// which Graph reads unambiguously; a form-encoded `+` is not).
+pub(crate) fn with_query(mut url: Url, pairs: &[(&str, &str)]) -> Url {
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencoding::encode(v)))
+        .collect();
+    url.set_query(Some(&query.join("&")));
+    url
+}
+
 /// A URL for logs and errors: upload URLs carry their credential in the
 /// query, so queries are never shown.
 pub(crate) fn redact(url: &Url) -> String {

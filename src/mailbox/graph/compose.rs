@@ -160,9 +160,11 @@ fn fields(copy: &Copy<'_>, message: &Message<'_>) -> Map<String, Value> {
     let from = message
         .from()
         .and_then(|a| recipients(a).into_iter().next())
-        .unwrap_or_else(|| sender_from_item(copy));
-    m.insert("from".into(), from.clone());
-    m.insert("sender".into(), from);
+        .or_else(|| sender_from_item(copy));
+    if let Some(from) = from {
+        m.insert("from".into(), from.clone());
+        m.insert("sender".into(), from);
+    }
     m.insert(
         "toRecipients".into(),
         json!(message.to().map(recipients).unwrap_or_default()),
@@ -244,10 +246,13 @@ fn recipients(address: &Address<'_>) -> Vec<Value> {
         .collect()
 }
 
-fn sender_from_item(copy: &Copy<'_>) -> Value {
+/// The listing's sender, for a message without a usable `From`; Graph
+/// needs an address, so a sender without one is left out.
+fn sender_from_item(copy: &Copy<'_>) -> Option<Value> {
     let s = &copy.item.sender;
-    let address = s.email.clone().unwrap_or_default();
-    json!({"emailAddress": {"name": s.name, "address": address}})
+    let address = s.email.as_deref().filter(|a| !a.is_empty())?;
+    let name = if s.name.is_empty() { address } else { &s.name };
+    Some(json!({"emailAddress": {"name": name, "address": address}}))
 }
 
 /// The trace headers first, then the original's most telling `x-` headers.
@@ -392,4 +397,89 @@ fn split(
         fields.insert("attachments".into(), Value::Array(inline));
     }
     (Value::Object(fields), separate, sessions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::Content;
+    use crate::telemessage::Item;
+
+    fn item() -> Item {
+        serde_json::from_value(json!({
+            "id": "itm_1", "platform": "wechat", "type": "recalled",
+            "conversation": {"id": "c", "kind": "direct", "title": ""},
+            "sent_at": "2026-11-22T08:15:00.250Z", "archived_at": "2026-11-22T09:00:00Z",
+            "sender": {"name": "", "mobile": null, "email": null, "wechat_id": "w"},
+            "participants": [], "size": 1, "sha256": "00"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn five_x_headers_at_most_trace_headers_and_the_telling_ones_first() {
+        let raw = b"Message-ID: <m1@tm>\r\nFrom: <a@b.c>\r\nX-TeleMessage-Item-Id: itm_1\r\nX-TeleMessage-Platform: wechat\r\nX-TeleMessage-Archived-At: t\r\nX-TeleMessage-Conversation: c\r\nX-TeleMessage-Recalled-At: r\r\nX-TeleMessage-Type: recalled\r\nSubject: s\r\n\r\nbody\r\n";
+        let item = item();
+        let content = Content::Memory(Bytes::from_static(raw));
+        let copy = Copy {
+            item: &item,
+            connector: "conn",
+            content: &content,
+        };
+        let plan = plan(&copy, raw).unwrap();
+        let names: Vec<&str> = plan.create["internetMessageHeaders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ITEM_ID_HEADER,
+                CONNECTOR_HEADER,
+                "X-TeleMessage-Type",
+                "X-TeleMessage-Recalled-At",
+                "X-TeleMessage-Conversation"
+            ]
+        );
+        assert_eq!(plan.create["internetMessageId"], "<m1@tm>");
+        let props = plan.create["singleValueExtendedProperties"]
+            .as_array()
+            .unwrap();
+        assert!(
+            props
+                .contains(&json!({"id": "SystemTime 0x0039", "value": "2026-11-22T08:15:00.250Z"}))
+        );
+        assert!(
+            props.contains(&json!({"id": named_property(ATTACHMENT_COUNT_PROP), "value": "0"}))
+        );
+    }
+
+    #[test]
+    fn without_a_from_header_or_sender_address_there_is_no_from() {
+        let raw = b"Subject: s\r\n\r\nbody\r\n";
+        let item = item();
+        let content = Content::Memory(Bytes::from_static(raw));
+        let copy = Copy {
+            item: &item,
+            connector: "conn",
+            content: &content,
+        };
+        let plan = plan(&copy, raw).unwrap();
+        assert!(plan.create.get("from").is_none());
+        assert!(plan.create.get("internetMessageId").is_none());
+    }
+
+    #[test]
+    fn garbage_is_not_a_message() {
+        let item = item();
+        let content = Content::Memory(Bytes::new());
+        let copy = Copy {
+            item: &item,
+            connector: "conn",
+            content: &content,
+        };
+        assert!(matches!(plan(&copy, b""), Err(ComposeError::NotAMessage)));
+    }
 }

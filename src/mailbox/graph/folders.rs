@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::GraphWriter;
-use super::client::Call;
+use super::client::{Call, with_query};
 use super::error::GraphError;
 use super::users::{User, odata_string};
 use crate::types::Mailbox;
@@ -98,13 +98,11 @@ impl GraphWriter {
     }
 
     async fn find_folder(&self, user: &User) -> Result<Option<String>, GraphError> {
-        let mut url = self.api.url(&["users", &user.id, "mailFolders"]);
-        url.query_pairs_mut()
-            .append_pair(
-                "$filter",
-                &format!("displayName eq {}", odata_string(&self.folder)),
-            )
-            .append_pair("$select", "id,displayName");
+        let filter = format!("displayName eq {}", odata_string(&self.folder));
+        let url = with_query(
+            self.api.url(&["users", &user.id, "mailFolders"]),
+            &[("$filter", &filter), ("$select", "id,displayName")],
+        );
         let page: FolderPage = self
             .api
             .call(Some(&user.gate), Call::get(url))

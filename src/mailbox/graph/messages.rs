@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::GraphWriter;
-use super::client::{Auth, Body, Call};
+use super::client::{Auth, Body, Call, with_query};
 use super::compose::{
     self, ATTACHMENT_COUNT_PROP, ATTACHMENT_LIMIT, Attachment, BYTES_PROP, ITEM_ID_PROP, Plan,
     named_property,
@@ -122,7 +122,7 @@ impl GraphWriter {
                 }
                 Err(AttachFailure::Refused(e)) => {
                     self.delete(&user, &id).await;
-                    self.attachments_refused.store(true, Ordering::Relaxed);
+                    self.attachments_refused.fetch_add(1, Ordering::Relaxed);
                     return self.write_elsewhere(mailbox, copy, &plan, Some(e)).await;
                 }
                 Err(AttachFailure::Other(e @ GraphError::Ambiguous(_))) => {
@@ -329,7 +329,7 @@ impl GraphWriter {
         folder: &str,
         item: &Item,
     ) -> Result<Option<Written>, GraphError> {
-        let mut url = self
+        let url = self
             .api
             .url(&["users", &user.id, "mailFolders", folder, "messages"]);
         let filter = format!(
@@ -343,11 +343,15 @@ impl GraphWriter {
             odata_string(&named_property(ATTACHMENT_COUNT_PROP)),
             odata_string(&named_property(BYTES_PROP))
         );
-        url.query_pairs_mut()
-            .append_pair("$filter", &filter)
-            .append_pair("$select", "id")
-            .append_pair("$expand", &expand)
-            .append_pair("$top", "10");
+        let url = with_query(
+            url,
+            &[
+                ("$filter", &filter),
+                ("$select", "id"),
+                ("$expand", &expand),
+                ("$top", "10"),
+            ],
+        );
         let call = Call::get(url).header("Prefer", "IdType=\"ImmutableId\"");
         let page: Page<Listed> = self.api.call(Some(&user.gate), call).await?.json()?;
         for listed in page.value {
@@ -379,12 +383,10 @@ impl GraphWriter {
     }
 
     async fn attachment_count(&self, user: &User, id: &str) -> Result<u64, GraphError> {
-        let mut url = self
+        let url = self
             .api
             .url(&["users", &user.id, "messages", id, "attachments"]);
-        url.query_pairs_mut()
-            .append_pair("$select", "id")
-            .append_pair("$top", "999");
+        let url = with_query(url, &[("$select", "id"), ("$top", "999")]);
         let page: Page<AttachmentRef> = self
             .api
             .call(Some(&user.gate), Call::get(url))

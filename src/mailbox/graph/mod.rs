@@ -17,7 +17,7 @@ mod users;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use async_trait::async_trait;
 
@@ -32,6 +32,10 @@ use client::Api;
 use endpoints::Endpoints;
 
 pub use throttle::GraphLimits;
+
+/// Refusals to add attachments to a received message after which large
+/// items go straight to the fallback (or fail) without trying Graph.
+const REFUSALS_BEFORE_SKIPPING: u32 = 2;
 
 /// Everything the Graph writer needs but the client secret.
 #[derive(Debug, Clone)]
@@ -99,8 +103,9 @@ pub struct GraphWriter {
     /// users are then recognised by probing their mailbox only.
     directory_denied: AtomicBool,
     folders: std::sync::Mutex<HashMap<Mailbox, Arc<tokio::sync::OnceCell<String>>>>,
-    /// Set once Graph refuses to add an attachment to a received message.
-    attachments_refused: AtomicBool,
+    /// How often Graph refused to add an attachment to a received message;
+    /// after [`REFUSALS_BEFORE_SKIPPING`] the writer stops trying.
+    attachments_refused: AtomicU32,
     fallback: Option<Arc<dyn MailboxWriter>>,
 }
 
@@ -145,7 +150,7 @@ impl GraphWriter {
             users: std::sync::Mutex::new(HashMap::new()),
             directory_denied: AtomicBool::new(false),
             folders: std::sync::Mutex::new(HashMap::new()),
-            attachments_refused: AtomicBool::new(false),
+            attachments_refused: AtomicU32::new(0),
             fallback: None,
         })
     }
@@ -181,8 +186,10 @@ impl GraphWriter {
             .insert(mailbox.clone(), Arc::new(cell));
     }
 
+    /// One refusal could be about that attachment; two mean the tenant
+    /// does not take attachments on received messages at all.
     fn attachments_refused(&self) -> bool {
-        self.attachments_refused.load(Ordering::Relaxed)
+        self.attachments_refused.load(Ordering::Relaxed) >= REFUSALS_BEFORE_SKIPPING
     }
 }
 
@@ -221,5 +228,55 @@ impl MailboxWriter for GraphWriter {
 
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
         self.write_copy(mailbox, copy).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(target: &str, client_id: Option<&str>) -> ConnectorConfig {
+        ConnectorConfig {
+            endpoint: "https://archive.example.net".into(),
+            username: "admin@contoso.com".into(),
+            target: target.into(),
+            mapping: None,
+            auto_mapping: true,
+            default_region: None,
+            folder: "WeChat".into(),
+            fallback_mailbox: None,
+            target_user: None,
+            client_id: client_id.map(str::to_owned),
+            cloud: Cloud::Usgov,
+            graph_endpoint: None,
+            login_endpoint: None,
+            terms_accepted_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_graph_connector_gives_its_settings() {
+        let c =
+            GraphConfig::from_connector(&connector("graph:contoso.onmicrosoft.com", Some("app")))
+                .unwrap();
+        assert_eq!(c.tenant, "contoso.onmicrosoft.com");
+        assert_eq!(c.client_id, "app");
+        assert_eq!(c.cloud, Cloud::Usgov);
+        assert_eq!(c.folder, "WeChat");
+        assert!(
+            GraphConfig::from_connector(&connector("graph:contoso.onmicrosoft.com", None)).is_err()
+        );
+        assert!(GraphConfig::from_connector(&connector("maildir:/srv", Some("app"))).is_err());
+    }
+
+    #[test]
+    fn an_empty_secret_or_folder_is_refused_up_front() {
+        let c = GraphConfig::new("t", "c");
+        assert!(GraphWriter::new(c.clone(), Secret::new("")).is_err());
+        let bad_folder = GraphConfig {
+            folder: "a/b".into(),
+            ..c
+        };
+        assert!(GraphWriter::new(bad_folder, Secret::new("s")).is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use serde::Deserialize;
 
 use super::GraphWriter;
-use super::client::Call;
+use super::client::{Call, with_query};
 use super::error::GraphError;
 use super::throttle::Gate;
 use crate::types::Mailbox;
@@ -85,8 +85,10 @@ impl GraphWriter {
         if self.directory_denied.load(Ordering::Relaxed) {
             return Ok(Some(mailbox.as_str().to_owned()));
         }
-        let mut url = self.api.url(&["users", mailbox.as_str()]);
-        url.query_pairs_mut().append_pair("$select", "id");
+        let url = with_query(
+            self.api.url(&["users", mailbox.as_str()]),
+            &[("$select", "id")],
+        );
         match self.api.call(None, Call::get(url)).await {
             Ok(reply) => return Ok(Some(reply.json::<DirectoryUser>()?.id)),
             Err(e) if e.status() == Some(403) => {
@@ -99,15 +101,15 @@ impl GraphWriter {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        let mut url = self.api.url(&["users"]);
+        let url = self.api.url(&["users"]);
         let filter = format!(
             "proxyAddresses/any(x:x eq {})",
             odata_string(&format!("smtp:{}", mailbox.as_str()))
         );
-        url.query_pairs_mut()
-            .append_pair("$filter", &filter)
-            .append_pair("$count", "true")
-            .append_pair("$select", "id");
+        let url = with_query(
+            url,
+            &[("$filter", &filter), ("$count", "true"), ("$select", "id")],
+        );
         let call = Call::get(url).header("ConsistencyLevel", "eventual");
         let page: DirectoryPage = self.api.call(None, call).await?.json()?;
         Ok(page.value.into_iter().next().map(|u| u.id))
@@ -117,10 +119,10 @@ impl GraphWriter {
     /// the tenant's access policy keeps this application out of, is not a
     /// valid user.
     async fn probe_mailbox(&self, id: String) -> Result<Resolution, GraphError> {
-        let mut url = self
+        let url = self
             .api
             .url(&["users", &id, "mailFolders", "msgfolderroot"]);
-        url.query_pairs_mut().append_pair("$select", "id");
+        let url = with_query(url, &[("$select", "id")]);
         let gate = self.api.gate(&id);
         match self.api.call(Some(&gate), Call::get(url)).await {
             Ok(_) => Ok(Resolution::Valid(id)),

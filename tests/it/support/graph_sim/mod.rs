@@ -106,6 +106,11 @@ impl GraphSim {
         self.state().faults.push(fault);
     }
 
+    /// Invalidates every issued token, as Entra ID may before `expires_in`.
+    pub fn revoke_tokens(&self) {
+        self.state().tokens.clear();
+    }
+
     pub fn stats(&self) -> Stats {
         self.state().stats.clone()
     }
