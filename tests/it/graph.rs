@@ -849,7 +849,7 @@ async fn when_graph_refuses_attachments_on_received_messages_nothing_half_writte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_reused_until_it_expires() {
     let sim = sim_with(SimConfig {
-        token_lifetime: Duration::from_secs(2),
+        token_lifetime: Duration::from_secs(3),
         ..SimConfig::default()
     })
     .await;
@@ -863,7 +863,7 @@ async fn the_token_is_reused_until_it_expires() {
         .expect("write");
     }
     assert_eq!(sim.stats().token_requests, 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     w.write(&mailbox(LI), &Fixture::new("itm_tok_late", vec![]).copy())
         .await
         .expect("write");
