@@ -2,6 +2,7 @@
 //! copies through the one [`MailboxWriter`] trait, so the sync engine and
 //! the ledger treat them alike.
 
+pub mod graph;
 pub mod maildir;
 pub mod target;
 

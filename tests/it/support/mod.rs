@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod graph_sim;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
