@@ -551,6 +551,15 @@ impl Ledger {
             .optional()?)
     }
 
+    /// Every folder id cached for a connector: (mailbox key, folder id).
+    pub fn folder_ids(&self, connector: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT mailbox, folder_id FROM folders WHERE connector = ?1")?;
+        let rows = stmt.query_map(params![connector], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn set_folder_id(
         &self,
         connector: &str,

@@ -97,7 +97,9 @@ impl Engine {
             report: Mutex::new(SyncReport::new(plan)),
             fatal: Mutex::new(None),
         };
+        self.preload_folder_ids(&plan.connector)?;
         let result = run.execute().await;
+        self.store_folder_ids(&plan.connector)?;
         let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.duration_ms = started.elapsed().as_millis() as u64;
         let figures = report.figures();
@@ -119,6 +121,24 @@ impl Engine {
                 result.map(|()| report)
             }
         }
+    }
+}
+
+impl Engine {
+    fn preload_folder_ids(&self, connector: &str) -> Result<(), LedgerError> {
+        for (key, id) in self.ledger.folder_ids(connector)? {
+            if let Ok(mailbox) = Mailbox::parse(&key) {
+                self.writer.preload_folder_id(&mailbox, id);
+            }
+        }
+        Ok(())
+    }
+
+    fn store_folder_ids(&self, connector: &str) -> Result<(), LedgerError> {
+        for (mailbox, id) in self.writer.folder_ids() {
+            self.ledger.set_folder_id(connector, &mailbox, &id)?;
+        }
+        Ok(())
     }
 }
 

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use crate::config::{ConnectorConfig, Home};
 use crate::ledger::{Ledger, LedgerError};
+use crate::mailbox::graph::{GraphConfig, GraphWriter};
 use crate::mailbox::maildir::MaildirWriter;
 use crate::mailbox::{MailboxWriter, Target, WriteError};
 use crate::mapping::{self, MappingError, Resolver};
-use crate::secrets::ConnectorSecrets;
+use crate::secrets::{ConnectorSecrets, Secret};
 use crate::telemessage::{Client, ClientError, ClientOptions};
 
 /// Why a connector's parts could not be built.
@@ -70,7 +71,7 @@ pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Cl
 pub async fn writer(
     name: &str,
     config: &ConnectorConfig,
-    _secrets: &ConnectorSecrets,
+    secrets: &ConnectorSecrets,
 ) -> Result<Arc<dyn MailboxWriter>, SetupError> {
     let target = config.target().map_err(|source| SetupError::Target {
         connector: name.to_owned(),
@@ -87,11 +88,27 @@ pub async fn writer(
             writer.check_root()?;
             Ok(Arc::new(writer))
         }
+        Target::Graph { .. } => {
+            let secret = target_secret(name, secrets)?;
+            let graph = GraphConfig::from_connector(config)?;
+            Ok(Arc::new(GraphWriter::new(graph, secret)?))
+        }
         other => Err(SetupError::TargetConfig {
             connector: name.to_owned(),
             message: format!("the target {other} is not supported by this build yet"),
         }),
     }
+}
+
+/// The target's secret, which `login` stores for IMAP and Graph targets.
+fn target_secret(name: &str, secrets: &ConnectorSecrets) -> Result<Secret, SetupError> {
+    secrets
+        .target_secret
+        .clone()
+        .ok_or_else(|| SetupError::TargetConfig {
+            connector: name.to_owned(),
+            message: "the target's password or client secret is missing; run `wechat-archiver login` (or put it on line 2 of WECHAT_ARCHIVER_PASSWORD_FILE)".to_owned(),
+        })
 }
 
 /// The resolver: the custom mapping file (if any) and automatic mapping.

@@ -204,7 +204,7 @@ async fn sim_with(config: SimConfig) -> GraphSim {
 }
 
 /// No limit the simulator enforces was broken.
-fn assert_limits_kept(sim: &GraphSim) {
+pub fn assert_limits_kept(sim: &GraphSim) {
     let s = sim.stats();
     assert_eq!(
         s.concurrency_violations, 0,

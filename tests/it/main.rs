@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod graph;
+mod graph_sync;
 mod keyring_sync;
 mod login;
 mod login_support;

@@ -326,8 +326,8 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
                     format!("message-{}.eml", i + 1),
                     "message/rfc822",
                 ),
-                PartType::Text(t) | PartType::Html(t) => (
-                    t.as_bytes().to_vec(),
+                PartType::Text(_) | PartType::Html(_) => (
+                    undecoded_text(message, part),
                     format!("attachment-{}.txt", i + 1),
                     "text/plain",
                 ),
@@ -363,6 +363,24 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
             }
         })
         .collect()
+}
+
+/// A text attachment's bytes as sent, only the transfer encoding undone:
+/// mail-parser would also convert the charset (and replace bytes that are
+/// not valid in it), and an archived file must stay byte-identical.
+fn undecoded_text(message: &Message<'_>, part: &mail_parser::MessagePart<'_>) -> Vec<u8> {
+    let raw = message.raw_message();
+    let start = (part.raw_body_offset() as usize).min(raw.len());
+    let end = (part.raw_end_offset() as usize).clamp(start, raw.len());
+    let body = &raw[start..end];
+    let decoded = match part.encoding {
+        mail_parser::Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
+        mail_parser::Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+        }
+        mail_parser::Encoding::None => Some(body.to_vec()),
+    };
+    decoded.unwrap_or_else(|| body.to_vec())
 }
 
 /// Fills the create request with attachments in order while it stays
@@ -404,6 +422,19 @@ mod tests {
     use super::*;
     use crate::content::Content;
     use crate::telemessage::Item;
+
+    #[test]
+    fn text_attachments_keep_their_bytes_whatever_the_charset_or_encoding() {
+        let gbk: &[u8] = b"\xc4\xe3\xba\xc3 ok\r\nline 2";
+        let mut raw = b"From: a@x.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nbody\r\n--B\r\nContent-Type: text/plain; charset=GBK; name=a.txt\r\nContent-Disposition: attachment; filename=a.txt\r\nContent-Transfer-Encoding: 8bit\r\n\r\n".to_vec();
+        raw.extend_from_slice(gbk);
+        raw.extend_from_slice(b"\r\n--B\r\nContent-Type: text/plain; name=b.txt\r\nContent-Disposition: attachment; filename=b.txt\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nna=C3=AFve=\r\n end\r\n--B--\r\n");
+        let message = MessageParser::default().parse(&raw).unwrap();
+        let found = attachments(&message);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].bytes.as_ref(), gbk);
+        assert_eq!(found[1].bytes.as_ref(), "naïve end".as_bytes());
+    }
 
     fn item() -> Item {
         serde_json::from_value(json!({

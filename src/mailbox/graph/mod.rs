@@ -199,6 +199,14 @@ impl MailboxWriter for GraphWriter {
         format!("graph:{}", self.tenant)
     }
 
+    fn folder_ids(&self) -> Vec<(Mailbox, String)> {
+        GraphWriter::folder_ids(self)
+    }
+
+    fn preload_folder_id(&self, mailbox: &Mailbox, folder_id: String) {
+        GraphWriter::preload_folder_id(self, mailbox, folder_id)
+    }
+
     async fn is_valid_user(&self, mailbox: &Mailbox) -> Result<bool, WriteError> {
         match self.resolve(mailbox).await {
             Ok(users::Resolution::Valid(_)) => Ok(true),
