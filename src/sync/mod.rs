@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use crate::content::Content;
 use crate::faultpoint;
 use crate::ledger::{ItemState, Ledger, LedgerError, RunId, RunOutcome};
-use crate::mailbox::{Copy, MailboxWriter, WriteError};
+use crate::mailbox::{Copy, MailboxWriter, Written};
 use crate::mapping::Resolver;
 use crate::telemessage::{Client, ClientError, Item};
 use crate::types::{ItemId, Mailbox};
@@ -272,9 +272,9 @@ impl Run<'_> {
         if unmapped {
             self.report().unmapped_item(item);
         }
-        let pending = self.pending_mailboxes(item, &mailboxes).await?;
+        let (pending, unchecked) = self.pending_mailboxes(item, &mailboxes).await?;
         if pending.is_empty() {
-            self.settle(item, unmapped, None)?;
+            self.settle(item, unmapped, unchecked.as_deref())?;
             return Ok(());
         }
         if self.plan.dry_run {
@@ -299,17 +299,23 @@ impl Run<'_> {
             Err(e) => return Err(e.into()),
         };
         faultpoint::hit(faultpoint::AFTER_DOWNLOAD);
-        let failure = self.write_copies(item, &content, &pending).await?;
+        let failure = self
+            .write_copies(item, &content, &pending)
+            .await?
+            .or(unchecked);
         self.settle(item, unmapped, failure.as_deref())
     }
 
     /// The mailboxes that still need a copy; counts the others as already
-    /// archived. After a crash, asks the target for unrecorded copies.
+    /// archived. After a crash, asks the target for unrecorded copies; a
+    /// mailbox that cannot be checked is not written (a duplicate would be
+    /// worse than a retry) and its reason is returned.
     async fn pending_mailboxes(
         &self,
         item: &Item,
         mailboxes: &[Mailbox],
-    ) -> Result<Vec<Mailbox>, SyncError> {
+    ) -> Result<(Vec<Mailbox>, Option<String>), SyncError> {
+        let mut unchecked = None;
         let recorded = self
             .engine
             .ledger
@@ -321,26 +327,40 @@ impl Run<'_> {
                 continue;
             }
             if self.recovering && !self.plan.dry_run {
-                let found = self.engine.writer.find_existing(mailbox, item).await;
-                if let Ok(Some(written)) = found {
-                    tracing::info!(
-                        "item {} was already in {mailbox} (written before a crash); recording it",
-                        item.id
-                    );
-                    self.engine.ledger.record_copy(
-                        &self.plan.connector,
-                        item,
-                        mailbox,
-                        &written,
-                        self.id,
-                    )?;
-                    self.report().already_archived(mailbox);
-                    continue;
+                match self.engine.writer.find_existing(mailbox, item).await {
+                    Ok(Some(written)) => {
+                        tracing::info!(
+                            "item {} was already in {mailbox} (written before a crash); recording it",
+                            item.id
+                        );
+                        self.record_copy(item, mailbox, &written)?;
+                        self.report().already_archived(mailbox);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let reason = format!("cannot check for a copy left by a crash: {e}");
+                        self.report().copy_failed(item, Some(mailbox), &reason);
+                        unchecked.get_or_insert(reason);
+                        continue;
+                    }
                 }
             }
             pending.push(mailbox.clone());
         }
-        Ok(pending)
+        Ok((pending, unchecked))
+    }
+
+    fn record_copy(
+        &self,
+        item: &Item,
+        mailbox: &Mailbox,
+        written: &Written,
+    ) -> Result<(), SyncError> {
+        self.engine
+            .ledger
+            .record_copy(&self.plan.connector, item, mailbox, written, self.id)?;
+        Ok(())
     }
 
     /// Writes each pending copy; returns the first failure's reason.
@@ -360,17 +380,11 @@ impl Run<'_> {
             match self.engine.writer.write(mailbox, &copy).await {
                 Ok(written) => {
                     faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
-                    self.engine.ledger.record_copy(
-                        &self.plan.connector,
-                        item,
-                        mailbox,
-                        &written,
-                        self.id,
-                    )?;
+                    self.record_copy(item, mailbox, &written)?;
                     self.report().written(mailbox, written.bytes);
                 }
                 Err(e) => {
-                    let reason = describe_write_error(&e);
+                    let reason = e.to_string();
                     tracing::warn!("item {} into {mailbox}: {reason}", item.id);
                     self.report().copy_failed(item, Some(mailbox), &reason);
                     failure.get_or_insert(reason);
@@ -435,10 +449,6 @@ impl Run<'_> {
             .record_item(&self.plan.connector, item, state, Some(reason), self.id)?;
         Ok(())
     }
-}
-
-fn describe_write_error(e: &WriteError) -> String {
-    e.to_string()
 }
 
 /// Who took part, for the unmapped reason (names and numbers, no content).

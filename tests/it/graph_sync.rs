@@ -2,6 +2,9 @@
 //! simulator: the real binary, TeleMessage simulator as the source.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use wechat_archiver::simulator::Simulator;
 
 use crate::support::graph_sim::{GraphSim, MailboxKind, SimConfig as GraphConfig};
 use crate::support::{Run, TestEnv};
@@ -9,7 +12,7 @@ use crate::sync::{PASSWORD, SINCE, UNTIL, simulator, t};
 
 const ITEM_ID_PROPERTY: &str = "String {b8f2c0d4-5e1a-4f7b-9c3d-776563686174} Name ItemId";
 
-async fn run(env: &TestEnv, args: Vec<String>, secrets: &std::path::Path) -> Run {
+async fn run(env: &TestEnv, args: Vec<String>, secrets: &Path) -> Run {
     let mut command = env.command(args);
     command.env("WECHAT_ARCHIVER_PASSWORD_FILE", secrets);
     tokio::task::spawn_blocking(move || command.output().unwrap().into())
@@ -19,6 +22,42 @@ async fn run(env: &TestEnv, args: Vec<String>, secrets: &std::path::Path) -> Run
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
+}
+
+/// Creates connector `c` from the TeleMessage simulator into the Graph
+/// simulator; returns the password file (TeleMessage, then client secret).
+async fn graph_connector(
+    env: &TestEnv,
+    source: &Simulator,
+    graph: &GraphSim,
+    config: &GraphConfig,
+    extra: &[&str],
+) -> PathBuf {
+    let secrets = env.path("secrets");
+    std::fs::write(&secrets, format!("{PASSWORD}\n{}\n", config.client_secret)).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let target = format!("graph:{}", config.tenant);
+    let url = source.url();
+    let mut args = strings(&[
+        "create",
+        "c",
+        "--endpoint",
+        &url,
+        "--username",
+        "admin@contoso.com",
+        "--target",
+        &target,
+        "--client-id",
+        &config.client_id,
+        "--graph-endpoint",
+        &graph.url,
+        "--login-endpoint",
+        &graph.url,
+        "--accept-terms",
+    ]);
+    args.extend(strings(extra));
+    run(env, args, &secrets).await.assert_code(0);
+    secrets
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -32,41 +71,16 @@ async fn sync_into_graph_lands_every_copy_once_as_received_mail_and_a_rerun_writ
         }
     }
     let env = TestEnv::new();
-    let secrets = env.path("secrets");
-    std::fs::write(
-        &secrets,
-        format!("{PASSWORD}\n{}\n", graph_config.client_secret),
-    )
-    .unwrap();
-    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     let csv = env.path("mapping.csv");
     source.dataset().write_mapping_csv(&csv).unwrap();
-    let target = format!("graph:{}", graph_config.tenant);
-    let create = run(
+    let secrets = graph_connector(
         &env,
-        strings(&[
-            "create",
-            "c",
-            "--endpoint",
-            &source.url(),
-            "--username",
-            "admin@contoso.com",
-            "--target",
-            &target,
-            "--client-id",
-            &graph_config.client_id,
-            "--graph-endpoint",
-            &graph.url,
-            "--login-endpoint",
-            &graph.url,
-            "--mapping",
-            csv.to_str().unwrap(),
-            "--accept-terms",
-        ]),
-        &secrets,
+        &source,
+        &graph,
+        &graph_config,
+        &["--mapping", csv.to_str().unwrap()],
     )
     .await;
-    create.assert_code(0);
 
     let sync_args = strings(&["sync", "--since", SINCE, "--until", UNTIL, "--json"]);
     let first = run(&env, sync_args.clone(), &secrets).await;
@@ -127,37 +141,7 @@ async fn map_validate_check_target_asks_graph_which_mailboxes_exist() {
     let graph = GraphSim::start(graph_config.clone()).await;
     graph.add_user("li.wei@contoso.com", &[], MailboxKind::Enabled);
     let env = TestEnv::new();
-    let secrets = env.path("secrets");
-    std::fs::write(
-        &secrets,
-        format!("{PASSWORD}\n{}\n", graph_config.client_secret),
-    )
-    .unwrap();
-    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let target = format!("graph:{}", graph_config.tenant);
-    run(
-        &env,
-        strings(&[
-            "create",
-            "c",
-            "--endpoint",
-            &source.url(),
-            "--username",
-            "admin@contoso.com",
-            "--target",
-            &target,
-            "--client-id",
-            &graph_config.client_id,
-            "--graph-endpoint",
-            &graph.url,
-            "--login-endpoint",
-            &graph.url,
-            "--accept-terms",
-        ]),
-        &secrets,
-    )
-    .await
-    .assert_code(0);
+    let secrets = graph_connector(&env, &source, &graph, &graph_config, &[]).await;
     let csv = env.path("map.csv");
     std::fs::write(
         &csv,
