@@ -2,6 +2,7 @@
 //! copies through the one [`MailboxWriter`] trait, so the sync engine and
 //! the ledger treat them alike.
 
+pub mod imap;
 pub mod target;
 
 use async_trait::async_trait;
@@ -50,7 +51,10 @@ impl Copy<'_> {
     /// whole into memory).
     pub async fn reader(&self) -> std::io::Result<impl AsyncRead + Unpin + Send + use<'_>> {
         let headers = std::io::Cursor::new(self.trace_headers());
-        Ok(tokio::io::AsyncReadExt::chain(headers, self.content.reader().await?))
+        Ok(tokio::io::AsyncReadExt::chain(
+            headers,
+            self.content.reader().await?,
+        ))
     }
 }
 
