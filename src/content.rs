@@ -15,10 +15,7 @@ pub const MEMORY_LIMIT: u64 = 1024 * 1024;
 pub enum Content {
     Memory(Bytes),
     /// A spool file, removed when the value is dropped.
-    Spooled {
-        path: PathBuf,
-        len: u64,
-    },
+    Spooled { path: PathBuf, len: u64 },
 }
 
 impl Content {

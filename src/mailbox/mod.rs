@@ -51,10 +51,7 @@ impl Copy<'_> {
     /// whole into memory).
     pub async fn reader(&self) -> std::io::Result<impl AsyncRead + Unpin + Send + use<'_>> {
         let headers = std::io::Cursor::new(self.trace_headers());
-        Ok(tokio::io::AsyncReadExt::chain(
-            headers,
-            self.content.reader().await?,
-        ))
+        Ok(tokio::io::AsyncReadExt::chain(headers, self.content.reader().await?))
     }
 }
 
