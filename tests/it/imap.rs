@@ -1,0 +1,491 @@
+//! The IMAP writer against a real Dovecot: what lands in each mailbox is
+//! read back over IMAP (by the tests' own reader) and compared.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use wechat_archiver::Mailbox;
+use wechat_archiver::content::Content;
+use wechat_archiver::mailbox::imap::{ImapConfig, ImapWriter};
+use wechat_archiver::mailbox::{Copy, MailboxWriter, WriteError};
+use wechat_archiver::secrets::Secret;
+use wechat_archiver::telemessage::Item;
+
+use crate::support::dovecot::{ADMIN, ADMIN_PASSWORD, Dovecot, User};
+
+const FOLDER: &str = "WeChat Archiver";
+const LI: &str = "li.wei@contoso.com";
+const ZHANG: &str = "zhang.min@contoso.com";
+
+fn item(id: &str, sent_at: &str, size: usize) -> Item {
+    serde_json::from_value(serde_json::json!({
+        "id": id,
+        "platform": "wechat",
+        "type": "chat",
+        "conversation": {"id": "cnv_77", "kind": "group", "title": "华东销售群"},
+        "sent_at": sent_at,
+        "archived_at": sent_at,
+        "sender": {"name": "Li Wei", "mobile": "+8613800138000", "email": LI, "wechat_id": "liwei88"},
+        "participants": [
+            {"name": "Li Wei", "mobile": "+8613800138000", "email": LI, "wechat_id": "liwei88"},
+            {"name": "Zhang Min", "mobile": "+85291234567", "email": ZHANG, "wechat_id": "zm_hk"}
+        ],
+        "size": size,
+        "sha256": "00",
+        "attachments": [],
+        "call": null,
+        "recall": null
+    }))
+    .expect("spec-shaped item")
+}
+
+/// An RFC 5322 message of about `size` bytes, different for every id.
+fn message(id: &str, size: usize) -> Bytes {
+    let mut text = format!(
+        "From: Li Wei <li.wei@contoso.com>\r\nTo: =?UTF-8?B?5Y2O5Lic6ZSA5ZSu576k?= <group@telemessage>\r\n\
+         Subject: WeChat chat {id}\r\nMessage-ID: <{id}@telemessage.example>\r\n\
+         Date: Sun, 22 Nov 2026 08:15:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+    let mut line = 0;
+    while text.len() < size {
+        text.push_str(&format!(
+            "{id} line {line}: 报价单已发送, please confirm.\r\n"
+        ));
+        line += 1;
+    }
+    Bytes::from(text)
+}
+
+fn config(dovecot: &Dovecot) -> ImapConfig {
+    ImapConfig::new(false, "127.0.0.1", dovecot.port, ADMIN, FOLDER)
+}
+
+fn writer(dovecot: &Dovecot) -> ImapWriter {
+    ImapWriter::new(config(dovecot), Secret::new(ADMIN_PASSWORD)).expect("writer")
+}
+
+fn mailbox(address: &str) -> Mailbox {
+    Mailbox::parse(address).expect("address")
+}
+
+/// What the copy's bytes must be: the trace headers, then the message.
+fn expected_bytes(id: &str, connector: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes =
+        format!("X-WeChat-Archiver-Item-Id: {id}\r\nX-WeChat-Archiver-Connector: {connector}\r\n")
+            .into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn internal_date(fetched: &str) -> DateTime<Utc> {
+    DateTime::parse_from_str(fetched.trim(), "%d-%b-%Y %H:%M:%S %z")
+        .unwrap_or_else(|e| panic!("INTERNALDATE {fetched:?}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// Runs blocking test-side IMAP reads off the async runtime.
+async fn fetch(
+    dovecot: &Arc<Dovecot>,
+    user: &str,
+) -> Option<Vec<crate::support::dovecot::Fetched>> {
+    let (dovecot, user) = (dovecot.clone(), user.to_owned());
+    tokio::task::spawn_blocking(move || dovecot.fetch_all(&user, FOLDER))
+        .await
+        .expect("reader task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_land_in_each_users_folder_byte_identical_seen_and_dated_sent_at() {
+    let dovecot = Arc::new(Dovecot::start(&[LI, ZHANG]));
+    assert!(
+        fetch(&dovecot, LI).await.is_none(),
+        "the folder must not exist before the first write"
+    );
+    let writer = writer(&dovecot);
+    let items = [
+        ("itm_01JD3Q8ZK2", "2026-11-22T08:15:00Z", 3_000),
+        ("itm_01JD3Q8ZK3", "2026-11-02T23:59:59Z", 48_213),
+        ("itm \"quoted\" \\ id", "2025-01-05T04:03:02Z", 200),
+    ];
+    let mut written = Vec::new();
+    for (id, sent_at, size) in items {
+        let item = item(id, sent_at, size);
+        let content = Content::Memory(message(id, size));
+        let copy = Copy {
+            item: &item,
+            connector: "contoso",
+            content: &content,
+        };
+        for user in [LI, ZHANG] {
+            let w = writer.write(&mailbox(user), &copy).await.expect("write");
+            assert_eq!(w.bytes, copy.len());
+            written.push((user, id, w.location));
+        }
+    }
+    for user in [LI, ZHANG] {
+        let messages = fetch(&dovecot, user).await.expect("the folder was created");
+        assert_eq!(messages.len(), items.len(), "{user}: one copy per item");
+        for ((id, sent_at, size), got) in items.iter().zip(&messages) {
+            assert_eq!(
+                got.body,
+                expected_bytes(id, "contoso", &message(id, *size)),
+                "{user} {id}: bytes"
+            );
+            assert!(
+                got.flags.iter().any(|f| f == "\\Seen"),
+                "{user} {id}: flags {:?}",
+                got.flags
+            );
+            let sent: DateTime<Utc> = sent_at.parse().expect("time");
+            assert_eq!(
+                internal_date(&got.internal_date),
+                sent,
+                "{user} {id}: internal date"
+            );
+            let location = format!("{}:{}", got.uid_validity, got.uid);
+            assert!(
+                written
+                    .iter()
+                    .any(|(u, i, l)| *u == user && i == id && *l == location),
+                "{user} {id}: APPENDUID {location} recorded, got {written:?}"
+            );
+        }
+    }
+    assert!(
+        dovecot.is_subscribed(LI, FOLDER),
+        "the created folder is subscribed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_the_server_does_not_know_is_not_valid() {
+    let dovecot = Dovecot::start(&[LI]);
+    let writer = writer(&dovecot);
+    assert!(writer.is_valid_user(&mailbox(LI)).await.expect("check"));
+    let ghost = mailbox("ghost@contoso.com");
+    assert!(!writer.is_valid_user(&ghost).await.expect("check"));
+    assert!(!writer.is_valid_user(&ghost).await.expect("cached check"));
+    let item = item("itm_ghost", "2026-11-22T08:15:00Z", 100);
+    let content = Content::Memory(message("itm_ghost", 100));
+    let copy = Copy {
+        item: &item,
+        connector: "contoso",
+        content: &content,
+    };
+    let err = writer
+        .write(&ghost, &copy)
+        .await
+        .expect_err("no such mailbox");
+    assert!(
+        matches!(&err, WriteError::Mailbox { mailbox, .. } if mailbox == "ghost@contoso.com"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_admin_password_fails_the_target_instead_of_unmapping_everyone() {
+    let dovecot = Dovecot::start(&[LI]);
+    let writer =
+        ImapWriter::new(config(&dovecot), Secret::new("not-the-password")).expect("writer");
+    let err = writer
+        .is_valid_user(&mailbox(LI))
+        .await
+        .expect_err("bad credentials");
+    let WriteError::Target(text) = &err else {
+        panic!("expected a target error, got {err:?}")
+    };
+    assert!(text.contains(ADMIN) && text.contains("refused"), "{text}");
+    assert!(
+        !text.contains("not-the-password"),
+        "the password leaked: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_existing_finds_the_written_copy_and_only_an_exact_id() {
+    let dovecot = Dovecot::start(&[LI]);
+    let writer = writer(&dovecot);
+    let li = mailbox(LI);
+    let first = item("itm_1", "2026-11-22T08:15:00Z", 500);
+    assert_eq!(
+        writer.find_existing(&li, &first).await.expect("search"),
+        None,
+        "no folder yet"
+    );
+    let longer = item("itm_10", "2026-11-22T08:16:00Z", 500);
+    let content = Content::Memory(message("itm_10", 500));
+    let copy = Copy {
+        item: &longer,
+        connector: "contoso",
+        content: &content,
+    };
+    let written = writer.write(&li, &copy).await.expect("write");
+    assert_eq!(
+        writer.find_existing(&li, &first).await.expect("search"),
+        None,
+        "itm_1 must not match the copy of itm_10"
+    );
+    let found = writer.find_existing(&li, &longer).await.expect("search");
+    assert_eq!(found.map(|f| f.location), Some(written.location));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_the_server_refuses_fails_that_copy_with_its_reason() {
+    let dovecot = Dovecot::start_with(&[User::with_quota_kib(LI, 64)], false);
+    let writer = writer(&dovecot);
+    let li = mailbox(LI);
+    let big = item("itm_big", "2026-11-22T08:15:00Z", 200_000);
+    let content = Content::Memory(message("itm_big", 200_000));
+    let copy = Copy {
+        item: &big,
+        connector: "contoso",
+        content: &content,
+    };
+    let err = writer.write(&li, &copy).await.expect_err("over quota");
+    let WriteError::Copy(text) = &err else {
+        panic!("expected a copy failure, got {err:?}")
+    };
+    assert!(
+        text.contains("itm_big") && text.to_lowercase().contains("quota"),
+        "{text}"
+    );
+    let small = item("itm_small", "2026-11-22T08:15:00Z", 2_000);
+    let content = Content::Memory(message("itm_small", 2_000));
+    let copy = Copy {
+        item: &small,
+        connector: "contoso",
+        content: &content,
+    };
+    writer
+        .write(&li, &copy)
+        .await
+        .expect("a small copy still fits");
+    let ids: Vec<_> = dovecot
+        .fetch_all(LI, FOLDER)
+        .expect("folder")
+        .iter()
+        .map(|m| m.item_id())
+        .collect();
+    assert_eq!(ids, [Some("itm_small".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20_mb_item_streams_from_its_spool_file() {
+    let dovecot = Arc::new(Dovecot::start(&[LI]));
+    let writer = writer(&dovecot);
+    let spool = tempfile::NamedTempFile::new().expect("spool");
+    let body = message("itm_huge", 20 * 1024 * 1024);
+    std::fs::write(spool.path(), &body).expect("spool write");
+    let (_, path) = spool.keep().expect("keep spool");
+    let content = Content::Spooled {
+        path,
+        len: body.len() as u64,
+    };
+    let huge = item("itm_huge", "2026-11-22T08:15:00Z", body.len());
+    let copy = Copy {
+        item: &huge,
+        connector: "contoso",
+        content: &content,
+    };
+    writer
+        .write(&mailbox(LI), &copy)
+        .await
+        .expect("write 20 MB");
+    let messages = fetch(&dovecot, LI).await.expect("folder");
+    assert_eq!(messages.len(), 1);
+    assert!(
+        messages[0].body == expected_bytes("itm_huge", "contoso", &body),
+        "20 MB copy differs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_imap_is_refused_for_a_host_that_is_not_loopback() {
+    let config = ImapConfig::new(false, "mail.contoso.com", 143, ADMIN, FOLDER);
+    let err = ImapWriter::new(config, Secret::new("x"))
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&err, WriteError::Target(t) if t.contains("loopback") && t.contains("imaps://")),
+        "{err:?}"
+    );
+    let config = ImapConfig::new(true, "mail.contoso.com", 993, ADMIN, FOLDER);
+    assert!(
+        ImapWriter::new(config, Secret::new("x")).is_ok(),
+        "imaps:// is fine anywhere"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imaps_accepts_only_a_verified_certificate() {
+    let dovecot = Arc::new(Dovecot::start_with(&[User::new(LI)], true));
+    let port = dovecot.tls_port.expect("imaps port");
+    let mut trusted = ImapConfig::new(true, "localhost", port, ADMIN, FOLDER);
+    trusted.ca_file = Some(dovecot.ca_file());
+    let writer = ImapWriter::new(trusted, Secret::new(ADMIN_PASSWORD)).expect("writer");
+    let it = item("itm_tls", "2026-11-22T08:15:00Z", 1_000);
+    let content = Content::Memory(message("itm_tls", 1_000));
+    let copy = Copy {
+        item: &it,
+        connector: "contoso",
+        content: &content,
+    };
+    writer
+        .write(&mailbox(LI), &copy)
+        .await
+        .expect("write over TLS");
+    assert_eq!(fetch(&dovecot, LI).await.expect("folder").len(), 1);
+
+    let untrusted = ImapConfig::new(true, "localhost", port, ADMIN, FOLDER);
+    let writer = ImapWriter::new(untrusted, Secret::new(ADMIN_PASSWORD)).expect("writer");
+    let err = writer
+        .write(&mailbox(LI), &copy)
+        .await
+        .expect_err("unknown CA");
+    assert!(
+        matches!(&err, WriteError::Target(t) if t.contains("TLS") && t.to_lowercase().contains("certificate")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_costs_neither_a_copy_nor_a_duplicate() {
+    let mut dovecot = Dovecot::start(&[LI]);
+    let writer = writer(&dovecot);
+    let li = mailbox(LI);
+    let write = |id: &'static str| {
+        let it = item(id, "2026-11-22T08:15:00Z", 5_000);
+        let content = Content::Memory(message(id, 5_000));
+        (it, content)
+    };
+    let (a, a_content) = write("itm_a");
+    let copy = Copy {
+        item: &a,
+        connector: "contoso",
+        content: &a_content,
+    };
+    writer.write(&li, &copy).await.expect("before the restart");
+
+    dovecot.stop();
+    let (b, b_content) = write("itm_b");
+    let copy = Copy {
+        item: &b,
+        connector: "contoso",
+        content: &b_content,
+    };
+    let down = writer.write(&li, &copy).await.expect_err("server down");
+    assert!(
+        matches!(&down, WriteError::Target(t) if t.contains("connect")),
+        "{down:?}"
+    );
+
+    dovecot.start_again();
+    writer
+        .write(&li, &copy)
+        .await
+        .expect("after the restart, the writer reconnects");
+    let (c, c_content) = write("itm_c");
+    let copy = Copy {
+        item: &c,
+        connector: "contoso",
+        content: &c_content,
+    };
+    writer.write(&li, &copy).await.expect("and keeps going");
+    let ids: Vec<_> = dovecot
+        .fetch_all(LI, FOLDER)
+        .expect("folder")
+        .iter()
+        .map(|m| m.item_id().expect("trace header"))
+        .collect();
+    assert_eq!(ids, ["itm_a", "itm_b", "itm_c"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_run_is_replaced_without_losing_the_copy() {
+    let mut dovecot = Dovecot::start(&[LI]);
+    let writer = writer(&dovecot);
+    let li = mailbox(LI);
+    let a = item("itm_a", "2026-11-22T08:15:00Z", 5_000);
+    let a_content = Content::Memory(message("itm_a", 5_000));
+    let copy = Copy {
+        item: &a,
+        connector: "contoso",
+        content: &a_content,
+    };
+    writer
+        .write(&li, &copy)
+        .await
+        .expect("first write opens the connection");
+    dovecot.stop();
+    dovecot.start_again();
+    let b = item("itm_b", "2026-11-22T08:15:00Z", 5_000);
+    let b_content = Content::Memory(message("itm_b", 5_000));
+    let copy = Copy {
+        item: &b,
+        connector: "contoso",
+        content: &b_content,
+    };
+    writer
+        .write(&li, &copy)
+        .await
+        .expect("the stale connection is replaced");
+    let ids: Vec<_> = dovecot
+        .fetch_all(LI, FOLDER)
+        .expect("folder")
+        .iter()
+        .map(|m| m.item_id().expect("trace header"))
+        .collect();
+    assert_eq!(ids, ["itm_a", "itm_b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_parallel_copies_to_more_mailboxes_than_connections_land_exactly_once() {
+    let users: Vec<String> = (0..5).map(|i| format!("user{i}@contoso.com")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    let dovecot = Arc::new(Dovecot::start(&names));
+    let mut config = config(&dovecot);
+    config.max_connections = 2;
+    config.pipeline_depth = 8;
+    let writer = Arc::new(ImapWriter::new(config, Secret::new(ADMIN_PASSWORD)).expect("writer"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        for user in users.clone() {
+            let writer = writer.clone();
+            tasks.spawn(async move {
+                let id = format!("itm_{n:03}");
+                let it = item(&id, "2026-11-22T08:15:00Z", 1_500 + n * 37);
+                let content = Content::Memory(message(&id, 1_500 + n * 37));
+                let copy = Copy {
+                    item: &it,
+                    connector: "contoso",
+                    content: &content,
+                };
+                writer.write(&mailbox(&user), &copy).await.map(|_| ())
+            });
+        }
+    }
+    let finished = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(done) = tasks.join_next().await {
+            done.expect("task").expect("write");
+        }
+    })
+    .await;
+    assert!(
+        finished.is_ok(),
+        "writes did not finish: connections starved?"
+    );
+    for user in &users {
+        let mut ids: Vec<String> = fetch(&dovecot, user)
+            .await
+            .expect("folder")
+            .iter()
+            .map(|m| m.item_id().expect("trace header"))
+            .collect();
+        ids.sort();
+        let expected: Vec<String> = (0..40).map(|n| format!("itm_{n:03}")).collect();
+        assert_eq!(ids, expected, "{user}");
+    }
+}

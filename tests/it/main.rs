@@ -1,0 +1,2 @@
+mod imap;
+mod support;
