@@ -489,3 +489,222 @@ async fn many_parallel_copies_to_more_mailboxes_than_connections_land_exactly_on
         assert_eq!(ids, expected, "{user}");
     }
 }
+
+/// A TCP relay between the writer and Dovecot that can cut a connection
+/// at a chosen moment, as a network fault would.
+struct CutProxy {
+    port: u16,
+    cut: Arc<std::sync::Mutex<Cut>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Cut {
+    Never,
+    /// After this many more bytes from the writer (mid-APPEND).
+    AfterClientBytes(usize),
+    /// Instead of passing on the server's answer containing `APPENDUID`:
+    /// the server stored the copy, the writer never hears so.
+    BeforeAppendReply,
+    /// Set once a cut happened (the next connections pass untouched).
+    Done,
+}
+
+impl CutProxy {
+    async fn start(upstream: u16) -> CutProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = Arc::new(std::sync::Mutex::new(Cut::Never));
+        let shared = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                    .await
+                    .expect("upstream");
+                tokio::spawn(relay(client, server, shared.clone()));
+            }
+        });
+        CutProxy { port, cut }
+    }
+
+    fn arm(&self, cut: Cut) {
+        *self.cut.lock().expect("cut") = cut;
+    }
+
+    fn state(&self) -> Cut {
+        *self.cut.lock().expect("cut")
+    }
+}
+
+async fn relay(
+    mut client: tokio::net::TcpStream,
+    mut server: tokio::net::TcpStream,
+    cut: Arc<std::sync::Mutex<Cut>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut up = vec![0u8; 64 * 1024];
+    let mut down = vec![0u8; 64 * 1024];
+    loop {
+        tokio::select! {
+            n = client.read(&mut up) => {
+                let Ok(n @ 1..) = n else { return };
+                let pass = client_bytes_to_pass(&cut, n);
+                if server.write_all(&up[..pass]).await.is_err() || pass < n {
+                    return;
+                }
+            }
+            n = server.read(&mut down) => {
+                let Ok(n @ 1..) = n else { return };
+                {
+                    let mut state = cut.lock().expect("cut");
+                    let reply = down[..n].windows(9).any(|w| w == b"APPENDUID");
+                    if *state == Cut::BeforeAppendReply && reply {
+                        *state = Cut::Done;
+                        return;
+                    }
+                }
+                if client.write_all(&down[..n]).await.is_err() { return; }
+            }
+        }
+    }
+}
+
+/// How many of `n` bytes from the writer to pass on; fewer than `n`
+/// means the connection is cut after them.
+fn client_bytes_to_pass(cut: &std::sync::Mutex<Cut>, n: usize) -> usize {
+    let mut state = cut.lock().expect("cut");
+    match *state {
+        Cut::AfterClientBytes(left) if n >= left => {
+            *state = Cut::Done;
+            left
+        }
+        Cut::AfterClientBytes(left) => {
+            *state = Cut::AfterClientBytes(left - n);
+            n
+        }
+        _ => n,
+    }
+}
+
+fn folder_ids(dovecot: &Dovecot, user: &str) -> Vec<String> {
+    dovecot
+        .fetch_all(user, FOLDER)
+        .expect("folder")
+        .iter()
+        .map(|m| m.item_id().expect("trace header"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_in_the_middle_of_an_append_is_retried_once_on_a_new_one() {
+    let dovecot = Dovecot::start(&[LI]);
+    let proxy = CutProxy::start(dovecot.port).await;
+    let config = ImapConfig::new(false, "127.0.0.1", proxy.port, ADMIN, FOLDER);
+    let writer = ImapWriter::new(config, Secret::new(ADMIN_PASSWORD)).expect("writer");
+    let li = mailbox(LI);
+    let a = item("itm_a", "2026-11-22T08:15:00Z", 2_000);
+    let a_content = Content::Memory(message("itm_a", 2_000));
+    let copy = Copy {
+        item: &a,
+        connector: "contoso",
+        content: &a_content,
+    };
+    writer.write(&li, &copy).await.expect("first write");
+
+    proxy.arm(Cut::AfterClientBytes(300_000));
+    let b = item("itm_b", "2026-11-22T08:16:00Z", 1_000_000);
+    let b_body = message("itm_b", 1_000_000);
+    let b_content = Content::Memory(b_body.clone());
+    let copy = Copy {
+        item: &b,
+        connector: "contoso",
+        content: &b_content,
+    };
+    writer
+        .write(&li, &copy)
+        .await
+        .expect("written on the second connection");
+    assert_eq!(proxy.state(), Cut::Done, "the cut happened");
+
+    let messages = dovecot.fetch_all(LI, FOLDER).expect("folder");
+    let ids: Vec<_> = messages
+        .iter()
+        .map(|m| m.item_id().expect("header"))
+        .collect();
+    assert_eq!(ids, ["itm_a", "itm_b"], "no partial or duplicate copy");
+    assert!(
+        messages[1].body == expected_bytes("itm_b", "contoso", &b_body),
+        "itm_b intact"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_append_reply_is_resolved_by_searching_not_by_writing_twice() {
+    let dovecot = Dovecot::start(&[LI]);
+    let proxy = CutProxy::start(dovecot.port).await;
+    let config = ImapConfig::new(false, "127.0.0.1", proxy.port, ADMIN, FOLDER);
+    let writer = ImapWriter::new(config, Secret::new(ADMIN_PASSWORD)).expect("writer");
+    let li = mailbox(LI);
+    proxy.arm(Cut::BeforeAppendReply);
+    let a = item("itm_a", "2026-11-22T08:15:00Z", 2_000);
+    let a_content = Content::Memory(message("itm_a", 2_000));
+    let copy = Copy {
+        item: &a,
+        connector: "contoso",
+        content: &a_content,
+    };
+    let written = writer
+        .write(&li, &copy)
+        .await
+        .expect("the copy is found after reconnecting");
+    assert_eq!(proxy.state(), Cut::Done, "the cut happened");
+
+    let messages = dovecot.fetch_all(LI, FOLDER).expect("folder");
+    assert_eq!(folder_ids(&dovecot, LI), ["itm_a"], "exactly one copy");
+    assert_eq!(
+        written.location,
+        format!("{}:{}", messages[0].uid_validity, messages[0].uid)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_cut_fails_the_copy_and_says_why() {
+    let dovecot = Dovecot::start(&[LI]);
+    let proxy = CutProxy::start(dovecot.port).await;
+    let config = ImapConfig::new(false, "127.0.0.1", proxy.port, ADMIN, FOLDER);
+    let writer = Arc::new(ImapWriter::new(config, Secret::new(ADMIN_PASSWORD)).expect("writer"));
+    let li = mailbox(LI);
+    let a = item("itm_a", "2026-11-22T08:15:00Z", 2_000_000);
+    let a_content = Content::Memory(message("itm_a", 2_000_000));
+    let copy = Copy {
+        item: &a,
+        connector: "contoso",
+        content: &a_content,
+    };
+    assert!(writer.is_valid_user(&li).await.expect("login"));
+    proxy.arm(Cut::AfterClientBytes(100_000));
+    let rearm = {
+        let cut = proxy.cut.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let mut state = cut.lock().expect("cut");
+                if *state == Cut::Done {
+                    *state = Cut::AfterClientBytes(100_000);
+                    return;
+                }
+            }
+        })
+    };
+    let err = writer.write(&li, &copy).await.expect_err("cut twice");
+    rearm.await.expect("rearm");
+    let WriteError::Copy(text) = &err else {
+        panic!("expected a copy failure, got {err:?}")
+    };
+    assert!(text.contains("lost twice") && text.contains(LI), "{text}");
+    assert!(
+        dovecot.fetch_all(LI, FOLDER).unwrap_or_default().is_empty(),
+        "nothing half-written"
+    );
+}

@@ -14,7 +14,7 @@ use tokio::io::{
     ReadHalf, WriteHalf,
 };
 use tokio::net::TcpStream;
-use tokio::sync::{RwLock, Semaphore, oneshot};
+use tokio::sync::{RwLock, RwLockWriteGuard, Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
@@ -185,8 +185,16 @@ impl Conn {
     /// Runs one command alone on the connection (no other command in
     /// flight), so its untagged answers are its own.
     pub async fn run_alone(&self, command: &str) -> Result<Reply, ConnError> {
-        let _alone = self.exclusive.write().await;
-        self.run(command).await
+        self.alone().await.run(command).await
+    }
+
+    /// Waits until no other command is in flight and keeps it so while
+    /// the guard lives: for a sequence such as EXAMINE, SEARCH, UNSELECT.
+    pub async fn alone(&self) -> Alone<'_> {
+        Alone {
+            conn: self,
+            _guard: self.exclusive.write().await,
+        }
     }
 
     async fn run(&self, command: &str) -> Result<Reply, ConnError> {
@@ -363,6 +371,22 @@ impl Conn {
     fn timed_out(&self) -> ConnError {
         let reason = format!("no answer within {}s", self.timeout.as_secs());
         self.broken(&reason)
+    }
+}
+
+/// Sole use of a connection; see [`Conn::alone`].
+pub struct Alone<'a> {
+    conn: &'a Conn,
+    _guard: RwLockWriteGuard<'a, ()>,
+}
+
+impl Alone<'_> {
+    pub async fn run(&self, command: &str) -> Result<Reply, ConnError> {
+        self.conn.run(command).await
+    }
+
+    pub fn has(&self, capability: &str) -> bool {
+        self.conn.has(capability)
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use self::conn::{Conn, ConnError, Endpoint, Login, OpenError, Reply};
+use self::conn::{Alone, Conn, ConnError, Endpoint, Login, OpenError, Reply};
 use self::pool::{InUse, Pool, Session};
 use self::proto::{Status, StatusLine, Value};
 use super::target::is_loopback_host;
@@ -27,6 +27,9 @@ use super::{Copy, ITEM_ID_HEADER, MailboxWriter, WriteError, Written};
 use crate::secrets::Secret;
 use crate::telemessage::Item;
 use crate::types::Mailbox;
+
+/// How often an APPEND is retried while the server says it is throttling.
+const THROTTLE_RETRIES: u32 = 5;
 
 /// How the admin proves who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +266,24 @@ impl ImapWriter {
         session.conn.append(&head, &mut message, copy.len()).await
     }
 
+    /// APPENDs, waiting and retrying while the server says it is
+    /// throttling (Exchange Online: `BAD Request is throttled. Suggested
+    /// Backoff Time: N milliseconds`).
+    async fn append(&self, session: &Session, copy: &Copy<'_>) -> Result<Reply, ConnError> {
+        let mut waits = 0;
+        loop {
+            let reply = self.append_once(session, copy).await?;
+            let backoff = proto::throttle_backoff_ms(&reply.status.text);
+            match backoff {
+                Some(ms) if reply.status.status != Status::Ok && waits < THROTTLE_RETRIES => {
+                    waits += 1;
+                    tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+                }
+                _ => return Ok(reply),
+            }
+        }
+    }
+
     fn outcome(
         &self,
         mailbox: &Mailbox,
@@ -300,10 +321,8 @@ impl ImapWriter {
     /// Searches the archive folder for a copy of the item; the header
     /// search matches substrings, so each hit's header is compared exactly.
     async fn search(&self, session: &Session, item: &Item) -> Result<Option<Written>, ConnError> {
-        let examined = session
-            .conn
-            .run_alone(&format!("EXAMINE {}", self.folder_arg))
-            .await?;
+        let alone = session.conn.alone().await;
+        let examined = alone.run(&format!("EXAMINE {}", self.folder_arg)).await?;
         if examined.status.status != Status::Ok {
             self.missing_folder(&examined.status)?;
             return Ok(None);
@@ -312,13 +331,13 @@ impl ImapWriter {
             .untagged
             .iter()
             .find_map(|u| proto::uid_validity(u));
-        let found = self.find_in_selected(session, item).await;
-        let closing = if session.conn.has("UNSELECT") {
+        let found = find_in_selected(&alone, item).await;
+        let closing = if alone.has("UNSELECT") {
             "UNSELECT"
         } else {
             "CLOSE"
         };
-        session.conn.run_alone(closing).await?;
+        alone.run(closing).await?;
         Ok(found?.map(|(uid, size)| Written {
             location: format!("{}:{uid}", validity.unwrap_or(0)),
             bytes: size,
@@ -343,46 +362,42 @@ impl ImapWriter {
             )))
         }
     }
+}
 
-    async fn find_in_selected(
-        &self,
-        session: &Session,
-        item: &Item,
-    ) -> Result<Option<(u32, u64)>, ConnError> {
-        let id = proto::quote(item.id.as_str()).map_err(ConnError::Lost)?;
-        let searched = session
-            .conn
-            .run_alone(&format!("UID SEARCH HEADER {ITEM_ID_HEADER} {id}"))
-            .await?;
-        let uids: Vec<u32> = searched
-            .untagged
-            .iter()
-            .filter_map(|u| proto::search_results(u))
-            .flatten()
-            .collect();
-        if uids.is_empty() {
-            return Ok(None);
-        }
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let fetched = session
-            .conn
-            .run_alone(&format!(
-                "UID FETCH {set} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({ITEM_ID_HEADER})])"
-            ))
-            .await?;
-        let mut hits: Vec<(u32, u64)> = fetched
-            .untagged
-            .iter()
-            .filter_map(|u| proto::fetch_items(u))
-            .filter_map(|items| exact_hit(&items, item.id.as_str()))
-            .collect();
-        hits.sort_unstable();
-        Ok(hits.into_iter().next())
+/// The lowest UID in the selected folder whose item-id header is exactly
+/// the item's id, with its size.
+async fn find_in_selected(alone: &Alone<'_>, item: &Item) -> Result<Option<(u32, u64)>, ConnError> {
+    let id = proto::quote(item.id.as_str()).map_err(ConnError::Lost)?;
+    let searched = alone
+        .run(&format!("UID SEARCH HEADER {ITEM_ID_HEADER} {id}"))
+        .await?;
+    let uids: Vec<u32> = searched
+        .untagged
+        .iter()
+        .filter_map(|u| proto::search_results(u))
+        .flatten()
+        .collect();
+    if uids.is_empty() {
+        return Ok(None);
     }
+    let set = uids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let fetched = alone
+        .run(&format!(
+            "UID FETCH {set} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({ITEM_ID_HEADER})])"
+        ))
+        .await?;
+    let mut hits: Vec<(u32, u64)> = fetched
+        .untagged
+        .iter()
+        .filter_map(|u| proto::fetch_items(u))
+        .filter_map(|items| exact_hit(&items, item.id.as_str()))
+        .collect();
+    hits.sort_unstable();
+    Ok(hits.into_iter().next())
 }
 
 /// The UID and size of a FETCH answer whose item-id header is exactly `id`.
@@ -458,7 +473,7 @@ impl MailboxWriter for ImapWriter {
 
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
         let (session, in_use) = self.session(mailbox).await?;
-        let first = match self.append_once(&session, copy).await {
+        let first = match self.append(&session, copy).await {
             Ok(reply) => return self.outcome(mailbox, copy, reply),
             Err(ConnError::Content(e)) => {
                 return Err(lost_to_copy(mailbox, "", ConnError::Content(e)));
@@ -472,7 +487,7 @@ impl MailboxWriter for ImapWriter {
             if let Some(found) = self.search(&session, copy.item).await? {
                 return Ok(Ok(found));
             }
-            self.append_once(&session, copy).await.map(Err)
+            self.append(&session, copy).await.map(Err)
         };
         match again.await {
             Ok(Ok(found)) => Ok(found),
