@@ -83,7 +83,10 @@ async fn push(writer: &ImapWriter, job: &Job, spool: &Path, n: usize) -> anyhow:
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.len() < 5 {
         bail!("usage: imap DIR HOST PORT ADMIN FOLDER [CONNECTIONS] [IN_FLIGHT]");
     }
@@ -110,7 +113,11 @@ async fn main() -> anyhow::Result<()> {
         .await;
     let seconds = started.elapsed().as_secs_f64();
     let bytes: u64 = results.iter().filter_map(|r| r.as_ref().ok()).sum();
-    let failed: Vec<String> = results.iter().filter_map(|r| r.as_ref().err()).map(|e| e.to_string()).collect();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .map(|e| e.to_string())
+        .collect();
     println!(
         "{}",
         serde_json::json!({

@@ -85,7 +85,7 @@ impl ImapConfig {
 /// Writes copies into users' mailboxes over IMAP.
 pub struct ImapWriter {
     config: ImapConfig,
-    secret: Secret,
+    secret: std::sync::RwLock<Secret>,
     endpoint: Endpoint,
     /// The folder name as sent: modified UTF-7, quoted.
     folder_arg: String,
@@ -129,7 +129,7 @@ impl ImapWriter {
         Ok(ImapWriter {
             pool: Pool::new(config.max_connections),
             config,
-            secret,
+            secret: std::sync::RwLock::new(secret),
             endpoint,
             folder_arg,
             verdicts: Mutex::new(HashMap::new()),
@@ -141,16 +141,23 @@ impl ImapWriter {
         format!("{scheme}://{}:{}", self.config.host, self.config.port)
     }
 
+    /// Replaces the password or token for the logins still to come: an
+    /// OAuth token expires within the hour, a long run needs a fresh one.
+    pub fn replace_secret(&self, secret: Secret) {
+        *self.secret.write().expect("secret lock") = secret;
+    }
+
     async fn open(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
+        let secret = self.secret.read().expect("secret lock").clone();
         let login = match self.config.auth {
             ImapAuth::Plain => Login::Plain {
                 authz: mailbox.as_str(),
                 authn: &self.config.admin_user,
-                password: &self.secret,
+                password: &secret,
             },
             ImapAuth::XOAuth2 => Login::XOAuth2 {
                 user: mailbox.as_str(),
-                token: &self.secret,
+                token: &secret,
             },
         };
         Conn::open(&self.endpoint, &login, self.config.pipeline_depth).await
@@ -189,9 +196,11 @@ impl ImapWriter {
     /// user that does not exist); AUTHENTICATIONFAILED means the admin's
     /// own credentials were refused, which is the whole target's problem.
     /// Servers that give no code (Exchange: `AUTHENTICATE failed.`) are
-    /// taken as refusing the mailbox.
+    /// taken as refusing the mailbox, unless it logged in earlier in this
+    /// run: then the credentials changed (an expired token), not the user.
     fn classify_refusal(&self, mailbox: &Mailbox, status: &StatusLine) -> Refusal {
         let said = status.describe();
+        let known = self.cached(mailbox) == Some(true);
         match status.code_name().as_deref() {
             Some("AUTHENTICATIONFAILED") if self.config.auth == ImapAuth::Plain => {
                 Refusal::Target(format!(
@@ -210,6 +219,11 @@ impl ImapWriter {
             )),
             _ if proto::throttle_backoff_ms(&status.text).is_some() => Refusal::Target(format!(
                 "{} is throttling logins: {said}",
+                self.target_name()
+            )),
+            _ if known => Refusal::Target(format!(
+                "{} refused the login as {mailbox}, which it accepted earlier in this run \
+                 (expired token or changed password?): {said}",
                 self.target_name()
             )),
             _ => Refusal::NotAUser(format!(
