@@ -83,6 +83,10 @@ async fn push(writer: &ImapWriter, job: &Job, spool: &Path, n: usize) -> anyhow:
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")

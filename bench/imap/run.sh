@@ -13,6 +13,9 @@ set -euo pipefail
 ITEMS=${1:-5000}
 USERS=${2:-40}
 export PARALLEL=${PARALLEL:-8}
+export CONNECTIONS=${CONNECTIONS:-32}
+export IN_FLIGHT=${IN_FLIGHT:-64}
+ONLY=${ONLY:-all}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_DIR:-$ROOT/target/bench-imap}
 FOLDER="WeChat Archiver"
@@ -199,16 +202,23 @@ MBSYNCRC=$(write_mbsync_config)
 BYTES=$(du -sb "$CORPUS" | cut -f1)
 echo "corpus: $COPIES copies, $((BYTES / 1000000)) MB, $USERS mailboxes; parallelism $PARALLEL" >&2
 
-T_MBSYNC_SEQ=$(time_it mbsync-seq run_mbsync_sequential "$MBSYNCRC")
+T_WRITER=$(time_it writer /usr/bin/time -f "client cpu: %U user %S sys, max rss %M KB" "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$CONNECTIONS" "$IN_FLIGHT")
+echo "writer: $T_WRITER s ($(cat "$WORK/writer.out"))" >&2
+if [ "$ONLY" = writer ]; then exit 0; fi
 T_MBSYNC_PAR=$(time_it mbsync-par run_mbsync_parallel "$MBSYNCRC")
-T_WRITER=$(time_it writer "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$PARALLEL" 64)
+echo "mbsync, $PARALLEL processes: $T_MBSYNC_PAR s" >&2
+T_MBSYNC_SEQ=nan
+if [ "$ONLY" != parallel ]; then
+    T_MBSYNC_SEQ=$(time_it mbsync-seq run_mbsync_sequential "$MBSYNCRC")
+fi
 
 python3 - "$COPIES" "$T_WRITER" "$T_MBSYNC_SEQ" "$T_MBSYNC_PAR" <<'EOF'
 import sys
 copies, writer, seq, par = int(sys.argv[1]), *map(float, sys.argv[2:])
 print(f"| contender | seconds | copies/s | mbsync time / writer time |")
 print(f"| --- | --- | --- | --- |")
-print(f"| wechat-archiver ImapWriter | {writer:.2f} | {copies / writer:.0f} | |")
+env = __import__('os').environ
+print(f"| wechat-archiver ImapWriter, {env['CONNECTIONS']} connections, {env['IN_FLIGHT']} copies in flight | {writer:.2f} | {copies / writer:.0f} | |")
 print(f"| mbsync -a (one process) | {seq:.2f} | {copies / seq:.0f} | {seq / writer:.2f} |")
-print(f"| mbsync, one process per mailbox, {__import__('os').environ.get('PARALLEL', '8')} at once | {par:.2f} | {copies / par:.0f} | {par / writer:.2f} |")
+print(f"| mbsync, one process per mailbox, {env['PARALLEL']} at once | {par:.2f} | {copies / par:.0f} | {par / writer:.2f} |")
 EOF

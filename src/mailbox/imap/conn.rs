@@ -4,7 +4,7 @@
 //! mailbox overlap instead of waiting for each other's round trip.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tokio::io::{
     ReadHalf, WriteHalf,
 };
 use tokio::net::TcpStream;
-use tokio::sync::{RwLock, RwLockWriteGuard, Semaphore, oneshot};
+use tokio::sync::{Notify, RwLock, RwLockWriteGuard, Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
@@ -27,6 +27,12 @@ const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// Non-synchronising literals allowed by LITERAL- (RFC 7888).
 const LITERAL_MINUS_MAX: u64 = 4096;
 const CHUNK: usize = 64 * 1024;
+/// Messages up to this size may share a MULTIAPPEND; a bigger one goes
+/// alone, so a refused batch (all or nothing) is cheap to resend.
+const BATCH_MESSAGE_MAX: u64 = 1024 * 1024;
+/// Limits of one MULTIAPPEND.
+const BATCH_MAX: usize = 64;
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -75,7 +81,7 @@ pub enum ConnError {
 }
 
 /// The tagged answer to a command, with the untagged data sent before it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Reply {
     pub status: StatusLine,
     pub untagged: Vec<Vec<u8>>,
@@ -83,15 +89,38 @@ pub struct Reply {
 
 #[derive(Default)]
 struct Routing {
-    waiting: HashMap<String, oneshot::Sender<Reply>>,
+    /// Several senders share a tag when their messages went in one
+    /// MULTIAPPEND.
+    waiting: HashMap<String, Vec<oneshot::Sender<Reply>>>,
     continuation: Option<oneshot::Sender<()>>,
     untagged: Vec<Vec<u8>>,
     lost: Option<String>,
 }
 
+/// The sending side: the socket's write half, and a MULTIAPPEND left open
+/// for the next message to join.
+struct Outgoing {
+    out: Writer,
+    open: Option<OpenBatch>,
+}
+
+struct OpenBatch {
+    tag: String,
+    count: Arc<AtomicUsize>,
+    bytes: u64,
+}
+
+/// The answer to an APPEND, and which message of it this one was when
+/// several went in one MULTIAPPEND.
+pub struct Appended {
+    pub reply: Reply,
+    pub batch: usize,
+    pub index: usize,
+}
+
 /// An authenticated connection.
 pub struct Conn {
-    writer: tokio::sync::Mutex<Writer>,
+    writer: Arc<tokio::sync::Mutex<Outgoing>>,
     routing: Arc<Mutex<Routing>>,
     reader: JoinHandle<()>,
     caps: Capabilities,
@@ -101,6 +130,26 @@ pub struct Conn {
     /// mix with others' (EXAMINE, SEARCH, FETCH) hold it alone.
     exclusive: RwLock<()>,
     in_flight: Semaphore,
+    /// Whether concurrent APPENDs may share one MULTIAPPEND command.
+    batching: bool,
+    /// Woken whenever the server answers a command.
+    answered: Arc<Notify>,
+}
+
+/// Kills the connection if a command is abandoned half-sent (its future
+/// dropped): the server would read the next command as the rest of it.
+struct Sending<'a> {
+    conn: &'a Conn,
+    done: bool,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn
+                .kill("a command was interrupted while it was being sent");
+        }
+    }
 }
 
 impl Drop for Conn {
@@ -115,6 +164,7 @@ impl Conn {
         endpoint: &Endpoint,
         login: &Login<'_>,
         pipeline_depth: usize,
+        multiappend: bool,
     ) -> Result<Conn, OpenError> {
         let limit = endpoint.timeout;
         let opened = tokio::time::timeout(limit, Self::handshake(endpoint, login)).await;
@@ -127,9 +177,16 @@ impl Conn {
             ))
         })??;
         let routing = Arc::new(Mutex::new(Routing::default()));
-        let reader = tokio::spawn(read_loop(reader, routing.clone()));
+        let answered = Arc::new(Notify::new());
+        let reader = tokio::spawn(read_loop(reader, routing.clone(), answered.clone()));
+        let batching = multiappend && caps.has("MULTIAPPEND") && caps.has("LITERAL+");
         Ok(Conn {
-            writer: tokio::sync::Mutex::new(writer),
+            writer: Arc::new(tokio::sync::Mutex::new(Outgoing {
+                out: writer,
+                open: None,
+            })),
+            batching,
+            answered,
             routing,
             reader,
             caps,
@@ -169,23 +226,10 @@ impl Conn {
         self.routing.lock().expect("routing lock").lost.is_none()
     }
 
-    pub fn has(&self, capability: &str) -> bool {
-        self.caps.has(capability)
-    }
-
     /// Marks the connection dead and wakes every waiter.
     pub fn kill(&self, reason: &str) {
         self.reader.abort();
-        let mut routing = self.routing.lock().expect("routing lock");
-        routing.lost.get_or_insert_with(|| reason.to_owned());
-        routing.waiting.clear();
-        routing.continuation = None;
-    }
-
-    /// Runs one command alone on the connection (no other command in
-    /// flight), so its untagged answers are its own.
-    pub async fn run_alone(&self, command: &str) -> Result<Reply, ConnError> {
-        self.alone().await.run(command).await
+        mark_lost(&self.routing, reason);
     }
 
     /// Waits until no other command is in flight and keeps it so while
@@ -201,44 +245,163 @@ impl Conn {
         let tag = self.next_tag();
         let reply = self.register(&tag)?;
         {
-            let mut writer = self.writer.lock().await;
+            let mut outgoing = self.writer.lock().await;
+            let mut sending = self.start_sending(&mut outgoing).await?;
             let line = format!("{tag} {command}\r\n");
-            self.send(&mut writer, line.as_bytes()).await?;
-            self.flush(&mut writer).await?;
+            self.send(&mut outgoing.out, line.as_bytes()).await?;
+            self.flush(&mut outgoing.out).await?;
+            sending.done = true;
         }
         self.wait(reply).await
     }
 
-    /// APPENDs a message streamed from `message` (exactly `len` bytes), as
-    /// a non-synchronising literal when the server allows it.
+    /// Checks the connection may take a new command, closing a
+    /// MULTIAPPEND left open so the command does not land inside it.
+    async fn start_sending(&self, outgoing: &mut Outgoing) -> Result<Sending<'_>, ConnError> {
+        if !self.is_alive() {
+            return Err(self.lost_reason());
+        }
+        if outgoing.open.take().is_some() {
+            self.send(&mut outgoing.out, b"\r\n").await?;
+        }
+        Ok(Sending {
+            conn: self,
+            done: false,
+        })
+    }
+
+    /// APPENDs a message streamed from `message` (exactly `len` bytes) to
+    /// `folder` with `attributes` (flags and date), as a non-synchronising
+    /// literal when the server allows it. With `may_batch`, a small message
+    /// joins a MULTIAPPEND that other tasks are filling on this connection,
+    /// so the server stores the lot in one transaction.
     pub async fn append(
         &self,
-        command_head: &str,
+        folder: &str,
+        attributes: &str,
         message: &mut (dyn AsyncRead + Unpin + Send),
         len: u64,
-    ) -> Result<Reply, ConnError> {
+        may_batch: bool,
+    ) -> Result<Appended, ConnError> {
         let _slot = self.in_flight.acquire().await.expect("never closed");
         let _shared = self.exclusive.read().await;
-        let plus =
-            self.caps.has("LITERAL+") || (self.caps.has("LITERAL-") && len <= LITERAL_MINUS_MAX);
-        let tag = self.next_tag();
-        let mut reply = self.register(&tag)?;
-        let mut writer = self.writer.lock().await;
-        let marker = if plus { "+" } else { "" };
-        let head = format!("{tag} {command_head} {{{len}{marker}}}\r\n");
-        self.send(&mut writer, head.as_bytes()).await?;
-        if !plus {
-            let go_on = self.register_continuation()?;
-            self.flush(&mut writer).await?;
-            if let Some(early) = self.await_continuation(go_on, &mut reply).await? {
-                return Ok(early);
-            }
+        let batching = may_batch && self.batching && len <= BATCH_MESSAGE_MAX;
+        let mut outgoing = self.writer.lock().await;
+        if !self.is_alive() {
+            return Err(self.lost_reason());
         }
-        self.send_literal(&mut writer, message, len).await?;
-        self.send(&mut writer, b"\r\n").await?;
-        self.flush(&mut writer).await?;
-        drop(writer);
-        self.wait(reply).await
+        let joinable = batching
+            && outgoing.open.as_ref().is_some_and(|b| {
+                b.count.load(Ordering::Relaxed) < BATCH_MAX && b.bytes + len <= BATCH_BYTES
+            });
+        let (tag, count, index, reply, mut sending) = if joinable {
+            let batch = outgoing.open.as_mut().expect("open batch");
+            let index = batch.count.fetch_add(1, Ordering::Relaxed);
+            batch.bytes += len;
+            let (tag, count) = (batch.tag.clone(), batch.count.clone());
+            let reply = self.register(&tag)?;
+            let sending = Sending {
+                conn: self,
+                done: false,
+            };
+            let head = format!(" {attributes} {{{len}+}}\r\n");
+            self.send(&mut outgoing.out, head.as_bytes()).await?;
+            (tag, count, index, reply, sending)
+        } else {
+            let sending = self.start_sending(&mut outgoing).await?;
+            let tag = self.next_tag();
+            let mut reply = self.register(&tag)?;
+            let plus = self.caps.has("LITERAL+")
+                || (self.caps.has("LITERAL-") && len <= LITERAL_MINUS_MAX);
+            let marker = if plus { "+" } else { "" };
+            let head = format!("{tag} APPEND {folder} {attributes} {{{len}{marker}}}\r\n");
+            self.send(&mut outgoing.out, head.as_bytes()).await?;
+            if !plus {
+                let go_on = self.register_continuation()?;
+                self.flush(&mut outgoing.out).await?;
+                if let Some(early) = self.await_continuation(go_on, &mut reply).await? {
+                    let mut sending = sending;
+                    sending.done = true;
+                    return Ok(Appended {
+                        reply: early,
+                        batch: 1,
+                        index: 0,
+                    });
+                }
+            }
+            (tag, Arc::new(AtomicUsize::new(1)), 0, reply, sending)
+        };
+        self.send_literal(&mut outgoing.out, message, len).await?;
+        if batching {
+            if !joinable {
+                outgoing.open = Some(OpenBatch {
+                    tag: tag.clone(),
+                    count: count.clone(),
+                    bytes: len,
+                });
+            }
+            sending.done = true;
+            drop(outgoing);
+            if !joinable {
+                self.close_later(tag);
+            }
+        } else {
+            self.send(&mut outgoing.out, b"\r\n").await?;
+            self.flush(&mut outgoing.out).await?;
+            sending.done = true;
+            drop(outgoing);
+        }
+        let reply = self.wait(reply).await?;
+        let batch = count.load(Ordering::Relaxed);
+        if index == 0 {
+            tracing::trace!(batch, status = ?reply.status.status, "APPEND answered");
+        }
+        Ok(Appended {
+            reply,
+            batch,
+            index,
+        })
+    }
+
+    /// Ends the MULTIAPPEND `tag` once the server has answered every
+    /// other command on the connection: until then it could not start on
+    /// this one anyway, so messages arriving meanwhile join it for free.
+    fn close_later(&self, tag: String) {
+        let writer = self.writer.clone();
+        let routing = self.routing.clone();
+        let answered = self.answered.clone();
+        let limit = self.timeout;
+        tokio::spawn(async move {
+            loop {
+                let notified = answered.notified();
+                let mut outgoing = writer.lock().await;
+                let Some(batch) = outgoing.open.as_ref().filter(|b| b.tag == tag) else {
+                    return;
+                };
+                let full =
+                    batch.count.load(Ordering::Relaxed) >= BATCH_MAX || batch.bytes >= BATCH_BYTES;
+                let busy = routing
+                    .lock()
+                    .expect("routing lock")
+                    .waiting
+                    .keys()
+                    .any(|t| *t != tag);
+                if full || !busy {
+                    outgoing.open = None;
+                    let sent = tokio::time::timeout(limit, async {
+                        outgoing.out.write_all(b"\r\n").await?;
+                        outgoing.out.flush().await
+                    })
+                    .await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        mark_lost(&routing, "sending failed");
+                    }
+                    return;
+                }
+                drop(outgoing);
+                let _ = tokio::time::timeout(limit, notified).await;
+            }
+        });
     }
 
     /// Waits for the server's `+`; returns its tagged answer instead if it
@@ -339,7 +502,7 @@ impl Conn {
         if let Some(reason) = &routing.lost {
             return Err(ConnError::Lost(reason.clone()));
         }
-        routing.waiting.insert(tag.to_owned(), tx);
+        routing.waiting.entry(tag.to_owned()).or_default().push(tx);
         Ok(rx)
     }
 
@@ -383,10 +546,6 @@ pub struct Alone<'a> {
 impl Alone<'_> {
     pub async fn run(&self, command: &str) -> Result<Reply, ConnError> {
         self.conn.run(command).await
-    }
-
-    pub fn has(&self, capability: &str) -> bool {
-        self.conn.has(capability)
     }
 }
 
@@ -561,7 +720,15 @@ async fn read_answer(reader: &mut Reader) -> std::io::Result<Vec<u8>> {
     }
 }
 
-async fn read_loop(mut reader: Reader, routing: Arc<Mutex<Routing>>) {
+/// Marks a connection dead and wakes every waiter with the reason.
+fn mark_lost(routing: &Mutex<Routing>, reason: &str) {
+    let mut routing = routing.lock().expect("routing lock");
+    routing.lost.get_or_insert_with(|| reason.to_owned());
+    routing.waiting.clear();
+    routing.continuation = None;
+}
+
+async fn read_loop(mut reader: Reader, routing: Arc<Mutex<Routing>>, answered: Arc<Notify>) {
     let reason = loop {
         let answer = match read_answer(&mut reader).await {
             Ok(answer) => answer,
@@ -569,17 +736,19 @@ async fn read_loop(mut reader: Reader, routing: Arc<Mutex<Routing>>) {
         };
         match proto::classify(&answer) {
             Ok(line) => {
+                let tagged = matches!(line, Line::Tagged { .. });
                 if let Err(reason) = route(&routing, line) {
                     break reason;
+                }
+                if tagged {
+                    answered.notify_waiters();
                 }
             }
             Err(reason) => break reason,
         }
     };
-    let mut routing = routing.lock().expect("routing lock");
-    routing.lost.get_or_insert(reason);
-    routing.waiting.clear();
-    routing.continuation = None;
+    mark_lost(&routing, &reason);
+    answered.notify_waiters();
 }
 
 fn route(routing: &Mutex<Routing>, line: Line) -> Result<(), String> {
@@ -603,9 +772,12 @@ fn route(routing: &Mutex<Routing>, line: Line) -> Result<(), String> {
             Ok(())
         }
         Line::Tagged { tag, status } => {
-            let untagged = std::mem::take(&mut routing.untagged);
-            if let Some(waiter) = routing.waiting.remove(&tag) {
-                let _ = waiter.send(Reply { status, untagged });
+            let reply = Reply {
+                status,
+                untagged: std::mem::take(&mut routing.untagged),
+            };
+            for waiter in routing.waiting.remove(&tag).unwrap_or_default() {
+                let _ = waiter.send(reply.clone());
             }
             Ok(())
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use self::conn::{Alone, Conn, ConnError, Endpoint, Login, OpenError, Reply};
+use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, Login, OpenError, Reply};
 use self::pool::{InUse, Pool, Session};
 use self::proto::{Status, StatusLine, Value};
 use super::target::is_loopback_host;
@@ -58,6 +58,9 @@ pub struct ImapConfig {
     pub max_connections: usize,
     /// APPENDs in flight on one connection.
     pub pipeline_depth: usize,
+    /// Lets concurrent small copies to one mailbox share a MULTIAPPEND
+    /// (one server transaction) where the server offers it with LITERAL+.
+    pub multiappend: bool,
     /// A PEM file of CA certificates trusted besides the public roots.
     pub ca_file: Option<PathBuf>,
     /// How long to wait for the server before a connection counts as lost.
@@ -74,8 +77,9 @@ impl ImapConfig {
             admin_user: admin_user.to_owned(),
             auth: ImapAuth::Plain,
             folder: folder.to_owned(),
-            max_connections: 8,
+            max_connections: 32,
             pipeline_depth: 32,
+            multiappend: true,
             ca_file: None,
             timeout: Duration::from_secs(120),
         }
@@ -160,7 +164,8 @@ impl ImapWriter {
                 token: &secret,
             },
         };
-        Conn::open(&self.endpoint, &login, self.config.pipeline_depth).await
+        let depth = self.config.pipeline_depth;
+        Conn::open(&self.endpoint, &login, depth, self.config.multiappend).await
     }
 
     /// The mailbox's session, logging in if needed.
@@ -246,54 +251,70 @@ impl ImapWriter {
             .copied()
     }
 
-    /// Creates the archive folder once per session; an existing folder is
-    /// fine. A failure is not reported here: the APPEND that follows says
-    /// what is wrong with the folder.
+    /// Creates the archive folder once per session (an existing folder is
+    /// fine) and selects it. A failure is not reported here: the APPEND
+    /// that follows says what is wrong with the folder.
     async fn ensure_folder(&self, session: &Session) -> Result<(), ConnError> {
         session
-            .folder_ready
+            .folder
             .get_or_try_init(|| async {
-                let created = session
-                    .conn
-                    .run_alone(&format!("CREATE {}", self.folder_arg))
-                    .await?;
+                let alone = session.conn.alone().await;
+                let created = alone.run(&format!("CREATE {}", self.folder_arg)).await?;
                 if created.status.status == Status::Ok {
-                    let _ = session
-                        .conn
-                        .run_alone(&format!("SUBSCRIBE {}", self.folder_arg))
-                        .await?;
+                    alone.run(&format!("SUBSCRIBE {}", self.folder_arg)).await?;
                 }
-                Ok(())
+                let selected = alone.run(&format!("SELECT {}", self.folder_arg)).await?;
+                Ok(selected_validity(&selected))
             })
             .await
             .map(|_| ())
     }
 
-    async fn append_once(&self, session: &Session, copy: &Copy<'_>) -> Result<Reply, ConnError> {
+    async fn append_once(
+        &self,
+        session: &Session,
+        copy: &Copy<'_>,
+        may_batch: bool,
+    ) -> Result<Appended, ConnError> {
         self.ensure_folder(session).await?;
-        let head = format!(
-            "APPEND {} (\\Seen) {}",
-            self.folder_arg,
-            proto::internal_date(&copy.item.sent_at)
-        );
+        let attributes = format!("(\\Seen) {}", proto::internal_date(&copy.item.sent_at));
         let mut message = copy.reader().await.map_err(ConnError::Content)?;
-        session.conn.append(&head, &mut message, copy.len()).await
+        let batching = may_batch && self.config.multiappend;
+        session
+            .conn
+            .append(
+                &self.folder_arg,
+                &attributes,
+                &mut message,
+                copy.len(),
+                batching,
+            )
+            .await
     }
 
     /// APPENDs, waiting and retrying while the server says it is
     /// throttling (Exchange Online: `BAD Request is throttled. Suggested
-    /// Backoff Time: N milliseconds`).
-    async fn append(&self, session: &Session, copy: &Copy<'_>) -> Result<Reply, ConnError> {
+    /// Backoff Time: N milliseconds`). A refused MULTIAPPEND stored none of
+    /// its messages; each is then sent alone to get its own verdict.
+    async fn append(&self, session: &Session, copy: &Copy<'_>) -> Result<Appended, ConnError> {
         let mut waits = 0;
+        let mut may_batch = true;
         loop {
-            let reply = self.append_once(session, copy).await?;
-            let backoff = proto::throttle_backoff_ms(&reply.status.text);
-            match backoff {
-                Some(ms) if reply.status.status != Status::Ok && waits < THROTTLE_RETRIES => {
+            let appended = self.append_once(session, copy, may_batch).await?;
+            let status = &appended.reply.status;
+            if status.status == Status::Ok {
+                return Ok(appended);
+            }
+            if appended.batch > 1 {
+                may_batch = false;
+                continue;
+            }
+            match proto::throttle_backoff_ms(&status.text) {
+                Some(ms) if waits < THROTTLE_RETRIES => {
                     waits += 1;
                     tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
                 }
-                _ => return Ok(reply),
+                _ => return Ok(appended),
             }
         }
     }
@@ -302,12 +323,15 @@ impl ImapWriter {
         &self,
         mailbox: &Mailbox,
         copy: &Copy<'_>,
-        reply: Reply,
+        appended: Appended,
     ) -> Result<Written, WriteError> {
-        let status = reply.status;
+        let status = appended.reply.status;
         match status.status {
             Status::Ok => {
-                let location = match proto::append_uid(&status) {
+                let uid = proto::append_uids(&status)
+                    .filter(|(_, uids)| uids.len() == appended.batch)
+                    .and_then(|(validity, uids)| Some((validity, *uids.get(appended.index)?)));
+                let location = match uid {
                     Some((validity, uid)) => format!("{validity}:{uid}"),
                     None => String::new(),
                 };
@@ -334,31 +358,29 @@ impl ImapWriter {
 
     /// Searches the archive folder for a copy of the item; the header
     /// search matches substrings, so each hit's header is compared exactly.
+    /// Leaves the folder selected for the APPENDs that follow.
     async fn search(&self, session: &Session, item: &Item) -> Result<Option<Written>, ConnError> {
         let alone = session.conn.alone().await;
-        let examined = alone.run(&format!("EXAMINE {}", self.folder_arg)).await?;
-        if examined.status.status != Status::Ok {
-            self.missing_folder(&examined.status)?;
-            return Ok(None);
-        }
-        let validity = examined
-            .untagged
-            .iter()
-            .find_map(|u| proto::uid_validity(u));
-        let found = find_in_selected(&alone, item).await;
-        let closing = if alone.has("UNSELECT") {
-            "UNSELECT"
-        } else {
-            "CLOSE"
+        let validity = match session.folder.get() {
+            Some(Some(validity)) => *validity,
+            _ => {
+                let selected = alone.run(&format!("SELECT {}", self.folder_arg)).await?;
+                let Some(validity) = selected_validity(&selected) else {
+                    self.missing_folder(&selected.status)?;
+                    return Ok(None);
+                };
+                let _ = session.folder.set(Some(validity));
+                validity
+            }
         };
-        alone.run(closing).await?;
-        Ok(found?.map(|(uid, size)| Written {
-            location: format!("{}:{uid}", validity.unwrap_or(0)),
+        let found = find_in_selected(&alone, item).await?;
+        Ok(found.map(|(uid, size)| Written {
+            location: format!("{validity}:{uid}"),
             bytes: size,
         }))
     }
 
-    /// An EXAMINE that failed because the folder is not there means no
+    /// A SELECT that failed because the folder is not there means no
     /// copy exists; any other failure must not be taken for "not found".
     fn missing_folder(&self, status: &StatusLine) -> Result<(), ConnError> {
         let text = status.text.to_ascii_lowercase();
@@ -412,6 +434,20 @@ async fn find_in_selected(alone: &Alone<'_>, item: &Item) -> Result<Option<(u32,
         .collect();
     hits.sort_unstable();
     Ok(hits.into_iter().next())
+}
+
+/// The UIDVALIDITY of a successful SELECT.
+fn selected_validity(reply: &Reply) -> Option<u32> {
+    if reply.status.status != Status::Ok {
+        return None;
+    }
+    Some(
+        reply
+            .untagged
+            .iter()
+            .find_map(|u| proto::uid_validity(u))
+            .unwrap_or(0),
+    )
 }
 
 /// The UID and size of a FETCH answer whose item-id header is exactly `id`.

@@ -14,8 +14,10 @@ use super::conn::{Conn, OpenError};
 /// A mailbox's connection and what is known about it.
 pub struct Session {
     pub conn: Conn,
-    /// Set once the archive folder is known to exist (or was created).
-    pub folder_ready: OnceCell<()>,
+    /// Set once the archive folder was created if missing and selected
+    /// (the server then appends to an open folder instead of opening it
+    /// for every message): its UIDVALIDITY, or `None` if the SELECT failed.
+    pub folder: OnceCell<Option<u32>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -79,7 +81,7 @@ impl Pool {
         let permit = self.permit(&slot).await;
         let session = Arc::new(Session {
             conn: open().await?,
-            folder_ready: OnceCell::new(),
+            folder: OnceCell::new(),
             _permit: permit,
         });
         *current = Some(session.clone());

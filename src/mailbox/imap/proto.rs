@@ -153,16 +153,26 @@ impl Capabilities {
     }
 }
 
-/// The `APPENDUID uidvalidity uid` code of a successful APPEND (UIDPLUS).
-pub fn append_uid(status: &StatusLine) -> Option<(u32, u32)> {
+/// The `APPENDUID uidvalidity uid-set` code of a successful APPEND
+/// (UIDPLUS): one UID per message, in the order they were sent.
+pub fn append_uids(status: &StatusLine) -> Option<(u32, Vec<u32>)> {
     let code = status.code.as_deref()?;
     let mut words = code.split(' ');
     if !words.next()?.eq_ignore_ascii_case("APPENDUID") {
         return None;
     }
     let validity = words.next()?.parse().ok()?;
-    let uid = words.next()?.parse().ok()?;
-    Some((validity, uid))
+    let mut uids = Vec::new();
+    for range in words.next()?.split(',') {
+        let (first, last) = range.split_once(':').unwrap_or((range, range));
+        let (first, last): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
+        let (low, high) = (first.min(last), first.max(last));
+        if high - low > 100_000 {
+            return None;
+        }
+        uids.extend(low..=high);
+    }
+    Some((validity, uids))
 }
 
 /// The `UIDVALIDITY n` code sent when a folder is selected.
@@ -406,7 +416,9 @@ mod tests {
         };
         assert_eq!(tag, "A7");
         assert_eq!(status.status, Status::Ok);
-        assert_eq!(append_uid(&status), Some((1732, 55)));
+        assert_eq!(append_uids(&status), Some((1732, vec![55])));
+        let multi = parse_status("OK [APPENDUID 9 1981:1983,1990] Append completed.").unwrap();
+        assert_eq!(append_uids(&multi), Some((9, vec![1981, 1982, 1983, 1990])));
         let no = parse_status("NO [OVERQUOTA] Quota exceeded (mailbox for user is full)").unwrap();
         assert_eq!(no.code_name().as_deref(), Some("OVERQUOTA"));
         assert_eq!(
