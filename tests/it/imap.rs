@@ -495,6 +495,8 @@ async fn many_parallel_copies_to_more_mailboxes_than_connections_land_exactly_on
 struct CutProxy {
     port: u16,
     cut: Arc<std::sync::Mutex<Cut>>,
+    /// APPEND commands seen from the writer (a MULTIAPPEND counts once).
+    appends: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -516,16 +518,17 @@ impl CutProxy {
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let cut = Arc::new(std::sync::Mutex::new(Cut::Never));
-        let shared = cut.clone();
+        let appends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (shared, counter) = (cut.clone(), appends.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
                     .await
                     .expect("upstream");
-                tokio::spawn(relay(client, server, shared.clone()));
+                tokio::spawn(relay(client, server, shared.clone(), counter.clone()));
             }
         });
-        CutProxy { port, cut }
+        CutProxy { port, cut, appends }
     }
 
     fn arm(&self, cut: Cut) {
@@ -541,14 +544,17 @@ async fn relay(
     mut client: tokio::net::TcpStream,
     mut server: tokio::net::TcpStream,
     cut: Arc<std::sync::Mutex<Cut>>,
+    appends: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tail: Vec<u8> = Vec::new();
     let mut up = vec![0u8; 64 * 1024];
     let mut down = vec![0u8; 64 * 1024];
     loop {
         tokio::select! {
             n = client.read(&mut up) => {
                 let Ok(n @ 1..) = n else { return };
+                count_appends(&mut tail, &up[..n], &appends);
                 let pass = client_bytes_to_pass(&cut, n);
                 if server.write_all(&up[..pass]).await.is_err() || pass < n {
                     return;
@@ -568,6 +574,16 @@ async fn relay(
             }
         }
     }
+}
+
+/// Counts ` APPEND "` in the writer's stream, across chunk boundaries.
+fn count_appends(tail: &mut Vec<u8>, chunk: &[u8], appends: &std::sync::atomic::AtomicUsize) {
+    const NEEDLE: &[u8] = b" APPEND \"";
+    tail.extend_from_slice(chunk);
+    let found = tail.windows(NEEDLE.len()).filter(|w| *w == NEEDLE).count();
+    appends.fetch_add(found, std::sync::atomic::Ordering::Relaxed);
+    let keep = tail.len().min(NEEDLE.len() - 1);
+    tail.drain(..tail.len() - keep);
 }
 
 /// How many of `n` bytes from the writer to pass on; fewer than `n`
@@ -707,4 +723,148 @@ async fn a_second_cut_fails_the_copy_and_says_why() {
         dovecot.fetch_all(LI, FOLDER).unwrap_or_default().is_empty(),
         "nothing half-written"
     );
+}
+
+/// Writes `count` copies of small items to one mailbox at once; returns
+/// each item id with what the writer answered.
+async fn write_concurrently(
+    writer: &Arc<ImapWriter>,
+    user: &str,
+    count: usize,
+    size: usize,
+) -> Vec<(
+    String,
+    Result<wechat_archiver::mailbox::Written, WriteError>,
+)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let (writer, user) = (writer.clone(), user.to_owned());
+        tasks.spawn(async move {
+            let id = format!("itm_{n:03}");
+            let it = item(&id, "2026-11-22T08:15:00Z", size);
+            let content = Content::Memory(message(&id, size));
+            let copy = Copy {
+                item: &it,
+                connector: "contoso",
+                content: &content,
+            };
+            let result = writer.write(&mailbox(&user), &copy).await;
+            (id, result)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        results.push(done.expect("task"));
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_copies_share_multiappends_and_each_gets_its_own_uid() {
+    let dovecot = Arc::new(Dovecot::start(&[LI]));
+    let proxy = CutProxy::start(dovecot.port).await;
+    let config = ImapConfig::new(false, "127.0.0.1", proxy.port, ADMIN, FOLDER);
+    let writer = Arc::new(ImapWriter::new(config, Secret::new(ADMIN_PASSWORD)).expect("writer"));
+    assert!(writer.is_valid_user(&mailbox(LI)).await.expect("login"));
+    let results = write_concurrently(&writer, LI, 60, 3_000).await;
+    let stored = fetch(&dovecot, LI).await.expect("folder");
+    assert_eq!(stored.len(), 60, "every copy once");
+    for (id, result) in &results {
+        let written = result.as_ref().unwrap_or_else(|e| panic!("{id}: {e}"));
+        let copy = stored
+            .iter()
+            .find(|m| m.item_id().as_deref() == Some(id))
+            .unwrap_or_else(|| panic!("{id} not stored"));
+        assert_eq!(
+            written.location,
+            format!("{}:{}", copy.uid_validity, copy.uid),
+            "{id}"
+        );
+        assert!(
+            copy.body == expected_bytes(id, "contoso", &message(id, 3_000)),
+            "{id} intact"
+        );
+    }
+    let commands = proxy.appends.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        commands < 60,
+        "60 copies went in {commands} APPEND commands: no MULTIAPPEND"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_multiappend_gives_each_copy_its_own_verdict() {
+    let dovecot = Arc::new(Dovecot::start_with(&[User::with_quota_kib(LI, 64)], false));
+    let writer = Arc::new(writer(&dovecot));
+    assert!(writer.is_valid_user(&mailbox(LI)).await.expect("login"));
+    let results = write_concurrently(&writer, LI, 20, 10_000).await;
+    let ok: Vec<&String> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id)
+        .collect();
+    let refused: Vec<String> = results
+        .iter()
+        .filter_map(|(id, r)| match r {
+            Err(WriteError::Copy(text)) => Some(format!("{id}: {text}")),
+            Err(other) => panic!("{id}: unexpected {other:?}"),
+            Ok(_) => None,
+        })
+        .collect();
+    let copy_len = expected_bytes("itm_000", "contoso", &message("itm_000", 10_000)).len();
+    assert_eq!(
+        ok.len(),
+        64 * 1024 / copy_len,
+        "as many copies as fit in 64 KiB are stored, whatever batch they were sent in; refused: {refused:?}"
+    );
+    for text in &refused {
+        assert!(text.to_lowercase().contains("quota"), "{text}");
+    }
+    let mut stored: Vec<String> = fetch(&dovecot, LI)
+        .await
+        .expect("folder")
+        .iter()
+        .map(|m| m.item_id().expect("header"))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored.iter().collect::<Vec<_>>(),
+        ok,
+        "stored exactly the copies reported written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_mid_message_leaves_no_corrupt_copy() {
+    let dovecot = Arc::new(Dovecot::start(&[LI]));
+    let writer = writer(&dovecot);
+    let li = mailbox(LI);
+    assert!(writer.is_valid_user(&li).await.expect("login"));
+    let big = item("itm_big", "2026-11-22T08:15:00Z", 30_000_000);
+    let big_content = Content::Memory(message("itm_big", 30_000_000));
+    let copy = Copy {
+        item: &big,
+        connector: "contoso",
+        content: &big_content,
+    };
+    let abandoned = tokio::time::timeout(Duration::from_millis(30), writer.write(&li, &copy)).await;
+    assert!(
+        abandoned.is_err(),
+        "the write should still have been sending after 30 ms"
+    );
+    let small = item("itm_small", "2026-11-22T08:15:00Z", 2_000);
+    let small_content = Content::Memory(message("itm_small", 2_000));
+    let copy = Copy {
+        item: &small,
+        connector: "contoso",
+        content: &small_content,
+    };
+    tokio::time::timeout(Duration::from_secs(20), writer.write(&li, &copy))
+        .await
+        .expect("the next write must not wait for the abandoned one's timeout")
+        .expect("the next write works");
+    let stored = fetch(&dovecot, LI).await.expect("folder");
+    assert_eq!(stored.len(), 1, "only the complete copy is stored");
+    assert!(stored[0].body == expected_bytes("itm_small", "contoso", &message("itm_small", 2_000)));
 }
