@@ -4,6 +4,10 @@
 #
 #   bench/imap/run.sh [ITEMS] [USERS]        (defaults: 5000 items, 40 users)
 #
+# Environment: ROUNDS (3), PARALLEL mbsync processes (8), CONNECTIONS and
+# IN_FLIGHT for the writer (32, 64), ONLY=writer|parallel to skip the
+# slower baselines, BENCH_DIR (target/bench-imap).
+#
 # Needs: dovecot-imapd dovecot-core isync python3. Dovecot runs as `nobody`
 # when this runs as root. Each contender starts from an empty mail store;
 # every run is checked to have stored every copy. Prints a table and the
@@ -16,6 +20,8 @@ export PARALLEL=${PARALLEL:-8}
 export CONNECTIONS=${CONNECTIONS:-32}
 export IN_FLIGHT=${IN_FLIGHT:-64}
 ONLY=${ONLY:-all}
+export ROUNDS=${ROUNDS:-3}
+export USERS_N=$USERS
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${BENCH_DIR:-$ROOT/target/bench-imap}
 FOLDER="WeChat Archiver"
@@ -202,23 +208,36 @@ MBSYNCRC=$(write_mbsync_config)
 BYTES=$(du -sb "$CORPUS" | cut -f1)
 echo "corpus: $COPIES copies, $((BYTES / 1000000)) MB, $USERS mailboxes; parallelism $PARALLEL" >&2
 
-T_WRITER=$(time_it writer /usr/bin/time -f "client cpu: %U user %S sys, max rss %M KB" "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$CONNECTIONS" "$IN_FLIGHT")
-echo "writer: $T_WRITER s ($(cat "$WORK/writer.out"))" >&2
-if [ "$ONLY" = writer ]; then exit 0; fi
-T_MBSYNC_PAR=$(time_it mbsync-par run_mbsync_parallel "$MBSYNCRC")
-echo "mbsync, $PARALLEL processes: $T_MBSYNC_PAR s" >&2
-T_MBSYNC_SEQ=nan
-if [ "$ONLY" != parallel ]; then
-    T_MBSYNC_SEQ=$(time_it mbsync-seq run_mbsync_sequential "$MBSYNCRC")
-fi
+# Contenders alternate, ROUNDS times, so load from elsewhere on the machine
+# hits them alike; the table shows medians.
+W_TIMES=(); P_TIMES=(); S_TIMES=(); W_RSS=()
+for round in $(seq "$ROUNDS"); do
+    W_TIMES+=("$(time_it writer /usr/bin/time -f "client: %U s user, %S s sys, max RSS %M KB" "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$CONNECTIONS" "$IN_FLIGHT")")
+    W_RSS+=("$(grep -o 'max RSS [0-9]*' "$WORK/writer.err" | grep -o '[0-9]*')")
+    echo "round $round: writer ${W_TIMES[-1]} s, $(tail -1 "$WORK/writer.err")" >&2
+    [ "$ONLY" = writer ] && continue
+    P_TIMES+=("$(time_it mbsync-par run_mbsync_parallel "$MBSYNCRC")")
+    echo "round $round: mbsync x$PARALLEL ${P_TIMES[-1]} s" >&2
+    [ "$ONLY" = parallel ] && continue
+    S_TIMES+=("$(time_it mbsync-seq run_mbsync_sequential "$MBSYNCRC")")
+    echo "round $round: mbsync -a ${S_TIMES[-1]} s" >&2
+done
 
-python3 - "$COPIES" "$T_WRITER" "$T_MBSYNC_SEQ" "$T_MBSYNC_PAR" <<'EOF'
-import sys
-copies, writer, seq, par = int(sys.argv[1]), *map(float, sys.argv[2:])
-print(f"| contender | seconds | copies/s | mbsync time / writer time |")
-print(f"| --- | --- | --- | --- |")
-env = __import__('os').environ
-print(f"| wechat-archiver ImapWriter, {env['CONNECTIONS']} connections, {env['IN_FLIGHT']} copies in flight | {writer:.2f} | {copies / writer:.0f} | |")
-print(f"| mbsync -a (one process) | {seq:.2f} | {copies / seq:.0f} | {seq / writer:.2f} |")
-print(f"| mbsync, one process per mailbox, {env['PARALLEL']} at once | {par:.2f} | {copies / par:.0f} | {par / writer:.2f} |")
+python3 - "$COPIES" "$BYTES" "${W_TIMES[*]}" "${P_TIMES[*]:-}" "${S_TIMES[*]:-}" "${W_RSS[*]}" <<'EOF'
+import os, statistics, sys
+copies, size = int(sys.argv[1]), int(sys.argv[2])
+def median(s):
+    v = [float(x) for x in s.split()]
+    return statistics.median(v) if v else None
+writer, par, seq = (median(a) for a in sys.argv[3:6])
+rss = max(int(x) for x in sys.argv[6].split())
+env = os.environ
+print(f"{copies} copies, {size / 1e6:.0f} MB, {env['USERS_N']} mailboxes; medians of {env['ROUNDS']} rounds")
+print("| contender | seconds | copies/s | mbsync time / writer time |")
+print("| --- | --- | --- | --- |")
+print(f"| wechat-archiver ImapWriter ({env['CONNECTIONS']} connections, {env['IN_FLIGHT']} copies in flight; peak RSS {rss / 1024:.0f} MB) | {writer:.2f} | {copies / writer:.0f} | |")
+if par:
+    print(f"| mbsync, one process per mailbox, {env['PARALLEL']} at once | {par:.2f} | {copies / par:.0f} | {par / writer:.2f} |")
+if seq:
+    print(f"| mbsync -a (one process, mailboxes in turn) | {seq:.2f} | {copies / seq:.0f} | {seq / writer:.2f} |")
 EOF
