@@ -3,6 +3,7 @@
 //! the ledger treat them alike.
 
 pub mod graph;
+pub mod imap;
 pub mod maildir;
 pub mod target;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::{ConnectorConfig, Home};
 use crate::ledger::{Ledger, LedgerError};
 use crate::mailbox::graph::{GraphConfig, GraphWriter};
+use crate::mailbox::imap::{ImapConfig, ImapWriter};
 use crate::mailbox::maildir::MaildirWriter;
 use crate::mailbox::{MailboxWriter, Target, WriteError};
 use crate::mapping::{self, MappingError, Resolver};
@@ -93,12 +94,25 @@ pub async fn writer(
             let graph = GraphConfig::from_connector(config)?;
             Ok(Arc::new(GraphWriter::new(graph, secret)?))
         }
-        other => Err(SetupError::TargetConfig {
-            connector: name.to_owned(),
-            message: format!("the target {other} is not supported by this build yet"),
-        }),
+        Target::Imap { tls, host, port } => {
+            let admin = config
+                .target_user
+                .as_deref()
+                .ok_or_else(|| SetupError::TargetConfig {
+                    connector: name.to_owned(),
+                    message: "an IMAP target needs --target-user ADMIN".to_owned(),
+                })?;
+            let mut imap = ImapConfig::new(tls, &host, port, admin, &config.folder);
+            imap.ca_file = std::env::var_os(IMAP_CA_FILE_ENV).map(Into::into);
+            let secret = target_secret(name, secrets)?;
+            Ok(Arc::new(ImapWriter::new(imap, secret)?))
+        }
     }
 }
+
+/// Environment variable naming a PEM file of extra CA certificates the
+/// IMAP target's certificate may chain to (a private CA).
+pub const IMAP_CA_FILE_ENV: &str = "WECHAT_ARCHIVER_IMAP_CA_FILE";
 
 /// The target's secret, which `login` stores for IMAP and Graph targets.
 fn target_secret(name: &str, secrets: &ConnectorSecrets) -> Result<Secret, SetupError> {

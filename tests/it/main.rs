@@ -4,6 +4,8 @@
 mod bad_input;
 mod graph;
 mod graph_sync;
+mod imap;
+mod imap_sync;
 mod keyring_sync;
 mod login;
 mod login_support;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod graph_sim;
 
 use std::ffi::OsStr;
