@@ -395,3 +395,113 @@ fn a_failed_run_after_a_crash_does_not_hide_unrecorded_copies() {
         sim.faults().clear();
     });
 }
+
+/// Seed of the random kill delays; `CRASH_TEST_SEED` replays a failure.
+fn kill_seed() -> u64 {
+    std::env::var("CRASH_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_c0de)
+}
+
+fn spawn_sync(env: &TestEnv) -> Child {
+    let mut cmd = env.command(["sync"]);
+    cmd.args(window_args());
+    cmd.env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.spawn().unwrap()
+}
+
+/// Waits until `sync` has put a new copy on disk (a run past its start).
+fn wait_for_a_new_copy(child: &mut Child, root: &Path, before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read_copies_count(root) <= before {
+        assert!(child.try_wait().unwrap().is_none(), "sync ended early");
+        assert!(Instant::now() < deadline, "sync wrote nothing in 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Files in `cur/` and `new/` (cheaper than reading them).
+fn read_copies_count(root: &Path) -> usize {
+    files_under(root)
+        .iter()
+        .filter(|f| {
+            f.parent()
+                .is_some_and(|p| p.ends_with("cur") || p.ends_with("new"))
+        })
+        .count()
+}
+
+/// Kills `sync` with SIGKILL eight times in a row, then lets a clean run
+/// finish. Odd rounds kill after a seeded random delay from the start
+/// (often during start-up or the listing), even rounds a random moment
+/// after the run's first new copy (mid-write). Slow bodies (300 ms each,
+/// 16 in flight) bound the pace, so no round can finish the window; the
+/// clean run goes at full speed.
+#[test]
+fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
+    let seed = kill_seed();
+    let sim = simulator(400, |c| c.large_fraction = 0.01);
+    sim.faults().arm_spec("slow-body:100000@300ms").unwrap();
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    let items = in_window(&sim);
+    let expected = expected_copies(&sim, &items);
+    assert!(items.iter().any(|i| i.size > 10_000_000));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut cut_mid_run = 0;
+    for round in 1..=8 {
+        let before = read_copies_count(&root);
+        let mut child = spawn_sync(&env);
+        let started = Instant::now();
+        let most = if round % 2 == 0 {
+            wait_for_a_new_copy(&mut child, &root, before);
+            500
+        } else {
+            1000
+        };
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..most)));
+        let alive = child.try_wait().unwrap().is_none();
+        let at = started.elapsed();
+        assert!(
+            alive,
+            "seed {seed}: round {round} ended before the kill at {at:?}"
+        );
+        child.kill().unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(9));
+
+        let left = read_copies(&root, "c");
+        assert_copies(&sim, &left, &expected, "c", false);
+        assert_recorded_copies_exist(&env.home, &root, "c");
+        eprintln!(
+            "seed {seed}: kill {round} at {at:?}: {} of {} copies on disk, {} not in the ledger, {} tmp/ files",
+            left.len(),
+            expected.len(),
+            unrecorded(&env, &root),
+            tmp_files(&root).len()
+        );
+        if left.len() > before && left.len() < expected.len() {
+            cut_mid_run += 1;
+        }
+    }
+    assert!(
+        cut_mid_run >= 4,
+        "seed {seed}: too few kills landed mid-run"
+    );
+
+    let left = read_copies(&root, "c").len();
+    let started = Instant::now();
+    let run = Run::from(sync_env(&env, &[], &[]));
+    run.assert_code(0);
+    let json = run.json();
+    eprintln!(
+        "seed {seed}: the clean run wrote {}, found {} already archived, in {:?}",
+        json["written"],
+        json["already_archived"],
+        started.elapsed()
+    );
+    assert_eq!(json["written"], expected.len() - left);
+    assert_eq!(json["already_archived"], left);
+    assert_all_settled(&env, &sim, &root, &expected);
+}
