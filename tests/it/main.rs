@@ -7,6 +7,7 @@ mod keyring_sync;
 mod login;
 mod login_support;
 mod map_validate;
+mod overlap;
 mod secret_fallbacks;
 mod support;
 mod sync;
