@@ -433,6 +433,42 @@ fn read_copies_count(root: &Path) -> usize {
         .count()
 }
 
+/// A message file in the archive (anywhere: `tmp/`, `cur/`, `new/`) with
+/// 1 to 10 MB: a copy over 10 MB on its way to disk (other items are
+/// far smaller).
+fn half_written_large_copy(root: &Path) -> bool {
+    files_under(root).iter().any(|f| {
+        let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        (1_000_000..10_000_000).contains(&len)
+    })
+}
+
+/// One more kill, the moment a copy over 10 MB is half on disk: it must
+/// not be visible in `cur/` or `new/`.
+fn kill_while_a_large_copy_is_half_written(
+    env: &TestEnv,
+    sim: &Simulator,
+    root: &Path,
+    expected: &BTreeSet<(String, String)>,
+) {
+    let mut child = spawn_sync(env);
+    let started = Instant::now();
+    while !half_written_large_copy(root) {
+        assert!(child.try_wait().unwrap().is_none(), "sync ended early");
+        assert!(started.elapsed() < Duration::from_secs(30), "no large copy");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    assert_copies(sim, &read_copies(root, "c"), expected, "c", false);
+    assert_recorded_copies_exist(&env.home, root, "c");
+    eprintln!(
+        "kill during a large write at {:?}: a half-written copy left in tmp/: {}",
+        started.elapsed(),
+        half_written_large_copy(root)
+    );
+}
+
 /// Kills `sync` with SIGKILL eight times in a row, then lets a clean run
 /// finish. Odd rounds kill after a seeded random delay from the start
 /// (often during start-up or the listing), even rounds a random moment
@@ -489,6 +525,8 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
         cut_mid_run >= 4,
         "seed {seed}: too few kills landed mid-run"
     );
+    kill_while_a_large_copy_is_half_written(&env, &sim, &root, &expected);
+    sim.faults().clear();
 
     let left = read_copies(&root, "c").len();
     let started = Instant::now();
