@@ -222,8 +222,8 @@ impl Ledger {
 
     /// Marks runs of this connector still 'running' as crashed (the caller
     /// holds the connector's lock, so none of them is alive) and says
-    /// whether there were any: the next run must then look for copies
-    /// written but not recorded.
+    /// whether there were any. [`Ledger::needs_recovery`] then tells
+    /// whether to look for copies written but not recorded.
     pub fn mark_crashed_runs(&self, connector: &str) -> Result<bool, LedgerError> {
         let n = self.conn().execute(
             "UPDATE runs SET outcome = 'crashed', finished_at = ?2 \
@@ -231,6 +231,23 @@ impl Ledger {
             params![connector, now()],
         )?;
         Ok(n > 0)
+    }
+
+    /// Whether a mailbox may hold a copy the ledger does not know: a
+    /// writing run of this connector crashed and no run since has finished
+    /// a pass over that run's whole window. A dry run or a run that failed
+    /// part-way does not settle it, so the check is not lost on them.
+    pub fn needs_recovery(&self, connector: &str) -> Result<bool, LedgerError> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs c WHERE c.connector = ?1 AND c.dry_run = 0 \
+             AND c.outcome = 'crashed' AND NOT EXISTS (SELECT 1 FROM runs r \
+             WHERE r.connector = ?1 AND r.id > c.id AND r.dry_run = 0 \
+             AND r.outcome IN ('ok', 'incomplete') \
+             AND julianday(r.since) <= julianday(c.since) \
+             AND julianday(r.until) >= julianday(c.until)))",
+            params![connector],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn begin_run(
@@ -685,5 +702,43 @@ mod tests {
             ledger.last_runs("c", 5).unwrap()[0].outcome,
             RunOutcome::Crashed
         );
+    }
+
+    #[test]
+    fn recovery_is_needed_until_a_run_finishes_the_crashed_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let (since, until) = (t("2026-11-22T00:00:00Z"), t("2026-11-23T00:00:00Z"));
+        let run = |since, until, dry_run, outcome: Option<RunOutcome>| {
+            ledger.mark_crashed_runs("c").unwrap();
+            let id = ledger.begin_run("c", since, until, dry_run).unwrap();
+            if let Some(outcome) = outcome {
+                let figures = RunFigures::default();
+                ledger.finish_run(id, &figures, outcome, None).unwrap();
+            }
+        };
+        run(since, until, false, Some(RunOutcome::Ok));
+        assert!(!ledger.needs_recovery("c").unwrap());
+        run(since, until, false, None);
+        ledger.mark_crashed_runs("c").unwrap();
+        assert!(ledger.needs_recovery("c").unwrap());
+        run(since, until, true, Some(RunOutcome::Ok));
+        run(since, until, false, Some(RunOutcome::Failed));
+        let later = t("2026-11-22T06:00:00.5Z");
+        run(
+            later,
+            t("2026-11-23T06:00:00Z"),
+            false,
+            Some(RunOutcome::Ok),
+        );
+        assert!(ledger.needs_recovery("c").unwrap());
+        assert!(!ledger.needs_recovery("other").unwrap());
+        run(
+            since,
+            t("2026-11-23T00:00:00.25Z"),
+            false,
+            Some(RunOutcome::Incomplete),
+        );
+        assert!(!ledger.needs_recovery("c").unwrap());
     }
 }

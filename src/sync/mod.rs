@@ -74,7 +74,8 @@ struct Run<'a> {
     engine: &'a Engine,
     plan: &'a SyncPlan,
     id: RunId,
-    /// A previous run died: look for copies written but not recorded.
+    /// A run died and its window is not settled yet: look for copies
+    /// written but not recorded.
     recovering: bool,
     report: Mutex<SyncReport>,
     /// The first error that must stop the run; later items are skipped.
@@ -85,7 +86,8 @@ impl Engine {
     /// Runs one sync. The caller holds the connector's lock.
     pub async fn run(&self, plan: &SyncPlan) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
-        let recovering = self.ledger.mark_crashed_runs(&plan.connector)?;
+        self.ledger.mark_crashed_runs(&plan.connector)?;
+        let recovering = self.ledger.needs_recovery(&plan.connector)?;
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;

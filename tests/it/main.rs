@@ -2,6 +2,7 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod bad_input;
+mod crash;
 mod graph;
 mod graph_sync;
 mod imap;
@@ -10,6 +11,7 @@ mod keyring_sync;
 mod login;
 mod login_support;
 mod map_validate;
+mod overlap;
 mod secret_fallbacks;
 mod support;
 mod sync;
