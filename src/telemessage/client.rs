@@ -73,11 +73,21 @@ pub struct ClientOptions {
     pub page_limit: u32,
 }
 
+/// Environment variable setting the longest silence while reading a body,
+/// in seconds (default 30): a gateway known to pause longer needs more, a
+/// test of stalled bodies less.
+pub const READ_TIMEOUT_ENV: &str = "WECHAT_ARCHIVER_READ_TIMEOUT_SECONDS";
+
 impl Default for ClientOptions {
     fn default() -> Self {
+        let read_timeout = std::env::var(READ_TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::from_secs(30), Duration::from_secs_f64);
         ClientOptions {
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
+            read_timeout,
             retry: RetryPolicy::default(),
             page_limit: 1000,
         }
