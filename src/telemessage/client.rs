@@ -108,6 +108,9 @@ struct Inner {
     password: Secret,
     options: ClientOptions,
     token: Mutex<Option<String>>,
+    /// Until when TeleMessage asked us (`429` with `Retry-After`) to keep
+    /// quiet: every call waits it out, not only the one that was told.
+    quiet_until: std::sync::Mutex<Option<Instant>>,
 }
 
 /// One failed attempt, and whether it is worth another.
@@ -141,6 +144,7 @@ impl Client {
                 password,
                 options,
                 token: Mutex::new(None),
+                quiet_until: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -355,6 +359,7 @@ impl Client {
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
         token: &str,
     ) -> Result<Response, Attempt> {
+        self.keep_quiet().await;
         build(&self.inner.http)
             .bearer_auth(token)
             .send()
@@ -419,6 +424,7 @@ impl Client {
             "username": self.inner.username,
             "password": self.inner.password.expose(),
         });
+        self.keep_quiet().await;
         let response = self
             .inner
             .http
@@ -461,6 +467,7 @@ impl Client {
                 if wait > self.inner.options.retry.max_retry_after {
                     return Attempt::Fatal(ClientError::RetryAfterTooLong(wait));
                 }
+                self.quiet_for(wait);
                 Attempt::Retry {
                     reason: format!("rate limited (429) {detail}"),
                     wait,
@@ -483,6 +490,33 @@ impl Client {
                 wait: Duration::ZERO,
             },
         }
+    }
+
+    /// Sleeps until a running `Retry-After` has passed.
+    async fn keep_quiet(&self) {
+        loop {
+            let until = *self
+                .inner
+                .quiet_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match until {
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until.into()).await
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn quiet_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut quiet = self
+            .inner
+            .quiet_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *quiet = Some(quiet.map_or(until, |q| q.max(until)));
     }
 
     /// Sleeps before the next attempt, or gives up when the policy's count
