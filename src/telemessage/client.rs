@@ -108,6 +108,8 @@ struct Inner {
     password: Secret,
     options: ClientOptions,
     token: Mutex<Option<String>>,
+    /// How many calls each recent token was sent with.
+    uses: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Until when TeleMessage asked us (`429` with `Retry-After`) to keep
     /// quiet: every call waits it out, not only the one that was told.
     quiet_until: std::sync::Mutex<Option<Instant>>,
@@ -144,6 +146,7 @@ impl Client {
                 password,
                 options,
                 token: Mutex::new(None),
+                uses: std::sync::Mutex::new(std::collections::HashMap::new()),
                 quiet_until: std::sync::Mutex::new(None),
             }),
         })
@@ -332,26 +335,29 @@ impl Client {
     }
 
     /// Sends a request with the current token; on `token_expired` fetches
-    /// a new token once and repeats. Network errors become retries.
+    /// a new token and repeats. Tasks share tokens, so a token fetched for
+    /// this call may have served others and expired before this call got
+    /// to it: only a fresh token refused on its only use is "rejected"
+    /// (fatal); a churn of expiries is retried like any transient error.
+    /// Network errors become retries.
     async fn send(
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, Attempt> {
-        let token = self.current_token().await.map_err(Attempt::Fatal)?;
-        let response = self.send_once(&build, &token).await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
+        let mut token = self.current_token().await.map_err(Attempt::Fatal)?;
+        let mut fetched_here = false;
+        for _ in 0..4 {
+            let response = self.send_once(&build, &token).await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            let body = error_body(response).await;
+            if body.error != "token_expired" || (fetched_here && self.uses_of(&token) <= 1) {
+                return Err(Attempt::Fatal(ClientError::TokenRejected));
+            }
+            (token, fetched_here) = self.refresh_token(&token).await.map_err(Attempt::Fatal)?;
         }
-        let body = error_body(response).await;
-        if body.error != "token_expired" {
-            return Err(Attempt::Fatal(ClientError::TokenRejected));
-        }
-        let fresh = self.refresh_token(&token).await.map_err(Attempt::Fatal)?;
-        let response = self.send_once(&build, &fresh).await?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(Attempt::Fatal(ClientError::TokenRejected));
-        }
-        Ok(response)
+        Err(retry_now("TeleMessage expired several tokens in a row"))
     }
 
     async fn send_once(
@@ -360,11 +366,25 @@ impl Client {
         token: &str,
     ) -> Result<Response, Attempt> {
         self.keep_quiet().await;
+        self.count_use(token);
         build(&self.inner.http)
             .bearer_auth(token)
             .send()
             .await
             .map_err(|e| retry_now(&describe_reqwest_error(&e)))
+    }
+
+    fn count_use(&self, token: &str) {
+        let mut uses = self.inner.uses.lock().unwrap_or_else(|p| p.into_inner());
+        if !uses.contains_key(token) && uses.len() >= 16 {
+            uses.clear();
+        }
+        *uses.entry(token.to_owned()).or_default() += 1;
+    }
+
+    fn uses_of(&self, token: &str) -> u64 {
+        let uses = self.inner.uses.lock().unwrap_or_else(|p| p.into_inner());
+        uses.get(token).copied().unwrap_or(0)
     }
 
     async fn current_token(&self) -> Result<String, ClientError> {
@@ -377,15 +397,16 @@ impl Client {
         Ok(token)
     }
 
-    /// Replaces `stale` with a new token, unless another task already did.
-    async fn refresh_token(&self, stale: &str) -> Result<String, ClientError> {
+    /// Replaces `stale` with a new token, unless another task already did;
+    /// says whether the token was fetched by this call.
+    async fn refresh_token(&self, stale: &str) -> Result<(String, bool), ClientError> {
         let mut guard = self.inner.token.lock().await;
         if let Some(current) = guard.as_ref().filter(|t| t.as_str() != stale) {
-            return Ok(current.clone());
+            return Ok((current.clone(), false));
         }
         let (token, _) = self.fetch_token().await?;
         *guard = Some(token.clone());
-        Ok(token)
+        Ok((token, true))
     }
 
     async fn fetch_token(&self) -> Result<(String, Account), ClientError> {
@@ -818,6 +839,49 @@ pub fn check_endpoint(endpoint: &str) -> Result<Url, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server whose tokens never work: one fresh token, then the run stops.
+    #[tokio::test]
+    async fn a_fresh_token_refused_on_its_first_use_stops_the_run() {
+        use axum::routing::{get, post};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static TOKENS: AtomicU32 = AtomicU32::new(0);
+        let app = axum::Router::new()
+            .route(
+                "/v1/auth/token",
+                post(|| async {
+                    let n = TOKENS.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("t{n}"),
+                        "account": {"id": "a", "name": "A"},
+                    }))
+                }),
+            )
+            .route(
+                "/v1/account",
+                get(|| async {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(serde_json::json!({"error": "token_expired"})),
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::new(&url, "u", Secret::new("p"), ClientOptions::default()).unwrap();
+        let result = client.account().await;
+        assert!(
+            matches!(result, Err(ClientError::TokenRejected)),
+            "{:?}",
+            result.err()
+        );
+        assert_eq!(
+            TOKENS.load(Ordering::SeqCst),
+            2,
+            "one token, then one fresh token"
+        );
+    }
 
     #[test]
     fn plain_http_only_to_loopback() {
