@@ -2,6 +2,7 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod bad_input;
+mod faults;
 mod keyring_sync;
 mod login;
 mod login_support;

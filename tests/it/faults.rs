@@ -1,0 +1,353 @@
+//! Source-side faults: the real binary against the simulator with faults
+//! armed. Each run either ends with every expected copy exactly once and
+//! intact, or fails clearly (exit 1 or 3) and the next run repairs it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wechat_archiver::simulator::{SimConfig, Simulator, Stats};
+use wechat_archiver::telemessage::Item;
+
+use crate::support::{Run, TestEnv};
+use crate::sync::{
+    SINCE, UNTIL, assert_archive_exact, connector, expected_copies, read_archive, simulator,
+    sync_with, t, tmp_files,
+};
+
+/// A simulator, a connector `c` on it, and its archive root.
+struct Case {
+    sim: Simulator,
+    env: TestEnv,
+    root: PathBuf,
+}
+
+impl Case {
+    fn new(items: usize, tweak: impl FnOnce(&mut SimConfig)) -> Case {
+        let sim = simulator(items, tweak);
+        let env = TestEnv::new();
+        let root = connector(&env, &sim, &[]);
+        Case { sim, env, root }
+    }
+
+    fn arm(&self, spec: &str) -> &Self {
+        self.sim.faults().arm_spec(spec).unwrap();
+        self
+    }
+
+    /// `sync --json` over the test window with small pages and extra variables.
+    fn sync(&self, vars: &[(&str, &str)]) -> Run {
+        let mut all = vec![("WECHAT_ARCHIVER_PAGE_SIZE", "7")];
+        all.extend_from_slice(vars);
+        sync_with(
+            &self.env,
+            &["--since", SINCE, "--until", UNTIL, "--json"],
+            &all,
+        )
+    }
+
+    fn items(&self) -> Vec<Item> {
+        self.sim.dataset().items_in_window(t(SINCE), t(UNTIL))
+    }
+
+    fn expected(&self) -> BTreeSet<(String, String)> {
+        expected_copies(&self.sim, &self.items())
+    }
+
+    /// Every expected copy exactly once and intact, nothing in `tmp/`.
+    #[track_caller]
+    fn assert_exact(&self) {
+        assert_archive_exact(&self.sim, &read_archive(&self.root), &self.expected());
+        assert_eq!(
+            tmp_files(&self.root),
+            Vec::<PathBuf>::new(),
+            "tmp/ leftovers"
+        );
+    }
+
+    #[track_caller]
+    fn assert_all_fired(&self) {
+        let pending = self.sim.faults().pending();
+        assert!(pending.is_empty(), "faults left unfired: {pending:?}");
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let run = self.env.run(["status", "--json"]);
+        run.assert_code(0);
+        run.json()["connectors"][0].clone()
+    }
+}
+
+/// Runs a sync that must recover from the armed faults on its own: exit 0,
+/// exact archive, every fault fired, nothing failed.
+#[track_caller]
+fn assert_recovers(case: &Case, vars: &[(&str, &str)]) -> (serde_json::Value, Stats) {
+    let run = case.sync(vars);
+    run.assert_code(0);
+    case.assert_all_fired();
+    case.assert_exact();
+    let json = run.json();
+    assert_eq!(json["failed"], 0, "{json}");
+    assert_eq!(json["written"], case.expected().len(), "{json}");
+    assert_eq!(json["listed"], case.items().len(), "{json}");
+    (json, case.sim.stats())
+}
+
+#[test]
+fn a_429_storm_with_retry_after_in_seconds_is_waited_out_without_hammering() {
+    let case = Case::new(40, |_| {});
+    case.arm("429x3@1s/list,429x4@1s/content,429x1@1s/token");
+    let started = Instant::now();
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("429"), 8);
+    assert_eq!(
+        stats.hammering_requests, 0,
+        "requests arrived while a Retry-After was running: {stats:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "three 429s on the listing alone announce 3 s of waiting"
+    );
+}
+
+#[test]
+fn a_429_storm_with_retry_after_as_an_http_date_is_waited_out_without_hammering() {
+    let case = Case::new(40, |_| {});
+    case.arm("retry-after-date,429x2@1s/list,429x3@1s/content");
+    let started = Instant::now();
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("429"), 5);
+    assert_eq!(stats.hammering_requests, 0, "{stats:?}");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[test]
+fn bursts_of_5xx_on_every_endpoint_are_retried() {
+    let case = Case::new(40, |_| {});
+    case.arm("503x2/token,500x2/list,502x1/list,503x3/content,504x2/content,500x2/content");
+    let (_, stats) = assert_recovers(&case, &[]);
+    for code in ["500", "502", "503", "504"] {
+        assert!(stats.fired(code) > 0, "{code} never fired: {stats:?}");
+    }
+}
+
+#[test]
+fn bodies_cut_off_mid_stream_resume_with_range_in_memory_and_spooled() {
+    // Every third item is over 1 MiB, so it is spooled to a file.
+    let case = Case::new(30, |c| {
+        c.large_fraction = 0.3;
+        c.large_size = (1_500_000, 2_500_000);
+    });
+    case.arm("drop-body:6@3000,drop-body:4@1200000");
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("drop-body"), 10);
+    assert!(stats.range_requests >= 10, "no Range resume: {stats:?}");
+    let spool = case.env.home.join("spool");
+    let left: Vec<_> = crate::support::files_under(&spool);
+    assert!(left.is_empty(), "spool files left behind: {left:?}");
+}
+
+#[test]
+fn a_body_that_stalls_past_the_read_timeout_is_abandoned_and_resumed() {
+    let case = Case::new(20, |_| {});
+    case.arm("slow-body:2@30s");
+    let started = Instant::now();
+    let (_, stats) = assert_recovers(&case, &[("WECHAT_ARCHIVER_READ_TIMEOUT_SECONDS", "1")]);
+    assert_eq!(stats.fired("slow-body"), 2);
+    assert!(
+        stats.range_requests >= 2,
+        "a stalled body must be resumed where it stopped: {stats:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the client waited out a 30 s stall instead of timing out"
+    );
+}
+
+#[test]
+fn corrupt_content_is_retried_and_never_written() {
+    let case = Case::new(40, |_| {});
+    case.arm("corrupt:5");
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("corrupt"), 5);
+}
+
+#[test]
+fn content_corrupt_on_every_attempt_fails_the_item_with_exit_3_and_the_next_run_repairs() {
+    let case = Case::new(40, |_| {});
+    let items = case.items();
+    // Corrupt every body for a while: the retry budget runs out first.
+    case.arm("corrupt:100000");
+    let run = case.sync(&[("WECHAT_ARCHIVER_MAX_RETRY_SECONDS", "1")]);
+    run.assert_code(3);
+    let json = run.json();
+    let mapped = items
+        .iter()
+        .filter(|i| {
+            !case
+                .sim
+                .dataset()
+                .expected_mailboxes(i, true, true)
+                .is_empty()
+        })
+        .count();
+    assert_eq!(json["failed"], mapped, "{json}");
+    assert_eq!(json["written"], 0, "{json}");
+    let reasons: Vec<&str> = json["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.iter().all(|r| r.contains("SHA-256")), "{reasons:?}");
+    assert!(
+        read_archive(&case.root).is_empty(),
+        "corrupt content was written"
+    );
+    assert!(tmp_files(&case.root).is_empty());
+    let problems = case.status()["problems"].clone();
+    assert!(problems.to_string().contains("SHA-256"), "{problems}");
+
+    case.sim.faults().clear();
+    let next = case.sync(&[]);
+    next.assert_code(0);
+    case.assert_exact();
+    assert_eq!(next.json()["written"], case.expected().len());
+}
+
+#[test]
+fn expired_tokens_are_renewed_and_the_call_repeated() {
+    let case = Case::new(40, |_| {});
+    case.arm("expire-token:4");
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("expire-token"), 4);
+    assert!(stats.tokens_issued >= 5, "{stats:?}");
+}
+
+#[test]
+fn expired_cursors_restart_the_listing_without_losing_or_doubling_items() {
+    let case = Case::new(60, |_| {});
+    case.arm("expire-cursor:3");
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("expire-cursor"), 3);
+}
+
+#[test]
+fn duplicated_and_out_of_order_pages_are_deduplicated() {
+    let case = Case::new(60, |_| {});
+    case.arm("duplicate-pages:4,out-of-order-pages:4");
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("duplicate-pages"), 4);
+    assert_eq!(stats.fired("out-of-order-pages"), 4);
+}
+
+#[test]
+fn a_listing_that_is_not_json_is_retried() {
+    let case = Case::new(40, |_| {});
+    case.arm("bad-json:3");
+    let (_, stats) = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("bad-json"), 3);
+}
+
+#[test]
+fn an_item_purged_after_listing_is_recorded_gone_once_and_not_failed_again() {
+    let case = Case::new(40, |_| {});
+    let purged = case
+        .items()
+        .into_iter()
+        .find(|i| {
+            !case
+                .sim
+                .dataset()
+                .expected_mailboxes(i, true, true)
+                .is_empty()
+        })
+        .unwrap();
+    case.arm(&format!("purge:{}", purged.id));
+    let run = case.sync(&[]);
+    run.assert_code(3);
+    let json = run.json();
+    assert_eq!(json["failed"], 1, "{json}");
+    assert_eq!(json["failures"][0]["item_id"], purged.id.as_str());
+    assert!(
+        json["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("purged"),
+        "{json}"
+    );
+    let others: BTreeSet<_> = case
+        .expected()
+        .into_iter()
+        .filter(|(_, id)| id != purged.id.as_str())
+        .collect();
+    assert_archive_exact(&case.sim, &read_archive(&case.root), &others);
+    let problems = case.status()["problems"].clone();
+    assert_eq!(problems[0]["item_id"], purged.id.as_str(), "{problems}");
+    assert_eq!(problems[0]["state"], "gone", "{problems}");
+
+    // The item stays purged; the same window again must not fail on it.
+    let again = case.sync(&[]);
+    again.assert_code(0);
+    let again = again.json();
+    assert_eq!(again["failed"], 0, "{again}");
+    assert_eq!(again["written"], 0, "{again}");
+    assert_eq!(
+        case.sim.stats().fired("purge"),
+        1,
+        "the gone item was fetched again"
+    );
+    assert_archive_exact(&case.sim, &read_archive(&case.root), &others);
+}
+
+#[test]
+fn a_source_that_stays_down_exits_1_records_nothing_and_the_next_run_repairs() {
+    let case = Case::new(40, |_| {});
+    case.arm("503x1000000/any");
+    let started = Instant::now();
+    let run = case.sync(&[("WECHAT_ARCHIVER_MAX_RETRY_SECONDS", "2")]);
+    run.assert_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "retries were not bounded"
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("503"), "{}", run.stderr);
+    assert!(run.stderr.contains("Hint:"), "{}", run.stderr);
+    assert!(read_archive(&case.root).is_empty());
+    let status = case.status();
+    assert!(status["checkpoint"].is_null(), "{status}");
+    assert_eq!(status["last_run"]["outcome"], "failed", "{status}");
+    assert_eq!(status["items"], serde_json::json!([]), "{status}");
+
+    case.sim.faults().clear();
+    let next = case.sync(&[]);
+    next.assert_code(0);
+    case.assert_exact();
+    assert!(!case.status()["checkpoint"].is_null());
+}
+
+#[test]
+fn content_that_stays_unavailable_fails_items_with_exit_3_and_the_next_run_retries_them() {
+    let case = Case::new(40, |_| {});
+    case.arm("503x1000000/content");
+    let run = case.sync(&[("WECHAT_ARCHIVER_MAX_RETRY_SECONDS", "1")]);
+    run.assert_code(3);
+    let json = run.json();
+    assert_eq!(json["written"], 0, "{json}");
+    assert!(json["failed"].as_u64().unwrap() > 0, "{json}");
+    assert!(read_archive(&case.root).is_empty());
+    let failed: u64 = case.status()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| pair[0] == "failed")
+        .map(|pair| pair[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(json["failed"], failed);
+
+    case.sim.faults().clear();
+    let next = case.sync(&[]);
+    next.assert_code(0);
+    case.assert_exact();
+}
