@@ -3,7 +3,7 @@
 //! intact, or fails clearly (exit 1 or 3) and the next run repairs it.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use wechat_archiver::simulator::{SimConfig, Simulator, Stats};
@@ -350,4 +350,214 @@ fn content_that_stays_unavailable_fails_items_with_exit_3_and_the_next_run_retri
     let next = case.sync(&[]);
     next.assert_code(0);
     case.assert_exact();
+}
+
+// Target side: the Maildir tree runs out of space or turns read-only.
+
+/// A mount made for one test, undone when dropped (even on panic).
+struct Mount {
+    path: PathBuf,
+}
+
+impl Mount {
+    fn run(args: &[&str], path: &Path) {
+        let out = std::process::Command::new("mount")
+            .args(args)
+            .arg(path)
+            .output()
+            .expect("run mount(8)");
+        assert!(
+            out.status.success(),
+            "`mount {} {}` failed: the target-side fault tests need root and mount(8) \
+             (they run as root in CI): {}",
+            args.join(" "),
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A tmpfs of `kib` KiB at `path` (created if missing).
+    fn tmpfs(path: &Path, kib: u64) -> Mount {
+        std::fs::create_dir_all(path).unwrap();
+        Mount::run(
+            &["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"],
+            path,
+        );
+        Mount {
+            path: path.to_owned(),
+        }
+    }
+
+    /// `path` bound onto itself, read-only.
+    fn read_only(path: &Path) -> Mount {
+        Mount::run(&["--bind", path.to_str().unwrap()], path);
+        let mount = Mount {
+            path: path.to_owned(),
+        };
+        Mount::run(&["-o", "remount,bind,ro"], path);
+        mount
+    }
+
+    fn remount(&self, options: &str) {
+        Mount::run(&["-o", options], &self.path);
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Every copy on disk is an expected one, there once and intact.
+#[track_caller]
+fn assert_partial_archive_intact(case: &Case) -> BTreeSet<(String, String)> {
+    let archive = read_archive(&case.root);
+    let found: BTreeSet<_> = archive.keys().cloned().collect();
+    let expected = case.expected();
+    let unexpected: Vec<_> = found.difference(&expected).collect();
+    assert!(unexpected.is_empty(), "unexpected copies: {unexpected:?}");
+    assert_archive_exact(&case.sim, &archive, &found);
+    assert_eq!(
+        tmp_files(&case.root),
+        Vec::<PathBuf>::new(),
+        "tmp/ leftovers"
+    );
+    found
+}
+
+fn failure_reasons(json: &serde_json::Value) -> Vec<String> {
+    json["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn failed_in_ledger(case: &Case) -> u64 {
+    case.status()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| pair[0] == "failed")
+        .map(|pair| pair[1].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_full_disk_fails_the_copies_that_do_not_fit_and_the_next_run_writes_them_once() {
+    let sim = simulator(40, |_| {});
+    let env = TestEnv::new();
+    let items = sim.dataset().items_in_window(t(SINCE), t(UNTIL));
+    let need: u64 = expected_copies(&sim, &items)
+        .iter()
+        .map(|(_, id)| sim.dataset().item(id).unwrap().size + 4096)
+        .sum();
+    // Room for about half of the copies.
+    let disk = Mount::tmpfs(&env.path("archive"), need / 2 / 1024);
+    let root = connector(&env, &sim, &[]);
+    let case = Case { sim, env, root };
+
+    let run = case.sync(&[]);
+    run.assert_code(3);
+    let json = run.json();
+    let written = json["written"].as_u64().unwrap();
+    assert!(written > 0, "nothing fitted: {json}");
+    assert!(json["failed"].as_u64().unwrap() > 0, "{json}");
+    let reasons = failure_reasons(&json);
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.contains("No space left on device")),
+        "{reasons:?}"
+    );
+    let on_disk = assert_partial_archive_intact(&case);
+    assert_eq!(on_disk.len() as u64, written);
+    assert_eq!(failed_in_ledger(&case), json["failed"].as_u64().unwrap());
+    let problems = case.status()["problems"].to_string();
+    assert!(problems.contains("No space left on device"), "{problems}");
+
+    disk.remount("remount,size=65536k");
+    let next = case.sync(&[]);
+    next.assert_code(0);
+    case.assert_exact();
+    let next = next.json();
+    assert_eq!(
+        next["written"].as_u64().unwrap(),
+        case.expected().len() as u64 - written,
+        "{next}"
+    );
+    assert_eq!(failed_in_ledger(&case), 0);
+    drop(disk);
+}
+
+#[test]
+fn a_read_only_mailbox_fails_its_copies_with_exit_3_and_the_next_run_writes_them_once() {
+    let case = Case::new(40, |_| {});
+    let expected = case.expected();
+    // The mailbox with the most copies turns read-only after its folder exists.
+    let mut per_mailbox = std::collections::BTreeMap::<&str, usize>::new();
+    for (mailbox, _) in &expected {
+        *per_mailbox.entry(mailbox).or_default() += 1;
+    }
+    let (mailbox, copies) = per_mailbox.into_iter().max_by_key(|(_, n)| *n).unwrap();
+    let folder = case.root.join(mailbox).join(".WeChat Archiver");
+    for dir in [case.root.join(mailbox), folder.clone()] {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+    }
+    std::fs::write(folder.join("maildirfolder"), b"").unwrap();
+    let ro = Mount::read_only(&case.root.join(mailbox));
+
+    let run = case.sync(&[]);
+    run.assert_code(3);
+    let json = run.json();
+    assert_eq!(json["mailboxes"][mailbox]["failed"], copies, "{json}");
+    assert_eq!(json["mailboxes"][mailbox]["written"], 0, "{json}");
+    let reasons = failure_reasons(&json);
+    assert!(
+        reasons.iter().all(|r| r.contains("Read-only file system")),
+        "{reasons:?}"
+    );
+    let on_disk = assert_partial_archive_intact(&case);
+    assert_eq!(on_disk.len(), expected.len() - copies);
+    assert!(on_disk.iter().all(|(m, _)| m != mailbox));
+    assert_eq!(failed_in_ledger(&case), json["failed"].as_u64().unwrap());
+
+    ro.remount("remount,bind,rw");
+    let next = case.sync(&[]);
+    next.assert_code(0);
+    case.assert_exact();
+    assert_eq!(next.json()["written"], copies);
+    assert_eq!(failed_in_ledger(&case), 0);
+    drop(ro);
+}
+
+#[test]
+fn a_read_only_archive_stops_the_run_with_exit_1_before_anything_is_recorded() {
+    let case = Case::new(30, |_| {});
+    std::fs::create_dir_all(&case.root).unwrap();
+    let ro = Mount::read_only(&case.root);
+    let run = case.sync(&[]);
+    run.assert_code(1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("Read-only file system") && run.stderr.contains("Hint:"),
+        "{}",
+        run.stderr
+    );
+    assert!(read_archive(&case.root).is_empty());
+    let status = case.status();
+    assert!(status["checkpoint"].is_null(), "{status}");
+    assert_eq!(status["items"], serde_json::json!([]), "{status}");
+
+    ro.remount("remount,bind,rw");
+    case.sync(&[]).assert_code(0);
+    case.assert_exact();
+    drop(ro);
 }
