@@ -36,6 +36,10 @@ pub enum ClientError {
     BadRequest { what: String, message: String },
     #[error("item {0} was purged from TeleMessage since it was listed (404)")]
     ItemGone(String),
+    #[error(
+        "item {0:?} cannot be requested: its id is a '.' or '..' path segment, which no URL can carry; ask TeleMessage for its content"
+    )]
+    UnaddressableItem(String),
     #[error("{what} failed after {attempts} attempts over {elapsed:?}: {last}")]
     GaveUp {
         what: String,
@@ -57,7 +61,10 @@ impl ClientError {
     pub fn is_item_only(&self) -> bool {
         matches!(
             self,
-            ClientError::ItemGone(_) | ClientError::GaveUp { .. } | ClientError::Spool { .. }
+            ClientError::ItemGone(_)
+                | ClientError::UnaddressableItem(_)
+                | ClientError::GaveUp { .. }
+                | ClientError::Spool { .. }
         )
     }
 }
@@ -206,7 +213,7 @@ impl Client {
     /// [`MEMORY_LIMIT`] are spooled to a file in `spool_dir`.
     pub async fn download(&self, item: &Item, spool_dir: &Path) -> Result<Content, ClientError> {
         let what = format!("downloading item {}", item.id);
-        let url = self.url(&format!("/v1/archive/items/{}/content", item.id), &[]);
+        let url = self.content_url(item)?;
         let mut sink = Sink::new(item, spool_dir).await?;
         let started = Instant::now();
         let mut attempt = 0;
@@ -281,6 +288,21 @@ impl Client {
             return Err(retry_now("the body ended early"));
         }
         Ok(())
+    }
+
+    /// The content URL, the id percent-encoded as one path segment (an id
+    /// may hold `%`, `?`, `#`, `\` or spaces).
+    fn content_url(&self, item: &Item) -> Result<Url, ClientError> {
+        let id = item.id.as_str();
+        if matches!(id, "." | "..") {
+            return Err(ClientError::UnaddressableItem(id.to_owned()));
+        }
+        let mut url = self.url("/v1/archive/items", &[]);
+        url.path_segments_mut()
+            .map_err(|()| ClientError::BadEndpoint(self.endpoint().to_owned()))?
+            .push(id)
+            .push("content");
+        Ok(url)
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
