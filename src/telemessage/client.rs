@@ -271,7 +271,20 @@ impl Client {
                 return Err(retry_now("a 206 answer for the wrong range"));
             }
             StatusCode::NOT_FOUND => {
-                return Err(Attempt::Fatal(ClientError::ItemGone(item.id.to_string())));
+                // Only the API's own answer means purged; any other 404 (a
+                // proxy, a wrong path) must not mark the item gone for good.
+                let body = error_body(response).await;
+                if body.error == "item_not_found" {
+                    return Err(Attempt::Fatal(ClientError::ItemGone(item.id.to_string())));
+                }
+                return Err(retry_now(&format!(
+                    "404 without item_not_found ({}) for the content",
+                    if body.error.is_empty() {
+                        "no API error body"
+                    } else {
+                        &body.error
+                    }
+                )));
             }
             status => return Err(self.classify(response, status, "the content").await),
         }
@@ -861,6 +874,61 @@ pub fn check_endpoint(endpoint: &str) -> Result<Url, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 404 that is not the API's `item_not_found` (a proxy's page, a
+    /// wrong path) is retried and then fails the item; it is not "gone".
+    #[tokio::test]
+    async fn only_item_not_found_marks_an_item_gone() {
+        use axum::routing::{get, post};
+        let app = axum::Router::new()
+            .route(
+                "/v1/auth/token",
+                post(|| async {
+                    axum::Json(serde_json::json!({
+                        "access_token": "t",
+                        "account": {"id": "a", "name": "A"},
+                    }))
+                }),
+            )
+            .route(
+                "/v1/archive/items/{id}/content",
+                get(
+                    |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                        let code = if id == "purged" { "item_not_found" } else { "" };
+                        (
+                            StatusCode::NOT_FOUND,
+                            axum::Json(serde_json::json!({"error": code})),
+                        )
+                    },
+                ),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut options = ClientOptions::default();
+        options.retry.max_attempts = 2;
+        let client = Client::new(&url, "u", Secret::new("p"), options).unwrap();
+        let item = |id: &str| -> Item {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "platform": "wechat", "type": "chat",
+                "conversation": {"id": "c", "kind": "direct", "title": ""},
+                "sent_at": "2026-11-22T08:15:00Z", "archived_at": "2026-11-22T08:15:03Z",
+                "sender": {"name": "n"}, "size": 1, "sha256": "00",
+            }))
+            .unwrap()
+        };
+        let spool = std::env::temp_dir();
+        let purged = client.download(&item("purged"), &spool).await;
+        assert!(
+            matches!(purged, Err(ClientError::ItemGone(_))),
+            "{purged:?}"
+        );
+        let other = client.download(&item("other"), &spool).await;
+        assert!(
+            matches!(other, Err(ClientError::GaveUp { .. })),
+            "{other:?}"
+        );
+    }
 
     /// A server whose tokens never work: one fresh token, then the run stops.
     #[tokio::test]
