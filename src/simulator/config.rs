@@ -59,6 +59,23 @@ pub struct SimConfig {
     pub mapped_per_item: f64,
     /// Faults armed when the server starts.
     pub faults: Vec<Fault>,
+    /// Items served byte for byte as given, besides the generated ones.
+    pub hand_made: Vec<HandMade>,
+}
+
+/// An item whose content a test writes by hand: a message that is not
+/// RFC 5322, NUL bytes in headers, hostile attachment names, odd ids.
+/// Its only participant is the first registered user with an e-mail, so
+/// it maps to that user's mailbox; `sender_name` replaces the user's name.
+#[derive(Debug, Clone)]
+pub struct HandMade {
+    pub id: String,
+    pub archived_at: DateTime<Utc>,
+    pub kind: crate::telemessage::model::ItemType,
+    pub content: Vec<u8>,
+    pub attachments: Vec<crate::telemessage::model::AttachmentInfo>,
+    pub conversation_title: String,
+    pub sender_name: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -84,6 +101,7 @@ impl Default for SimConfig {
             late_fraction: 0.03,
             mapped_per_item: 1.8,
             faults: Vec::new(),
+            hand_made: Vec::new(),
         }
     }
 }

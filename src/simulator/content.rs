@@ -187,6 +187,9 @@ impl std::io::Read for ChunkReader {
 }
 
 fn render(recipe: &Recipe) -> Vec<Segment> {
+    if let Some(raw) = &recipe.raw {
+        return vec![Segment::Literal(raw.clone())];
+    }
     let boundary = format!("=_tm_{:016x}", mix(recipe.text_seed, 0xB0));
     let text = chat_text(recipe);
     let mut head = headers(recipe);

@@ -45,6 +45,8 @@ pub(crate) struct Recipe {
     /// Seed of the chat text and the target length of its UTF-8 bytes.
     pub text_seed: u64,
     pub text_len: usize,
+    /// The whole content, for a hand-made item.
+    pub raw: Option<Vec<u8>>,
     measured: OnceLock<(u64, String)>,
 }
 
@@ -129,6 +131,7 @@ impl Dataset {
                 maker.item(&mut item_rng, i, &flags)
             })
             .collect();
+        recipes.extend(config.hand_made.iter().map(|h| hand_made(h, &users)));
         recipes.sort_by(|a, b| (a.archived_at, &a.id).cmp(&(b.archived_at, &b.id)));
         let by_id = recipes
             .iter()
@@ -309,6 +312,47 @@ pub(crate) fn measure_all(recipes: &[Recipe]) {
     });
 }
 
+fn hand_made(h: &super::config::HandMade, users: &[RegisteredUser]) -> Recipe {
+    let user = users
+        .iter()
+        .find(|u| u.email.is_some())
+        .expect("a registered user with an e-mail");
+    let sender = Participant {
+        name: h.sender_name.clone().unwrap_or_else(|| user.name.clone()),
+        mobile: user.mobile.clone(),
+        email: user.email.clone(),
+        wechat_id: user.wechat_id.clone(),
+    };
+    Recipe {
+        id: ItemId::parse(&h.id).expect("a hand-made item needs a valid id"),
+        platform: Platform::WeChat,
+        kind: h.kind.clone(),
+        conversation: Conversation {
+            id: "cnv_hand_made".into(),
+            kind: ConversationKind::Direct,
+            title: h.conversation_title.clone(),
+        },
+        sent_at: h.archived_at,
+        archived_at: h.archived_at,
+        participants: vec![sender.clone()],
+        sender,
+        attachments: h
+            .attachments
+            .iter()
+            .map(|info| AttachmentRecipe {
+                info: info.clone(),
+                key: 0,
+            })
+            .collect(),
+        call: None,
+        recall: None,
+        text_seed: 0,
+        text_len: 0,
+        raw: Some(h.content.clone()),
+        measured: OnceLock::new(),
+    }
+}
+
 /// Which item indices get each special property; exact counts, so a test
 /// asking for 2 % recalled gets exactly `round(0.02 * n)`.
 struct Flags {
@@ -459,6 +503,7 @@ impl ItemGen<'_> {
             recall,
             text_seed: rng.random(),
             text_len,
+            raw: None,
             measured: OnceLock::new(),
         }
     }

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
 
-pub use config::{AuthRefusal, ConfigError, SimConfig};
+pub use config::{AuthRefusal, ConfigError, HandMade, SimConfig};
 pub use dataset::Dataset;
 pub use faults::{Endpoint, Fault, FaultControl, FaultSpecError, Scope};
 pub use stats::Stats;

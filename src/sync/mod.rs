@@ -244,6 +244,13 @@ impl Run<'_> {
     }
 
     async fn process_item(&self, item: &Item) -> Result<(), SyncError> {
+        if self.is_gone(item)? {
+            tracing::info!(
+                "item {} was purged from TeleMessage earlier; skipping it",
+                item.id
+            );
+            return Ok(());
+        }
         if !item.kind.is_known() || !item.platform.is_known() {
             tracing::warn!(
                 "item {} has type {:?} on platform {:?}, which this version does not know; archiving it as is",
@@ -306,6 +313,16 @@ impl Run<'_> {
             .await?
             .or(unchecked);
         self.settle(item, unmapped, failure.as_deref())
+    }
+
+    /// Whether an earlier run found the item purged (`404`): permanent, so
+    /// listing it again must not fail the run again.
+    fn is_gone(&self, item: &Item) -> Result<bool, SyncError> {
+        let state = self
+            .engine
+            .ledger
+            .item_state(&self.plan.connector, &item.id)?;
+        Ok(state.is_some_and(|(state, _)| state == "gone"))
     }
 
     /// The mailboxes that still need a copy; counts the others as already

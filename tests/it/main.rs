@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod crash;
+mod faults;
 mod graph;
 mod graph_sync;
 mod imap;
