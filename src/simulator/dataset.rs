@@ -56,6 +56,12 @@ impl Recipe {
         self.measured.get_or_init(|| content::measure(self))
     }
 
+    /// Whether the content was rendered to learn its size and digest.
+    #[cfg(test)]
+    pub fn is_measured(&self) -> bool {
+        self.measured.get().is_some()
+    }
+
     fn to_item(&self) -> Item {
         let (size, sha256) = self.measure().clone();
         self.build_item(size, sha256)

@@ -1,7 +1,7 @@
 //! The simulator against the contract, over real HTTP on loopback.
 
 use std::collections::{BTreeSet, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -426,9 +426,7 @@ fn fractions_are_exact_and_mapping_counts_match_the_config() {
         late_fraction: 0.03,
         ..SimConfig::default()
     };
-    let started = Instant::now();
     let ds = Dataset::generate(&config);
-    assert!(started.elapsed() < Duration::from_secs(2));
     let recipes = ds.recipes();
     let sizes: Vec<u64> = recipes
         .iter()
@@ -477,20 +475,18 @@ fn fractions_are_exact_and_mapping_counts_match_the_config() {
     assert!(no_mobile > 0 && no_email > 0);
 }
 
+/// Start-up builds recipes only: no content is rendered or hashed until
+/// it is listed or downloaded, so a large account starts at once.
 #[test]
-fn twenty_thousand_items_start_fast() {
-    let started = Instant::now();
+fn twenty_thousand_items_start_without_rendering_any_content() {
     let sim = Simulator::start(SimConfig {
         items: 20_000,
         ..SimConfig::default()
     })
     .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_eq!(sim.dataset().len(), 20_000);
+    let dataset = sim.dataset();
+    assert_eq!(dataset.len(), 20_000);
+    assert!(dataset.recipes().iter().all(|r| !r.is_measured()));
 }
 
 #[test]
