@@ -443,8 +443,9 @@ fn half_written_large_copy(root: &Path) -> bool {
     })
 }
 
-/// One more kill, the moment a copy over 10 MB is half on disk: it must
-/// not be visible in `cur/` or `new/`.
+/// A kill the moment a copy over 10 MB is half on disk (the first in the
+/// archive, so no leftover can trigger it): it must not be visible in
+/// `cur/` or `new/`.
 fn kill_while_a_large_copy_is_half_written(
     env: &TestEnv,
     sim: &Simulator,
@@ -469,8 +470,8 @@ fn kill_while_a_large_copy_is_half_written(
     );
 }
 
-/// Kills `sync` with SIGKILL eight times in a row, then lets a clean run
-/// finish. Odd rounds kill after a seeded random delay from the start
+/// Kills `sync` with SIGKILL while a large copy is half written, then
+/// eight times in a row, then lets a clean run finish. Odd rounds kill after a seeded random delay from the start
 /// (often during start-up or the listing), even rounds a random moment
 /// after the run's first new copy (mid-write). Slow bodies (300 ms each,
 /// 16 in flight) bound the pace, so no round can finish the window; the
@@ -478,7 +479,7 @@ fn kill_while_a_large_copy_is_half_written(
 #[test]
 fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
     let seed = kill_seed();
-    let sim = simulator(400, |c| c.large_fraction = 0.01);
+    let sim = simulator(640, |c| c.large_fraction = 0.01);
     sim.faults().arm_spec("slow-body:100000@300ms").unwrap();
     let env = TestEnv::new();
     let root = connector(&env, &sim, &[]);
@@ -486,6 +487,7 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
     let expected = expected_copies(&sim, &items);
     assert!(items.iter().any(|i| i.size > 10_000_000));
     let mut rng = StdRng::seed_from_u64(seed);
+    kill_while_a_large_copy_is_half_written(&env, &sim, &root, &expected);
     let mut cut_mid_run = 0;
     for round in 1..=8 {
         let before = read_copies_count(&root);
@@ -525,7 +527,6 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
         cut_mid_run >= 4,
         "seed {seed}: too few kills landed mid-run"
     );
-    kill_while_a_large_copy_is_half_written(&env, &sim, &root, &expected);
     sim.faults().clear();
 
     let left = read_copies(&root, "c").len();
