@@ -210,19 +210,29 @@ fn window_args() -> Vec<&'static str> {
     vec!["--since", SINCE, "--until", UNTIL, "--json"]
 }
 
-/// `sync` of the test window with extra environment variables.
-fn sync_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Output {
+/// `sync` with these arguments and extra environment variables.
+fn sync_raw(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let mut cmd = env.command(["sync"]);
-    cmd.args(window_args()).args(extra);
+    cmd.args(args);
     cmd.env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
     cmd.envs(vars.iter().copied());
     cmd.output().unwrap()
 }
 
-/// `sync` with a crash point armed; checks it died there.
+/// `sync` of the test window with extra environment variables.
+fn sync_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Output {
+    sync_raw(env, &[window_args(), extra.to_vec()].concat(), vars)
+}
+
+/// `sync` of the test window with a crash point armed.
 fn crash_at(env: &TestEnv, point: &str, n: usize) {
+    crash_with(env, &window_args(), point, n);
+}
+
+/// `sync ARGS` with a crash point armed; checks it died there.
+fn crash_with(env: &TestEnv, args: &[&str], point: &str, n: usize) {
     let armed = format!("{point}:{n}");
-    let out = sync_env(env, &[], &[(CRASH_AT_ENV, &armed)]);
+    let out = sync_raw(env, args, &[(CRASH_AT_ENV, &armed)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.signal(),
@@ -394,6 +404,96 @@ fn a_failed_run_after_a_crash_does_not_hide_unrecorded_copies() {
         run.assert_code(1);
         sim.faults().clear();
     });
+}
+
+/// A window before any item: a run over it only retries the ledger's items.
+const EMPTY_WINDOWS: [[&str; 5]; 2] = [
+    [
+        "--since",
+        "2026-11-10T00:00:00Z",
+        "--until",
+        "2026-11-11T00:00:00Z",
+        "--json",
+    ],
+    [
+        "--since",
+        "2026-11-12T00:00:00Z",
+        "--until",
+        "2026-11-13T00:00:00Z",
+        "--json",
+    ],
+];
+
+/// Items that failed are retried by later runs whatever their window; a
+/// crash while retrying them leaves unrecorded copies that a run over
+/// another window (which lists none of them) must still find.
+#[test]
+fn a_crash_while_retrying_failed_items_is_repaired_by_a_run_of_another_window() {
+    let sim = simulator(40, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    let expected = expected_copies(&sim, &in_window(&sim));
+    let mut per_mailbox: BTreeMap<&str, usize> = BTreeMap::new();
+    for (mailbox, _) in &expected {
+        *per_mailbox.entry(mailbox).or_default() += 1;
+    }
+    let (blocked, copies) = per_mailbox.into_iter().max_by_key(|(_, n)| *n).unwrap();
+    assert!(copies >= 3);
+    let folder = root.join(blocked).join(".WeChat Archiver");
+    std::fs::create_dir_all(folder.parent().unwrap()).unwrap();
+    std::fs::write(&folder, "in the way").unwrap();
+    let first = Run::from(sync_env(&env, &[], &[]));
+    first.assert_code(3);
+    assert_eq!(read_copies(&root, "c").len(), expected.len() - copies);
+    std::fs::remove_file(&folder).unwrap();
+
+    crash_with(&env, &EMPTY_WINDOWS[0], AFTER_RENAME, 1);
+    let left = read_copies(&root, "c").len();
+    assert!(unrecorded(&env, &root) > 0);
+    let run = Run::from(sync_raw(&env, &EMPTY_WINDOWS[1], &[]));
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(json["listed"], 0);
+    assert_eq!(
+        json["written"],
+        expected.len() - left,
+        "retried copies already on disk were written again"
+    );
+    assert_all_settled(&env, &sim, &root, &expected);
+}
+
+/// The first run of a connector (the last 24 hours) is interrupted, as by
+/// Ctrl-C; the next run's window starts a little later and must still find
+/// what the first wrote without recording.
+#[test]
+fn a_first_run_killed_then_run_again_without_since_writes_nothing_twice() {
+    let sim = simulator(80, |c| *c = c.clone().ending_now());
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    crash_with(&env, &["--json"], AFTER_RENAME, 8);
+    let left: BTreeSet<_> = read_copies(&root, "c").into_keys().collect();
+    assert!(unrecorded(&env, &root) > 0);
+
+    let run = Run::from(sync_raw(&env, &["--json"], &[]));
+    run.assert_code(0);
+    let json = run.json();
+    let (since, until) = (
+        t(json["since"].as_str().unwrap()),
+        t(json["until"].as_str().unwrap()),
+    );
+    let status = env.run(["status", "--json"]).json();
+    let crashed = &status["connectors"][0]["runs"][1];
+    assert_eq!(crashed["outcome"], "crashed");
+    assert!(t(crashed["since"].as_str().unwrap()) < since);
+    let expected = expected_copies(&sim, &sim.dataset().items_in_window(since, until));
+    let already = expected.intersection(&left).count();
+    assert_eq!(json["written"], expected.len() - already);
+    assert_eq!(json["already_archived"], already);
+    let copies = read_copies(&root, "c");
+    let all: BTreeSet<_> = expected.union(&left).cloned().collect();
+    assert_copies(&sim, &copies, &all, "c", true);
+    assert!(tmp_files(&root).is_empty());
+    assert_ledger_agrees(&env.home, &root, "c", &copies);
 }
 
 /// Seed of the random kill delays; `CRASH_TEST_SEED` replays a failure.
