@@ -316,6 +316,19 @@ fn crash_and_recover(sim: &Simulator, point: &str, n: usize) {
         json["written"], json["already_archived"]
     );
     assert_all_settled(&env, sim, &root, &expected);
+    assert_eq!(run_outcomes(&env), ["ok", "crashed"], "{point}:{n}");
+}
+
+/// The outcome of each run `status` shows, newest first.
+fn run_outcomes(env: &TestEnv) -> Vec<String> {
+    let status = env.run(["status", "--json"]);
+    status.assert_code(0);
+    status.json()["connectors"][0]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Crashes at `point` on the first pass, half-way, on the last pass, and
@@ -643,4 +656,7 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
     assert_eq!(json["written"], expected.len() - left);
     assert_eq!(json["already_archived"], left);
     assert_all_settled(&env, &sim, &root, &expected);
+    let outcomes = run_outcomes(&env);
+    assert_eq!(outcomes[0], "ok");
+    assert!(outcomes[1..].iter().all(|o| o == "crashed"), "{outcomes:?}");
 }
