@@ -122,6 +122,18 @@ pub struct Total {
     pub bytes: u64,
 }
 
+/// Which items of a run may already have copies on the target that the
+/// ledger does not know (written by a run that crashed before recording
+/// them), so the run must look there before writing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Items retried from the ledger (failed or unmapped): a crashed run
+    /// may have retried them too.
+    pub retries: bool,
+    /// Items listed in the window: it overlaps a crashed run's window.
+    pub listed: bool,
+}
+
 /// Identifies a run in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RunId(pub i64);
@@ -222,8 +234,8 @@ impl Ledger {
 
     /// Marks runs of this connector still 'running' as crashed (the caller
     /// holds the connector's lock, so none of them is alive) and says
-    /// whether there were any. [`Ledger::needs_recovery`] then tells
-    /// whether to look for copies written but not recorded.
+    /// whether there were any. [`Ledger::recovery`] then tells where to
+    /// look for copies written but not recorded.
     pub fn mark_crashed_runs(&self, connector: &str) -> Result<bool, LedgerError> {
         let n = self.conn().execute(
             "UPDATE runs SET outcome = 'crashed', finished_at = ?2 \
@@ -233,21 +245,32 @@ impl Ledger {
         Ok(n > 0)
     }
 
-    /// Whether a mailbox may hold a copy the ledger does not know: a
-    /// writing run of this connector crashed and no run since has finished
-    /// a pass over that run's whole window. A dry run or a run that failed
-    /// part-way does not settle it, so the check is not lost on them.
-    pub fn needs_recovery(&self, connector: &str) -> Result<bool, LedgerError> {
-        Ok(self.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM runs c WHERE c.connector = ?1 AND c.dry_run = 0 \
-             AND c.outcome = 'crashed' AND NOT EXISTS (SELECT 1 FROM runs r \
+    /// Where a copy the ledger does not know may be, for a run over
+    /// `[since, until)`: a writing run of this connector crashed, and no
+    /// run since has finished a pass over that run's whole window. A dry
+    /// run or a run that failed part-way settles nothing.
+    pub fn recovery(
+        &self,
+        connector: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Recovery, LedgerError> {
+        let (unsettled, overlapping) = self.conn().query_row(
+            "SELECT count(*) > 0, coalesce(max(coalesce( \
+             julianday(c.since) < julianday(?2) AND julianday(c.until) > julianday(?3), 1)), 0) \
+             FROM runs c WHERE c.connector = ?1 AND c.dry_run = 0 AND c.outcome = 'crashed' \
+             AND NOT EXISTS (SELECT 1 FROM runs r \
              WHERE r.connector = ?1 AND r.id > c.id AND r.dry_run = 0 \
              AND r.outcome IN ('ok', 'incomplete') \
              AND julianday(r.since) <= julianday(c.since) \
-             AND julianday(r.until) >= julianday(c.until)))",
-            params![connector],
-            |r| r.get(0),
-        )?)
+             AND julianday(r.until) >= julianday(c.until))",
+            params![connector, time(until), time(since)],
+            |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
+        )?;
+        Ok(Recovery {
+            retries: unsettled,
+            listed: overlapping,
+        })
     }
 
     pub fn begin_run(
@@ -705,7 +728,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_is_needed_until_a_run_finishes_the_crashed_window() {
+    fn recovery_lasts_until_a_run_finishes_the_crashed_window() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
         let (since, until) = (t("2026-11-22T00:00:00Z"), t("2026-11-23T00:00:00Z"));
@@ -717,11 +740,18 @@ mod tests {
                 ledger.finish_run(id, &figures, outcome, None).unwrap();
             }
         };
+        let both = Recovery {
+            retries: true,
+            listed: true,
+        };
         run(since, until, false, Some(RunOutcome::Ok));
-        assert!(!ledger.needs_recovery("c").unwrap());
+        assert_eq!(
+            ledger.recovery("c", since, until).unwrap(),
+            Recovery::default()
+        );
         run(since, until, false, None);
         ledger.mark_crashed_runs("c").unwrap();
-        assert!(ledger.needs_recovery("c").unwrap());
+        assert_eq!(ledger.recovery("c", since, until).unwrap(), both);
         run(since, until, true, Some(RunOutcome::Ok));
         run(since, until, false, Some(RunOutcome::Failed));
         let later = t("2026-11-22T06:00:00.5Z");
@@ -731,14 +761,24 @@ mod tests {
             false,
             Some(RunOutcome::Ok),
         );
-        assert!(ledger.needs_recovery("c").unwrap());
-        assert!(!ledger.needs_recovery("other").unwrap());
-        run(
-            since,
-            t("2026-11-23T00:00:00.25Z"),
-            false,
-            Some(RunOutcome::Incomplete),
+        assert_eq!(ledger.recovery("c", since, until).unwrap(), both);
+        let next_day = (until, t("2026-11-24T00:00:00Z"));
+        assert_eq!(
+            ledger.recovery("c", next_day.0, next_day.1).unwrap(),
+            Recovery {
+                retries: true,
+                listed: false
+            }
         );
-        assert!(!ledger.needs_recovery("c").unwrap());
+        assert_eq!(
+            ledger.recovery("other", since, until).unwrap(),
+            Recovery::default()
+        );
+        let cover = t("2026-11-23T00:00:00.25Z");
+        run(since, cover, false, Some(RunOutcome::Incomplete));
+        assert_eq!(
+            ledger.recovery("c", since, until).unwrap(),
+            Recovery::default()
+        );
     }
 }

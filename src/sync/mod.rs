@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::content::Content;
 use crate::faultpoint;
-use crate::ledger::{ItemState, Ledger, LedgerError, RunId, RunOutcome};
+use crate::ledger::{ItemState, Ledger, LedgerError, Recovery, RunId, RunOutcome};
 use crate::mailbox::{Copy, MailboxWriter, Written};
 use crate::mapping::Resolver;
 use crate::telemessage::{Client, ClientError, Item};
@@ -74,9 +74,9 @@ struct Run<'a> {
     engine: &'a Engine,
     plan: &'a SyncPlan,
     id: RunId,
-    /// A run died and its window is not settled yet: look for copies
-    /// written but not recorded.
-    recovering: bool,
+    /// Which items to look for on the target before writing them: copies
+    /// a crashed run wrote but did not record.
+    recovery: Recovery,
     report: Mutex<SyncReport>,
     /// The first error that must stop the run; later items are skipped.
     fatal: Mutex<Option<SyncError>>,
@@ -87,7 +87,9 @@ impl Engine {
     pub async fn run(&self, plan: &SyncPlan) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
         self.ledger.mark_crashed_runs(&plan.connector)?;
-        let recovering = self.ledger.needs_recovery(&plan.connector)?;
+        let recovery = self
+            .ledger
+            .recovery(&plan.connector, plan.since, plan.until)?;
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
@@ -95,7 +97,7 @@ impl Engine {
             engine: self,
             plan,
             id,
-            recovering,
+            recovery,
             report: Mutex::new(SyncReport::new(plan)),
             fatal: Mutex::new(None),
         };
@@ -339,13 +341,14 @@ impl Run<'_> {
             .engine
             .ledger
             .copies_of(&self.plan.connector, &item.id)?;
+        let look = self.may_be_unrecorded(item)?;
         let mut pending = Vec::new();
         for mailbox in mailboxes {
             if recorded.contains(mailbox.key()) {
                 self.report().already_archived(mailbox);
                 continue;
             }
-            if self.recovering && !self.plan.dry_run {
+            if look {
                 match self.engine.writer.find_existing(mailbox, item).await {
                     Ok(Some(written)) => {
                         tracing::info!(
@@ -380,6 +383,22 @@ impl Run<'_> {
             .ledger
             .record_copy(&self.plan.connector, item, mailbox, written, self.id)?;
         Ok(())
+    }
+
+    /// Whether a crashed run may have written copies of this item without
+    /// recording them: it listed the same window, or retried the item.
+    fn may_be_unrecorded(&self, item: &Item) -> Result<bool, SyncError> {
+        if self.plan.dry_run || !self.recovery.retries {
+            return Ok(false);
+        }
+        if self.recovery.listed {
+            return Ok(true);
+        }
+        let state = self
+            .engine
+            .ledger
+            .item_state(&self.plan.connector, &item.id)?;
+        Ok(state.is_some_and(|(s, _)| s == "failed" || s == "unmapped"))
     }
 
     /// Writes each pending copy; returns the first failure's reason.

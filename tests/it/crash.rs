@@ -210,19 +210,29 @@ fn window_args() -> Vec<&'static str> {
     vec!["--since", SINCE, "--until", UNTIL, "--json"]
 }
 
-/// `sync` of the test window with extra environment variables.
-fn sync_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Output {
+/// `sync` with these arguments and extra environment variables.
+fn sync_raw(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let mut cmd = env.command(["sync"]);
-    cmd.args(window_args()).args(extra);
+    cmd.args(args);
     cmd.env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
     cmd.envs(vars.iter().copied());
     cmd.output().unwrap()
 }
 
-/// `sync` with a crash point armed; checks it died there.
+/// `sync` of the test window with extra environment variables.
+fn sync_env(env: &TestEnv, extra: &[&str], vars: &[(&str, &str)]) -> Output {
+    sync_raw(env, &[window_args(), extra.to_vec()].concat(), vars)
+}
+
+/// `sync` of the test window with a crash point armed.
 fn crash_at(env: &TestEnv, point: &str, n: usize) {
+    crash_with(env, &window_args(), point, n);
+}
+
+/// `sync ARGS` with a crash point armed; checks it died there.
+fn crash_with(env: &TestEnv, args: &[&str], point: &str, n: usize) {
     let armed = format!("{point}:{n}");
-    let out = sync_env(env, &[], &[(CRASH_AT_ENV, &armed)]);
+    let out = sync_raw(env, args, &[(CRASH_AT_ENV, &armed)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.signal(),
@@ -306,6 +316,19 @@ fn crash_and_recover(sim: &Simulator, point: &str, n: usize) {
         json["written"], json["already_archived"]
     );
     assert_all_settled(&env, sim, &root, &expected);
+    assert_eq!(run_outcomes(&env), ["ok", "crashed"], "{point}:{n}");
+}
+
+/// The outcome of each run `status` shows, newest first.
+fn run_outcomes(env: &TestEnv) -> Vec<String> {
+    let status = env.run(["status", "--json"]);
+    status.assert_code(0);
+    status.json()["connectors"][0]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Crashes at `point` on the first pass, half-way, on the last pass, and
@@ -396,6 +419,96 @@ fn a_failed_run_after_a_crash_does_not_hide_unrecorded_copies() {
     });
 }
 
+/// A window before any item: a run over it only retries the ledger's items.
+const EMPTY_WINDOWS: [[&str; 5]; 2] = [
+    [
+        "--since",
+        "2026-11-10T00:00:00Z",
+        "--until",
+        "2026-11-11T00:00:00Z",
+        "--json",
+    ],
+    [
+        "--since",
+        "2026-11-12T00:00:00Z",
+        "--until",
+        "2026-11-13T00:00:00Z",
+        "--json",
+    ],
+];
+
+/// Items that failed are retried by later runs whatever their window; a
+/// crash while retrying them leaves unrecorded copies that a run over
+/// another window (which lists none of them) must still find.
+#[test]
+fn a_crash_while_retrying_failed_items_is_repaired_by_a_run_of_another_window() {
+    let sim = simulator(40, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    let expected = expected_copies(&sim, &in_window(&sim));
+    let mut per_mailbox: BTreeMap<&str, usize> = BTreeMap::new();
+    for (mailbox, _) in &expected {
+        *per_mailbox.entry(mailbox).or_default() += 1;
+    }
+    let (blocked, copies) = per_mailbox.into_iter().max_by_key(|(_, n)| *n).unwrap();
+    assert!(copies >= 3);
+    let folder = root.join(blocked).join(".WeChat Archiver");
+    std::fs::create_dir_all(folder.parent().unwrap()).unwrap();
+    std::fs::write(&folder, "in the way").unwrap();
+    let first = Run::from(sync_env(&env, &[], &[]));
+    first.assert_code(3);
+    assert_eq!(read_copies(&root, "c").len(), expected.len() - copies);
+    std::fs::remove_file(&folder).unwrap();
+
+    crash_with(&env, &EMPTY_WINDOWS[0], AFTER_RENAME, 1);
+    let left = read_copies(&root, "c").len();
+    assert!(unrecorded(&env, &root) > 0);
+    let run = Run::from(sync_raw(&env, &EMPTY_WINDOWS[1], &[]));
+    run.assert_code(0);
+    let json = run.json();
+    assert_eq!(json["listed"], 0);
+    assert_eq!(
+        json["written"],
+        expected.len() - left,
+        "retried copies already on disk were written again"
+    );
+    assert_all_settled(&env, &sim, &root, &expected);
+}
+
+/// The first run of a connector (the last 24 hours) is interrupted, as by
+/// Ctrl-C; the next run's window starts a little later and must still find
+/// what the first wrote without recording.
+#[test]
+fn a_first_run_killed_then_run_again_without_since_writes_nothing_twice() {
+    let sim = simulator(80, |c| *c = c.clone().ending_now());
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    crash_with(&env, &["--json"], AFTER_RENAME, 8);
+    let left: BTreeSet<_> = read_copies(&root, "c").into_keys().collect();
+    assert!(unrecorded(&env, &root) > 0);
+
+    let run = Run::from(sync_raw(&env, &["--json"], &[]));
+    run.assert_code(0);
+    let json = run.json();
+    let (since, until) = (
+        t(json["since"].as_str().unwrap()),
+        t(json["until"].as_str().unwrap()),
+    );
+    let status = env.run(["status", "--json"]).json();
+    let crashed = &status["connectors"][0]["runs"][1];
+    assert_eq!(crashed["outcome"], "crashed");
+    assert!(t(crashed["since"].as_str().unwrap()) < since);
+    let expected = expected_copies(&sim, &sim.dataset().items_in_window(since, until));
+    let already = expected.intersection(&left).count();
+    assert_eq!(json["written"], expected.len() - already);
+    assert_eq!(json["already_archived"], already);
+    let copies = read_copies(&root, "c");
+    let all: BTreeSet<_> = expected.union(&left).cloned().collect();
+    assert_copies(&sim, &copies, &all, "c", true);
+    assert!(tmp_files(&root).is_empty());
+    assert_ledger_agrees(&env.home, &root, "c", &copies);
+}
+
 /// Seed of the random kill delays; `CRASH_TEST_SEED` replays a failure.
 fn kill_seed() -> u64 {
     std::env::var("CRASH_TEST_SEED")
@@ -443,8 +556,9 @@ fn half_written_large_copy(root: &Path) -> bool {
     })
 }
 
-/// One more kill, the moment a copy over 10 MB is half on disk: it must
-/// not be visible in `cur/` or `new/`.
+/// A kill the moment a copy over 10 MB is half on disk (the first in the
+/// archive, so no leftover can trigger it): it must not be visible in
+/// `cur/` or `new/`.
 fn kill_while_a_large_copy_is_half_written(
     env: &TestEnv,
     sim: &Simulator,
@@ -469,8 +583,8 @@ fn kill_while_a_large_copy_is_half_written(
     );
 }
 
-/// Kills `sync` with SIGKILL eight times in a row, then lets a clean run
-/// finish. Odd rounds kill after a seeded random delay from the start
+/// Kills `sync` with SIGKILL while a large copy is half written, then
+/// eight times in a row, then lets a clean run finish. Odd rounds kill after a seeded random delay from the start
 /// (often during start-up or the listing), even rounds a random moment
 /// after the run's first new copy (mid-write). Slow bodies (300 ms each,
 /// 16 in flight) bound the pace, so no round can finish the window; the
@@ -478,7 +592,7 @@ fn kill_while_a_large_copy_is_half_written(
 #[test]
 fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
     let seed = kill_seed();
-    let sim = simulator(400, |c| c.large_fraction = 0.01);
+    let sim = simulator(640, |c| c.large_fraction = 0.01);
     sim.faults().arm_spec("slow-body:100000@300ms").unwrap();
     let env = TestEnv::new();
     let root = connector(&env, &sim, &[]);
@@ -486,6 +600,7 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
     let expected = expected_copies(&sim, &items);
     assert!(items.iter().any(|i| i.size > 10_000_000));
     let mut rng = StdRng::seed_from_u64(seed);
+    kill_while_a_large_copy_is_half_written(&env, &sim, &root, &expected);
     let mut cut_mid_run = 0;
     for round in 1..=8 {
         let before = read_copies_count(&root);
@@ -525,7 +640,6 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
         cut_mid_run >= 4,
         "seed {seed}: too few kills landed mid-run"
     );
-    kill_while_a_large_copy_is_half_written(&env, &sim, &root, &expected);
     sim.faults().clear();
 
     let left = read_copies(&root, "c").len();
@@ -542,4 +656,7 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
     assert_eq!(json["written"], expected.len() - left);
     assert_eq!(json["already_archived"], left);
     assert_all_settled(&env, &sim, &root, &expected);
+    let outcomes = run_outcomes(&env);
+    assert_eq!(outcomes[0], "ok");
+    assert!(outcomes[1..].iter().all(|o| o == "crashed"), "{outcomes:?}");
 }
