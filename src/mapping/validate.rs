@@ -49,6 +49,8 @@ pub fn scan(
     if let Some((columns, lines_read, delimiter)) = read_header(&mut reader, &mut report)? {
         let records = Records::new(reader, delimiter, lines_read);
         let mut rows = RowChecker {
+            number_column: columns.name(columns.number),
+            mailbox_column: columns.name(columns.mailbox),
             columns,
             region: options.default_region,
             index: Index::default(),
@@ -328,6 +330,9 @@ fn number_key(number: &E164) -> u64 {
 
 struct RowChecker<'r> {
     columns: Columns,
+    /// The two columns' names, ready for findings.
+    number_column: String,
+    mailbox_column: String,
     region: Option<DefaultRegion>,
     index: Index,
     report: &'r mut Report,
@@ -375,7 +380,6 @@ impl RowChecker<'_> {
     fn number(&mut self, record: &Record) -> Option<E164> {
         let index = self.columns.number;
         let raw = record.field(index).unwrap_or("");
-        let column = self.columns.name(index);
         if raw.trim().is_empty() {
             self.report.push(
                 Finding::new(
@@ -384,7 +388,7 @@ impl RowChecker<'_> {
                     raw,
                     "the number is empty",
                 )
-                .in_column(&column),
+                .in_column(&self.number_column),
             );
             return None;
         }
@@ -396,7 +400,7 @@ impl RowChecker<'_> {
                     PhoneError::Unparseable(_) => Code::InvalidNumber,
                 };
                 let finding = Finding::new(code, Some(record.line), raw, format!("the number {e}"));
-                self.report.push(finding.in_column(&column));
+                self.report.push(finding.in_column(&self.number_column));
                 None
             }
         }
@@ -405,7 +409,6 @@ impl RowChecker<'_> {
     fn mailbox(&mut self, record: &Record) -> Option<Mailbox> {
         let index = self.columns.mailbox;
         let raw = record.field(index).unwrap_or("");
-        let column = self.columns.name(index);
         if raw.trim().is_empty() {
             self.report.push(
                 Finding::new(
@@ -414,7 +417,7 @@ impl RowChecker<'_> {
                     raw,
                     "the mailbox is empty",
                 )
-                .in_column(&column),
+                .in_column(&self.mailbox_column),
             );
             return None;
         }
@@ -427,7 +430,7 @@ impl RowChecker<'_> {
                         raw,
                         "the mailbox's domain has no dot (a typo for a domain like contoso.com?); only a Maildir target accepts it",
                     );
-                    self.report.push(finding.in_column(&column));
+                    self.report.push(finding.in_column(&self.mailbox_column));
                 }
                 Some(m)
             }
@@ -438,7 +441,7 @@ impl RowChecker<'_> {
                     raw,
                     mailbox_message(raw),
                 );
-                self.report.push(finding.in_column(&column));
+                self.report.push(finding.in_column(&self.mailbox_column));
                 None
             }
         }
@@ -453,7 +456,6 @@ impl RowChecker<'_> {
     ) {
         let line = record.line;
         let raw = record.field(self.columns.number).unwrap_or("");
-        let column = self.columns.name(self.columns.number);
         match self.index.insert(&number, &mailbox, line) {
             Outcome::New => sink(GoodRow {
                 number,
@@ -467,7 +469,7 @@ impl RowChecker<'_> {
                     raw,
                     format!("repeats line {first_line} ({number} to {mailbox}); the repeat is ignored"),
                 )
-                .in_column(&column)
+                .in_column(&self.number_column)
                 .with_other_line(first_line),
             ),
             Outcome::Conflict {
@@ -482,7 +484,7 @@ impl RowChecker<'_> {
                         "{number} is mapped to {first_mailbox} on line {first_line} and to {mailbox} on line {line}: a number belongs to one mailbox; remove or correct one of the two rows"
                     ),
                 )
-                .in_column(&column)
+                .in_column(&self.number_column)
                 .with_other_line(first_line),
             ),
         }
