@@ -187,11 +187,9 @@ fn split_unquoted(line: &str, delimiter: u8, record: &mut Record) {
     let base = record.text.len();
     record.text.push_str(line);
     let mut start = base;
-    for (i, &b) in line.as_bytes().iter().enumerate() {
-        if b == delimiter {
-            record.fields.push(start..base + i);
-            start = base + i + 1;
-        }
+    for i in memchr::memchr_iter(delimiter, line.as_bytes()) {
+        record.fields.push(start..base + i);
+        start = base + i + 1;
     }
     record.fields.push(start..record.text.len());
 }

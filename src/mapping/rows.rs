@@ -1,0 +1,445 @@
+//! The rows after the header. The calling thread reads records and applies
+//! the results in file order (findings, duplicate index, sink); a second
+//! thread checks numbers and addresses, the costly part, a batch ahead.
+//! Findings come out in line order whatever the threads do.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::io::{self, BufRead};
+use std::ops::Range;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use rustc_hash::FxBuildHasher;
+
+use super::header::Columns;
+use super::phone::{self, DefaultRegion, PhoneError};
+use super::records::{Record, RecordError, Records};
+use super::report::{Code, Finding, Report};
+use super::validate::{GoodRow, not_utf8};
+use crate::types::{E164, Mailbox};
+
+/// Rows per batch handed to the checking thread.
+const BATCH_ROWS: usize = 4096;
+/// Batches read ahead of the one being applied.
+const IN_FLIGHT: usize = 2;
+
+/// A batch of rows on its way through the checking thread.
+#[derive(Default)]
+struct Batch {
+    /// The number and mailbox fields of the rows, back to back.
+    text: String,
+    rows: Vec<Row>,
+    /// One result per [`Row::Fields`], filled by the checking thread.
+    checked: Vec<Checked>,
+    /// Why reading stopped after these rows (an unclosed quote, a line
+    /// that is not UTF-8).
+    stop: Option<Finding>,
+}
+
+enum Row {
+    Fields {
+        line: u64,
+        number: Range<usize>,
+        mailbox: Range<usize>,
+    },
+    /// A row whose field count differs from the header's; not checked.
+    FieldCount(Finding),
+}
+
+struct Checked {
+    number: Result<E164, NumberProblem>,
+    mailbox: Option<Mailbox>,
+}
+
+enum NumberProblem {
+    Empty,
+    Bad(PhoneError),
+}
+
+fn check(number: &str, mailbox: &str, region: Option<DefaultRegion>) -> Checked {
+    let number = if number.trim().is_empty() {
+        Err(NumberProblem::Empty)
+    } else {
+        phone::normalise(number, region).map_err(NumberProblem::Bad)
+    };
+    Checked {
+        number,
+        mailbox: Mailbox::parse(mailbox).ok(),
+    }
+}
+
+fn check_batch(batch: &mut Batch, region: Option<DefaultRegion>) {
+    let text = &batch.text;
+    batch.checked = batch
+        .rows
+        .iter()
+        .filter_map(|row| match row {
+            Row::Fields {
+                number, mailbox, ..
+            } => Some(check(&text[number.clone()], &text[mailbox.clone()], region)),
+            Row::FieldCount(_) => None,
+        })
+        .collect();
+}
+
+pub(super) struct RowChecker<'r> {
+    pub columns: Columns,
+    /// The two columns' names, ready for findings.
+    pub number_column: String,
+    pub mailbox_column: String,
+    pub region: Option<DefaultRegion>,
+    pub index: Index,
+    pub report: &'r mut Report,
+}
+
+impl RowChecker<'_> {
+    pub fn run(
+        &mut self,
+        records: Records<impl BufRead>,
+        mut sink: impl FnMut(GoodRow),
+    ) -> io::Result<()> {
+        let region = self.region;
+        let (to_checker, checker_in) = sync_channel::<Batch>(IN_FLIGHT);
+        let (checker_out, from_checker) = sync_channel::<Batch>(IN_FLIGHT);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for mut batch in checker_in {
+                    check_batch(&mut batch, region);
+                    if checker_out.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+            let fed = self.feed(records, &to_checker, &from_checker, &mut sink);
+            drop(to_checker);
+            for batch in from_checker {
+                self.apply(batch, &mut sink);
+            }
+            fed
+        })
+    }
+
+    /// Reads batches and hands them on, applying the checked ones as they
+    /// come back, so at most [`IN_FLIGHT`] batches are held.
+    fn feed(
+        &mut self,
+        mut records: Records<impl BufRead>,
+        to_checker: &SyncSender<Batch>,
+        from_checker: &Receiver<Batch>,
+        sink: &mut impl FnMut(GoodRow),
+    ) -> io::Result<()> {
+        let stopped = || io::Error::other("the row-checking thread stopped");
+        let mut record = Record::default();
+        let mut in_flight = 0;
+        loop {
+            let (batch, last) = self.read_batch(&mut records, &mut record)?;
+            to_checker.send(batch).map_err(|_| stopped())?;
+            in_flight += 1;
+            if last {
+                return Ok(());
+            }
+            if in_flight == IN_FLIGHT {
+                let checked = from_checker.recv().map_err(|_| stopped())?;
+                self.apply(checked, sink);
+                in_flight -= 1;
+            }
+        }
+    }
+
+    /// Up to [`BATCH_ROWS`] rows; `true` when the file ends (or cannot be
+    /// read further) with them.
+    fn read_batch(
+        &self,
+        records: &mut Records<impl BufRead>,
+        record: &mut Record,
+    ) -> io::Result<(Batch, bool)> {
+        let mut batch = Batch::default();
+        while batch.rows.len() < BATCH_ROWS {
+            match records.read(record) {
+                Ok(true) => self.take(record, &mut batch),
+                Ok(false) => return Ok((batch, true)),
+                Err(e) => {
+                    batch.stop = Some(record_error(e)?);
+                    return Ok((batch, true));
+                }
+            }
+        }
+        Ok((batch, false))
+    }
+
+    fn take(&self, record: &Record, batch: &mut Batch) {
+        if record.is_blank() {
+            return;
+        }
+        let expected = self.columns.names.len();
+        if record.len() != expected {
+            batch
+                .rows
+                .push(Row::FieldCount(field_count(record, expected)));
+            return;
+        }
+        let mut copy = |index| {
+            let start = batch.text.len();
+            batch.text.push_str(record.field(index).unwrap_or(""));
+            start..batch.text.len()
+        };
+        let number = copy(self.columns.number);
+        let mailbox = copy(self.columns.mailbox);
+        batch.rows.push(Row::Fields {
+            line: record.line,
+            number,
+            mailbox,
+        });
+    }
+
+    fn apply(&mut self, batch: Batch, sink: &mut impl FnMut(GoodRow)) {
+        let Batch {
+            text,
+            rows,
+            checked,
+            stop,
+        } = batch;
+        let mut checked = checked.into_iter();
+        for row in rows {
+            match row {
+                Row::FieldCount(finding) => {
+                    self.report.push(finding);
+                    self.report.count_row(false);
+                }
+                Row::Fields {
+                    line,
+                    number,
+                    mailbox,
+                } => {
+                    if let Some(c) = checked.next() {
+                        self.apply_row(line, &text[number], &text[mailbox], c, sink);
+                    }
+                }
+            }
+        }
+        if let Some(finding) = stop {
+            self.report.push(finding);
+        }
+    }
+
+    fn apply_row(
+        &mut self,
+        line: u64,
+        raw_number: &str,
+        raw_mailbox: &str,
+        checked: Checked,
+        sink: &mut impl FnMut(GoodRow),
+    ) {
+        let errors_before = self.report.errors().len();
+        let number = match checked.number {
+            Ok(n) => Some(n),
+            Err(problem) => {
+                self.report
+                    .push(number_finding(problem, line, raw_number).in_column(&self.number_column));
+                None
+            }
+        };
+        let mailbox = self.mailbox(line, raw_mailbox, checked.mailbox);
+        if let (Some(number), Some(mailbox)) = (number, mailbox) {
+            self.dedupe(line, raw_number, number, mailbox, sink);
+        }
+        let valid = self.report.errors().len() == errors_before;
+        self.report.count_row(valid);
+    }
+
+    fn mailbox(&mut self, line: u64, raw: &str, parsed: Option<Mailbox>) -> Option<Mailbox> {
+        let finding = match &parsed {
+            _ if raw.trim().is_empty() => {
+                Finding::new(Code::EmptyMailbox, Some(line), raw, "the mailbox is empty")
+            }
+            None => Finding::new(Code::InvalidMailbox, Some(line), raw, mailbox_message(raw)),
+            Some(m) if !domain_is_qualified(m) => Finding::new(
+                Code::UnqualifiedDomain,
+                Some(line),
+                raw,
+                "the mailbox's domain has no dot (a typo for a domain like contoso.com?); only a Maildir target accepts it",
+            ),
+            Some(_) => return parsed,
+        };
+        self.report.push(finding.in_column(&self.mailbox_column));
+        parsed
+    }
+
+    fn dedupe(
+        &mut self,
+        line: u64,
+        raw: &str,
+        number: E164,
+        mailbox: Mailbox,
+        sink: &mut impl FnMut(GoodRow),
+    ) {
+        let finding = match self.index.insert(&number, &mailbox, line) {
+            Outcome::New => {
+                sink(GoodRow {
+                    number,
+                    mailbox,
+                    line,
+                });
+                return;
+            }
+            Outcome::Repeat { first_line } => Finding::new(
+                Code::DuplicateRow,
+                Some(line),
+                raw,
+                format!("repeats line {first_line} ({number} to {mailbox}); the repeat is ignored"),
+            )
+            .with_other_line(first_line),
+            Outcome::Conflict {
+                first_line,
+                first_mailbox,
+            } => Finding::new(
+                Code::ConflictingNumber,
+                Some(line),
+                raw,
+                format!(
+                    "{number} is mapped to {first_mailbox} on line {first_line} and to {mailbox} on line {line}: a number belongs to one mailbox; remove or correct one of the two rows"
+                ),
+            )
+            .with_other_line(first_line),
+        };
+        self.report.push(finding.in_column(&self.number_column));
+    }
+}
+
+fn number_finding(problem: NumberProblem, line: u64, raw: &str) -> Finding {
+    match problem {
+        NumberProblem::Empty => {
+            Finding::new(Code::EmptyNumber, Some(line), raw, "the number is empty")
+        }
+        NumberProblem::Bad(e) => {
+            let code = match e {
+                PhoneError::Impossible(_) => Code::ImpossibleNumber,
+                PhoneError::Unparseable(_) => Code::InvalidNumber,
+            };
+            Finding::new(code, Some(line), raw, format!("the number {e}"))
+        }
+    }
+}
+
+/// The duplicate-detection index: for each distinct number, the line that
+/// first mapped it and where that mailbox's key starts in one arena string
+/// (each key ends with a newline, which no address contains).
+#[derive(Default)]
+pub(super) struct Index {
+    seen: HashMap<u64, Seen, FxBuildHasher>,
+    arena: String,
+}
+
+struct Seen {
+    line: u64,
+    start: usize,
+}
+
+enum Outcome {
+    New,
+    Repeat {
+        first_line: u64,
+    },
+    Conflict {
+        first_line: u64,
+        first_mailbox: String,
+    },
+}
+
+impl Index {
+    /// Distinct numbers seen.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    fn insert(&mut self, number: &E164, mailbox: &Mailbox, line: u64) -> Outcome {
+        match self.seen.entry(number_key(number)) {
+            Entry::Occupied(seen) => {
+                let seen = seen.get();
+                let rest = &self.arena[seen.start..];
+                let first = rest.split('\n').next().unwrap_or(rest);
+                if first == mailbox.key() {
+                    Outcome::Repeat {
+                        first_line: seen.line,
+                    }
+                } else {
+                    Outcome::Conflict {
+                        first_line: seen.line,
+                        first_mailbox: first.to_owned(),
+                    }
+                }
+            }
+            Entry::Vacant(slot) => {
+                let start = self.arena.len();
+                self.arena.push_str(mailbox.key());
+                self.arena.push('\n');
+                slot.insert(Seen { line, start });
+                Outcome::New
+            }
+        }
+    }
+}
+
+/// E.164 numbers are at most 15 digits without a leading zero, so the
+/// digits as an integer identify the number.
+fn number_key(number: &E164) -> u64 {
+    number.as_str()[1..]
+        .bytes()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'))
+}
+
+fn domain_is_qualified(mailbox: &Mailbox) -> bool {
+    let domain = mailbox.as_str().rsplit('@').next().unwrap_or("");
+    domain.contains('.') || domain.starts_with('[')
+}
+
+fn mailbox_message(raw: &str) -> String {
+    let hint = if !raw.contains('@') {
+        " (it has no @)"
+    } else if raw.contains([',', ';']) {
+        " (one mailbox per row: give each number a single address)"
+    } else if raw.trim().contains(char::is_whitespace) {
+        " (it contains a space)"
+    } else {
+        ""
+    };
+    format!("the mailbox is not a valid e-mail address{hint}")
+}
+
+fn field_count(record: &Record, expected: usize) -> Finding {
+    let found = record.len();
+    let value = record.fields().collect::<Vec<_>>().join(" | ");
+    let spans = if record.end_line > record.line {
+        format!(
+            " (the row runs from line {} to line {}: check for a quote left open)",
+            record.line, record.end_line
+        )
+    } else {
+        String::new()
+    };
+    Finding::new(
+        Code::FieldCount,
+        Some(record.line),
+        &value,
+        format!(
+            "the row has {found} field(s) but the header has {expected}{spans}: a value that contains the delimiter must be in double quotes"
+        ),
+    )
+}
+
+/// The finding for a record the reader could not split; read errors are
+/// not findings but failures.
+fn record_error(e: RecordError) -> io::Result<Finding> {
+    Ok(match e {
+        RecordError::NotUtf8 { line, bytes } => not_utf8(line, &bytes),
+        RecordError::UnclosedQuote { line, start } => Finding::new(
+            Code::UnclosedQuote,
+            Some(line),
+            &start,
+            format!(
+                "a double quote opened on line {line} is never closed, so everything from there to the end of the file was read as one value: close the quote or remove it"
+            ),
+        ),
+        RecordError::Io(e) => return Err(e),
+    })
+}
