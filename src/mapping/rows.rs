@@ -23,11 +23,14 @@ const BATCH_ROWS: usize = 4096;
 /// Batches read ahead of the one being applied.
 const IN_FLIGHT: usize = 2;
 
-/// A batch of rows on its way through the checking thread.
+/// A batch of rows on its way through the checking thread. Everything the
+/// checker allocates stays on its thread; only these buffers travel.
 #[derive(Default)]
 struct Batch {
     /// The number and mailbox fields of the rows, back to back.
     text: String,
+    /// The lowercase keys of the valid mailboxes, written by the checker.
+    keys: String,
     rows: Vec<Row>,
     /// One result per [`Row::Fields`], filled by the checking thread.
     checked: Vec<Checked>,
@@ -47,8 +50,27 @@ enum Row {
 }
 
 struct Checked {
-    number: Result<E164, NumberProblem>,
-    mailbox: Option<Mailbox>,
+    number: Result<NumberKey, NumberProblem>,
+    mailbox: MailboxCheck,
+}
+
+/// An E.164 number as an integer: at most 15 digits and no leading zero,
+/// so the digits identify the number (and give it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct NumberKey(u64);
+
+impl NumberKey {
+    fn of(number: &E164) -> Self {
+        NumberKey(
+            number.as_str()[1..]
+                .bytes()
+                .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')),
+        )
+    }
+
+    fn e164(self) -> String {
+        format!("+{}", self.0)
+    }
 }
 
 enum NumberProblem {
@@ -56,27 +78,56 @@ enum NumberProblem {
     Bad(PhoneError),
 }
 
-fn check(number: &str, mailbox: &str, region: Option<DefaultRegion>) -> Checked {
+enum MailboxCheck {
+    Invalid,
+    /// The lowercase key is at this range of [`Batch::keys`].
+    Valid {
+        key: Range<usize>,
+        qualified: bool,
+    },
+}
+
+fn check(number: &str, mailbox: &str, region: Option<DefaultRegion>, keys: &mut String) -> Checked {
     let number = if number.trim().is_empty() {
         Err(NumberProblem::Empty)
     } else {
-        phone::normalise(number, region).map_err(NumberProblem::Bad)
+        phone::normalise(number, region)
+            .map(|n| NumberKey::of(&n))
+            .map_err(NumberProblem::Bad)
     };
-    Checked {
-        number,
-        mailbox: Mailbox::parse(mailbox).ok(),
-    }
+    let mailbox = match Mailbox::parse(mailbox) {
+        Ok(m) => {
+            let start = keys.len();
+            keys.push_str(m.key());
+            MailboxCheck::Valid {
+                key: start..keys.len(),
+                qualified: domain_is_qualified(&m),
+            }
+        }
+        Err(_) => MailboxCheck::Invalid,
+    };
+    Checked { number, mailbox }
 }
 
 fn check_batch(batch: &mut Batch, region: Option<DefaultRegion>) {
-    let text = &batch.text;
-    batch.checked = batch
-        .rows
+    let Batch {
+        text,
+        keys,
+        rows,
+        checked,
+        ..
+    } = batch;
+    *checked = rows
         .iter()
         .filter_map(|row| match row {
             Row::Fields {
                 number, mailbox, ..
-            } => Some(check(&text[number.clone()], &text[mailbox.clone()], region)),
+            } => Some(check(
+                &text[number.clone()],
+                &text[mailbox.clone()],
+                region,
+                keys,
+            )),
             Row::FieldCount(_) => None,
         })
         .collect();
@@ -96,7 +147,7 @@ impl RowChecker<'_> {
     pub fn run(
         &mut self,
         records: Records<impl BufRead>,
-        mut sink: impl FnMut(GoodRow),
+        mut sink: Option<&mut dyn FnMut(GoodRow)>,
     ) -> io::Result<()> {
         let region = self.region;
         let (to_checker, checker_in) = sync_channel::<Batch>(IN_FLIGHT);
@@ -126,7 +177,7 @@ impl RowChecker<'_> {
         mut records: Records<impl BufRead>,
         to_checker: &SyncSender<Batch>,
         from_checker: &Receiver<Batch>,
-        sink: &mut impl FnMut(GoodRow),
+        sink: &mut Option<&mut dyn FnMut(GoodRow)>,
     ) -> io::Result<()> {
         let stopped = || io::Error::other("the row-checking thread stopped");
         let mut record = Record::default();
@@ -192,9 +243,10 @@ impl RowChecker<'_> {
         });
     }
 
-    fn apply(&mut self, batch: Batch, sink: &mut impl FnMut(GoodRow)) {
+    fn apply(&mut self, batch: Batch, sink: &mut Option<&mut dyn FnMut(GoodRow)>) {
         let Batch {
             text,
+            keys,
             rows,
             checked,
             stop,
@@ -212,7 +264,12 @@ impl RowChecker<'_> {
                     mailbox,
                 } => {
                     if let Some(c) = checked.next() {
-                        self.apply_row(line, &text[number], &text[mailbox], c, sink);
+                        let row = Fields {
+                            line,
+                            number: &text[number],
+                            mailbox: &text[mailbox],
+                        };
+                        self.apply_row(&row, c, &keys, sink);
                     }
                 }
             }
@@ -224,69 +281,81 @@ impl RowChecker<'_> {
 
     fn apply_row(
         &mut self,
-        line: u64,
-        raw_number: &str,
-        raw_mailbox: &str,
+        row: &Fields,
         checked: Checked,
-        sink: &mut impl FnMut(GoodRow),
+        keys: &str,
+        sink: &mut Option<&mut dyn FnMut(GoodRow)>,
     ) {
         let errors_before = self.report.errors().len();
         let number = match checked.number {
             Ok(n) => Some(n),
             Err(problem) => {
-                self.report
-                    .push(number_finding(problem, line, raw_number).in_column(&self.number_column));
+                let finding = number_finding(problem, row.line, row.number);
+                self.report.push(finding.in_column(&self.number_column));
                 None
             }
         };
-        let mailbox = self.mailbox(line, raw_mailbox, checked.mailbox);
-        if let (Some(number), Some(mailbox)) = (number, mailbox) {
-            self.dedupe(line, raw_number, number, mailbox, sink);
+        let mailbox_key = self.mailbox(row, checked.mailbox, keys);
+        if let (Some(number), Some(key)) = (number, mailbox_key) {
+            self.dedupe(row, number, key, sink);
         }
         let valid = self.report.errors().len() == errors_before;
         self.report.count_row(valid);
     }
 
-    fn mailbox(&mut self, line: u64, raw: &str, parsed: Option<Mailbox>) -> Option<Mailbox> {
-        let finding = match &parsed {
-            _ if raw.trim().is_empty() => {
-                Finding::new(Code::EmptyMailbox, Some(line), raw, "the mailbox is empty")
-            }
-            None => Finding::new(Code::InvalidMailbox, Some(line), raw, mailbox_message(raw)),
-            Some(m) if !domain_is_qualified(m) => Finding::new(
-                Code::UnqualifiedDomain,
-                Some(line),
-                raw,
-                "the mailbox's domain has no dot (a typo for a domain like contoso.com?); only a Maildir target accepts it",
+    /// The mailbox's key if it is valid, after any finding about it.
+    fn mailbox<'k>(&mut self, row: &Fields, check: MailboxCheck, keys: &'k str) -> Option<&'k str> {
+        let (line, raw) = (row.line, row.mailbox);
+        let (finding, key) = match check {
+            _ if raw.trim().is_empty() => (
+                Finding::new(Code::EmptyMailbox, Some(line), raw, "the mailbox is empty"),
+                None,
             ),
-            Some(_) => return parsed,
+            MailboxCheck::Invalid => (
+                Finding::new(Code::InvalidMailbox, Some(line), raw, mailbox_message(raw)),
+                None,
+            ),
+            MailboxCheck::Valid { key, qualified } if !qualified => (
+                Finding::new(
+                    Code::UnqualifiedDomain,
+                    Some(line),
+                    raw,
+                    "the mailbox's domain has no dot (a typo for a domain like contoso.com?); only a Maildir target accepts it",
+                ),
+                Some(&keys[key]),
+            ),
+            MailboxCheck::Valid { key, .. } => return Some(&keys[key]),
         };
         self.report.push(finding.in_column(&self.mailbox_column));
-        parsed
+        key
     }
 
     fn dedupe(
         &mut self,
-        line: u64,
-        raw: &str,
-        number: E164,
-        mailbox: Mailbox,
-        sink: &mut impl FnMut(GoodRow),
+        row: &Fields,
+        number: NumberKey,
+        mailbox_key: &str,
+        sink: &mut Option<&mut dyn FnMut(GoodRow)>,
     ) {
-        let finding = match self.index.insert(&number, &mailbox, line) {
+        let (line, raw) = (row.line, row.number);
+        let mailbox = row.mailbox.trim();
+        let finding = match self.index.insert(number, mailbox_key, line) {
             Outcome::New => {
-                sink(GoodRow {
-                    number,
-                    mailbox,
-                    line,
-                });
+                if let Some(sink) = sink {
+                    if let Some(good) = good_row(row, number) {
+                        sink(good);
+                    }
+                }
                 return;
             }
             Outcome::Repeat { first_line } => Finding::new(
                 Code::DuplicateRow,
                 Some(line),
                 raw,
-                format!("repeats line {first_line} ({number} to {mailbox}); the repeat is ignored"),
+                format!(
+                    "repeats line {first_line} ({} to {mailbox}); the repeat is ignored",
+                    number.e164()
+                ),
             )
             .with_other_line(first_line),
             Outcome::Conflict {
@@ -297,13 +366,30 @@ impl RowChecker<'_> {
                 Some(line),
                 raw,
                 format!(
-                    "{number} is mapped to {first_mailbox} on line {first_line} and to {mailbox} on line {line}: a number belongs to one mailbox; remove or correct one of the two rows"
+                    "{} is mapped to {first_mailbox} on line {first_line} and to {mailbox} on line {line}: a number belongs to one mailbox; remove or correct one of the two rows",
+                    number.e164()
                 ),
             )
             .with_other_line(first_line),
         };
         self.report.push(finding.in_column(&self.number_column));
     }
+}
+
+/// A row's two fields as read.
+struct Fields<'t> {
+    line: u64,
+    number: &'t str,
+    mailbox: &'t str,
+}
+
+/// The row as values, for a sink; both were checked already.
+fn good_row(row: &Fields, number: NumberKey) -> Option<GoodRow> {
+    Some(GoodRow {
+        number: E164::parse_canonical(&number.e164()).ok()?,
+        mailbox: Mailbox::parse(row.mailbox).ok()?,
+        line: row.line,
+    })
 }
 
 fn number_finding(problem: NumberProblem, line: u64, raw: &str) -> Finding {
@@ -326,7 +412,7 @@ fn number_finding(problem: NumberProblem, line: u64, raw: &str) -> Finding {
 /// (each key ends with a newline, which no address contains).
 #[derive(Default)]
 pub(super) struct Index {
-    seen: HashMap<u64, Seen, FxBuildHasher>,
+    seen: HashMap<NumberKey, Seen, FxBuildHasher>,
     arena: String,
 }
 
@@ -352,13 +438,13 @@ impl Index {
         self.seen.len()
     }
 
-    fn insert(&mut self, number: &E164, mailbox: &Mailbox, line: u64) -> Outcome {
-        match self.seen.entry(number_key(number)) {
+    fn insert(&mut self, number: NumberKey, mailbox_key: &str, line: u64) -> Outcome {
+        match self.seen.entry(number) {
             Entry::Occupied(seen) => {
                 let seen = seen.get();
                 let rest = &self.arena[seen.start..];
                 let first = rest.split('\n').next().unwrap_or(rest);
-                if first == mailbox.key() {
+                if first == mailbox_key {
                     Outcome::Repeat {
                         first_line: seen.line,
                     }
@@ -371,21 +457,13 @@ impl Index {
             }
             Entry::Vacant(slot) => {
                 let start = self.arena.len();
-                self.arena.push_str(mailbox.key());
+                self.arena.push_str(mailbox_key);
                 self.arena.push('\n');
                 slot.insert(Seen { line, start });
                 Outcome::New
             }
         }
     }
-}
-
-/// E.164 numbers are at most 15 digits without a leading zero, so the
-/// digits as an integer identify the number.
-fn number_key(number: &E164) -> u64 {
-    number.as_str()[1..]
-        .bytes()
-        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'))
 }
 
 fn domain_is_qualified(mailbox: &Mailbox) -> bool {

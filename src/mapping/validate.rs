@@ -36,14 +36,23 @@ const READ_BUFFER: usize = 256 * 1024;
 /// Validates a whole mapping file from `source`, reporting every finding.
 /// Fails only when the source itself cannot be read.
 pub fn validate_reader(source: impl Read, options: &ValidateOptions) -> io::Result<Report> {
-    scan(source, options, |_| {})
+    run(source, options, None)
 }
 
 /// Validates and passes every good, first-seen mapping to `sink`.
 pub fn scan(
     source: impl Read,
     options: &ValidateOptions,
-    sink: impl FnMut(GoodRow),
+    mut sink: impl FnMut(GoodRow),
+) -> io::Result<Report> {
+    run(source, options, Some(&mut sink))
+}
+
+/// Without a sink the rows are only checked, never built into values.
+fn run(
+    source: impl Read,
+    options: &ValidateOptions,
+    sink: Option<&mut dyn FnMut(GoodRow)>,
 ) -> io::Result<Report> {
     let mut report = Report::new(&options.file_name, options.default_region.map(|r| r.code()));
     let mut reader = BufReader::with_capacity(READ_BUFFER, source);
