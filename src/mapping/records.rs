@@ -58,6 +58,7 @@ pub struct Records<R> {
     reader: R,
     delimiter: u8,
     line: u64,
+    bytes: u64,
     raw: Vec<u8>,
 }
 
@@ -69,8 +70,14 @@ impl<R: BufRead> Records<R> {
             reader,
             delimiter,
             line: lines_read,
+            bytes: 0,
             raw: Vec::with_capacity(256),
         }
+    }
+
+    /// Bytes consumed so far (after the lines the caller read).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
     }
 
     /// Reads the next record into `record`; `Ok(false)` at the end.
@@ -90,6 +97,7 @@ impl<R: BufRead> Records<R> {
                 };
             }
             self.line += 1;
+            self.bytes += self.raw.len() as u64;
             if record.fields.is_empty() && matches!(state, FieldState::Start) {
                 record.line = self.line;
             }

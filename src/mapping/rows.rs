@@ -22,6 +22,9 @@ use crate::types::{E164, Mailbox};
 const BATCH_ROWS: usize = 4096;
 /// Batches read ahead of the one being applied.
 const IN_FLIGHT: usize = 2;
+/// Most rows the index is sized for up front (a wrong size hint must not
+/// allocate absurdly; beyond it the index grows as needed).
+const MAX_RESERVED_ROWS: usize = 50_000_000;
 
 /// A batch of rows on its way through the checking thread. Everything the
 /// checker allocates stays on its thread; only these buffers travel.
@@ -139,6 +142,7 @@ pub(super) struct RowChecker<'r> {
     pub number_column: String,
     pub mailbox_column: String,
     pub region: Option<DefaultRegion>,
+    pub size_hint: Option<u64>,
     pub index: Index,
     pub report: &'r mut Report,
 }
@@ -182,8 +186,13 @@ impl RowChecker<'_> {
         let stopped = || io::Error::other("the row-checking thread stopped");
         let mut record = Record::default();
         let mut in_flight = 0;
+        let mut first = true;
         loop {
             let (batch, last) = self.read_batch(&mut records, &mut record)?;
+            if first && !last {
+                self.size_index(&batch, records.bytes_read());
+                first = false;
+            }
             to_checker.send(batch).map_err(|_| stopped())?;
             in_flight += 1;
             if last {
@@ -195,6 +204,27 @@ impl RowChecker<'_> {
                 in_flight -= 1;
             }
         }
+    }
+
+    /// Sizes the index for the whole file from the first batch's bytes per
+    /// row, when the file's size is known.
+    fn size_index(&mut self, batch: &Batch, bytes_read: u64) {
+        let Some(size) = self.size_hint else { return };
+        if bytes_read == 0 || batch.rows.is_empty() {
+            return;
+        }
+        let rows = batch.rows.len() as u64;
+        let expected = size.saturating_mul(rows) / bytes_read;
+        let mailbox_bytes: usize = batch
+            .rows
+            .iter()
+            .map(|r| match r {
+                Row::Fields { mailbox, .. } => mailbox.len() + 1,
+                Row::FieldCount(_) => 0,
+            })
+            .sum();
+        let per_row = mailbox_bytes as u64 / rows;
+        self.index.reserve(expected + expected / 32, per_row);
     }
 
     /// Up to [`BATCH_ROWS`] rows; `true` when the file ends (or cannot be
@@ -436,6 +466,17 @@ impl Index {
     /// Distinct numbers seen.
     pub fn len(&self) -> usize {
         self.seen.len()
+    }
+
+    fn reserve(&mut self, rows: u64, key_bytes_per_row: u64) {
+        let rows = usize::try_from(rows)
+            .unwrap_or(usize::MAX)
+            .min(MAX_RESERVED_ROWS);
+        let bytes = usize::try_from(key_bytes_per_row)
+            .unwrap_or(0)
+            .saturating_mul(rows);
+        self.seen.reserve(rows);
+        self.arena.reserve(bytes);
     }
 
     fn insert(&mut self, number: NumberKey, mailbox_key: &str, line: u64) -> Outcome {
