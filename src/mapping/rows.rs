@@ -1,10 +1,10 @@
 //! The rows after the header. The calling thread reads records and applies
-//! the results in file order (findings, duplicate index, sink); a second
-//! thread checks numbers and addresses, the costly part, a batch ahead.
-//! Findings come out in line order whatever the threads do.
+//! the results in file order (findings, duplicate index, sink); checker
+//! threads (one per core) check numbers and addresses, the costly part, a
+//! few batches ahead. Findings come out in line order whatever the threads do.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead};
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -20,11 +20,67 @@ use crate::types::{E164, Mailbox};
 
 /// Rows per batch handed to the checking thread.
 const BATCH_ROWS: usize = 4096;
-/// Batches read ahead of the one being applied.
+/// Batches queued per checker thread.
 const IN_FLIGHT: usize = 2;
+/// Most checker threads, whatever the core count.
+const MAX_CHECKERS: usize = 4;
 /// Most rows the index is sized for up front (a wrong size hint must not
 /// allocate absurdly; beyond it the index grows as needed).
 const MAX_RESERVED_ROWS: usize = 50_000_000;
+
+/// Checker threads: one per core (the reading thread does little).
+fn checker_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_CHECKERS)
+}
+
+/// The checker threads, fed round-robin and read back in the same order,
+/// which keeps the batches (and so the findings) in file order.
+struct Pipeline {
+    lanes: Vec<Lane>,
+    /// The lane of each batch sent and not yet received, oldest first.
+    pending: VecDeque<usize>,
+    next: usize,
+}
+
+struct Lane {
+    to: Option<SyncSender<Batch>>,
+    from: Receiver<Batch>,
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("a row-checking thread stopped")
+}
+
+impl Pipeline {
+    fn send(&mut self, batch: Batch) -> io::Result<()> {
+        let lane = self.next;
+        self.next = (lane + 1) % self.lanes.len();
+        let to = self.lanes[lane].to.as_ref().ok_or_else(stopped)?;
+        to.send(batch).map_err(|_| stopped())?;
+        self.pending.push_back(lane);
+        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.pending.len() >= self.lanes.len() * IN_FLIGHT
+    }
+
+    /// The oldest batch sent, once checked; `None` when none is pending.
+    fn recv(&mut self) -> Option<io::Result<Batch>> {
+        let lane = self.pending.pop_front()?;
+        Some(self.lanes[lane].from.recv().map_err(|_| stopped()))
+    }
+
+    /// Lets the checkers finish once their queues are empty.
+    fn close(&mut self) {
+        for lane in &mut self.lanes {
+            lane.to = None;
+        }
+    }
+}
 
 /// A batch of rows on its way through the checking thread. Everything the
 /// checker allocates stays on its thread; only these buffers travel.
@@ -154,38 +210,48 @@ impl RowChecker<'_> {
         mut sink: Option<&mut dyn FnMut(GoodRow)>,
     ) -> io::Result<()> {
         let region = self.region;
-        let (to_checker, checker_in) = sync_channel::<Batch>(IN_FLIGHT);
-        let (checker_out, from_checker) = sync_channel::<Batch>(IN_FLIGHT);
         std::thread::scope(|scope| {
-            scope.spawn(move || {
-                for mut batch in checker_in {
-                    check_batch(&mut batch, region);
-                    if checker_out.send(batch).is_err() {
-                        break;
+            let lanes = (0..checker_count())
+                .map(|_| {
+                    let (to_checker, checker_in) = sync_channel::<Batch>(IN_FLIGHT);
+                    let (checker_out, from_checker) = sync_channel::<Batch>(IN_FLIGHT);
+                    scope.spawn(move || {
+                        for mut batch in checker_in {
+                            check_batch(&mut batch, region);
+                            if checker_out.send(batch).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    Lane {
+                        to: Some(to_checker),
+                        from: from_checker,
                     }
-                }
-            });
-            let fed = self.feed(records, &to_checker, &from_checker, &mut sink);
-            drop(to_checker);
-            for batch in from_checker {
+                })
+                .collect();
+            let mut pipeline = Pipeline {
+                lanes,
+                pending: VecDeque::new(),
+                next: 0,
+            };
+            let fed = self.feed(records, &mut pipeline, &mut sink);
+            pipeline.close();
+            while let Some(Ok(batch)) = pipeline.recv() {
                 self.apply(batch, &mut sink);
             }
             fed
         })
     }
 
-    /// Reads batches and hands them on, applying the checked ones as they
-    /// come back, so at most [`IN_FLIGHT`] batches are held.
+    /// Reads batches and hands them on, applying the checked ones in order
+    /// as they come back, so only a few batches are held at a time.
     fn feed(
         &mut self,
         mut records: Records<impl BufRead>,
-        to_checker: &SyncSender<Batch>,
-        from_checker: &Receiver<Batch>,
+        pipeline: &mut Pipeline,
         sink: &mut Option<&mut dyn FnMut(GoodRow)>,
     ) -> io::Result<()> {
-        let stopped = || io::Error::other("the row-checking thread stopped");
         let mut record = Record::default();
-        let mut in_flight = 0;
         let mut first = true;
         loop {
             let (batch, last) = self.read_batch(&mut records, &mut record)?;
@@ -193,15 +259,14 @@ impl RowChecker<'_> {
                 self.size_index(&batch, records.bytes_read());
                 first = false;
             }
-            to_checker.send(batch).map_err(|_| stopped())?;
-            in_flight += 1;
+            pipeline.send(batch)?;
             if last {
                 return Ok(());
             }
-            if in_flight == IN_FLIGHT {
-                let checked = from_checker.recv().map_err(|_| stopped())?;
-                self.apply(checked, sink);
-                in_flight -= 1;
+            if pipeline.is_full() {
+                if let Some(checked) = pipeline.recv() {
+                    self.apply(checked?, sink);
+                }
             }
         }
     }
