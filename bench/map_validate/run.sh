@@ -32,12 +32,13 @@ csv="$work/mapping.csv"
 small="$work/mapping-quarter.csv"
 "$py" "$here/gen.py" "$((ROWS / 4))" "$small"
 
-# measure NAME CMD...: runs CMD, stdout to $work/NAME.out; prints "secs kib".
+# measure NAME CMD...: runs CMD, stdout to $work/NAME.out; prints
+# "wall_secs peak_kib user_secs sys_secs".
 measure() {
     local name=$1
     shift
     local status=0
-    /usr/bin/time -f "%e %M" -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err" || status=$?
+    /usr/bin/time -f "%e %M %U %S" -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err" || status=$?
     if [ "$status" -ne 0 ] && [ "$status" -ne 3 ]; then
         echo "$name failed with status $status:" >&2
         cat "$work/$name.err" >&2
@@ -50,18 +51,25 @@ rust() {
     measure "$1" "$bin" --home "$work/home" map validate "$2" --default-region CN --json
 }
 
+RUNS=${RUNS:-5}
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 best_secs=""
+best_cpu=""
 rss_kib=0
-for run in 1 2 3; do
-    read -r secs kib < <(rust rust "$csv")
-    echo "wechat-archiver run $run: ${secs}s, ${kib} KiB" >&2
+for run in $(seq "$RUNS"); do
+    read -r secs kib user sys < <(rust rust "$csv")
+    cpu=$(awk "BEGIN{printf \"%.2f\", $user + $sys}")
+    echo "wechat-archiver run $run: ${secs} s wall, ${cpu} s CPU, ${kib} KiB" >&2
     if [ -z "$best_secs" ] || awk "BEGIN{exit !($secs < $best_secs)}"; then best_secs=$secs; fi
+    if [ -z "$best_cpu" ] || awk "BEGIN{exit !($cpu < $best_cpu)}"; then best_cpu=$cpu; fi
     if [ "$kib" -gt "$rss_kib" ]; then rss_kib=$kib; fi
 done
-read -r _ small_kib < <(rust rust-quarter "$small")
+read -r _ small_kib _ _ < <(rust rust-quarter "$small")
 
 echo "python baseline (one run, this takes a while)..." >&2
-read -r py_secs py_kib < <(measure python "$py" "$here/baseline.py" "$csv" CN)
+read -r py_secs py_kib py_user py_sys < <(measure python "$py" "$here/baseline.py" "$csv" CN)
+py_cpu=$(awk "BEGIN{printf \"%.2f\", $py_user + $py_sys}")
+load_after=$(cut -d' ' -f1 /proc/loadavg)
 
 summary() {
     "$py" -c 'import json,sys
@@ -76,14 +84,15 @@ py_counts=$(summary "$work/python.out")
 
 size_mib=$(awk "BEGIN{printf \"%.1f\", $(stat -c %s "$csv") / 1048576}")
 ratio=$(awk "BEGIN{printf \"%.1f\", $py_secs / $best_secs}")
+cpu_ratio=$(awk "BEGIN{printf \"%.1f\", $py_cpu / $best_cpu}")
 per_mapping=$(awk "BEGIN{printf \"%.0f\", ($rss_kib - $small_kib) * 1024 / ($ROWS * 0.75)}")
 
 cat <<REPORT
 
-map validate benchmark: $ROWS rows, $size_mib MiB, $(nproc) cores
-  wechat-archiver : ${best_secs} s (best of 3), peak RSS $((rss_kib / 1024)) MiB
-  python baseline : ${py_secs} s, peak RSS $((py_kib / 1024)) MiB
-  speed ratio     : ${ratio}x
+map validate benchmark: $ROWS rows, $size_mib MiB, $(nproc) cores, load average $load_before -> $load_after
+  wechat-archiver : ${best_secs} s wall (best of $RUNS), ${best_cpu} s CPU, peak RSS $((rss_kib / 1024)) MiB
+  python baseline : ${py_secs} s wall, ${py_cpu} s CPU, peak RSS $((py_kib / 1024)) MiB
+  speed ratio     : ${ratio}x wall, ${cpu_ratio}x CPU
   memory          : $((small_kib / 1024)) MiB at $((ROWS / 4)) rows, $((rss_kib / 1024)) MiB at $ROWS rows
                     (~${per_mapping} bytes per added distinct number: the duplicate index)
   counts (tool)   : $rust_counts

@@ -226,7 +226,9 @@ fn describe_dialect(report: &Report) -> String {
     };
     match report.default_region() {
         Some(r) => text.push_str(&format!("\nNumbers without a +country code: read in {r}")),
-        None => text.push_str("\nNumbers without a +country code: errors (no default region)"),
+        None => text.push_str(
+            "\nNumbers without a +country code: refused (no default region; see --default-region)",
+        ),
     }
     text
 }

@@ -175,9 +175,22 @@ pub(super) fn not_utf8(line: u64, raw: &[u8]) -> Finding {
     Finding::new(
         Code::NotUtf8,
         Some(line),
-        String::from_utf8_lossy(raw).trim_end(),
+        escape_invalid(raw).trim_end(),
         format!("line {line} is not UTF-8 ({guess}); the file was not read further. {RESAVE_HINT}"),
     )
+}
+
+/// The line with its invalid bytes shown as `\xNN`, so the report shows
+/// exactly what is in the file instead of replacement characters.
+fn escape_invalid(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len() * 2);
+    for chunk in raw.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether the invalid bytes pair up as GBK double-byte characters.
