@@ -13,7 +13,7 @@ use rustc_hash::FxBuildHasher;
 
 use super::header::Columns;
 use super::phone::{self, DefaultRegion, PhoneError};
-use super::records::{Record, RecordError, Records};
+use super::records::{MAX_RECORD_BYTES, Record, RecordError, Records};
 use super::report::{Code, Finding, Report};
 use super::validate::{GoodRow, not_utf8};
 use crate::types::{E164, Mailbox};
@@ -622,6 +622,15 @@ fn record_error(e: RecordError) -> io::Result<Finding> {
             &start,
             format!(
                 "a double quote opened on line {line} is never closed, so everything from there to the end of the file was read as one value: close the quote or remove it"
+            ),
+        ),
+        RecordError::TooLong { line, start } => Finding::new(
+            Code::UnclosedQuote,
+            Some(line),
+            &start,
+            format!(
+                "a double quote opened on line {line} is not closed within {} MiB, so the rest of the file cannot be read reliably: close the quote or remove it",
+                MAX_RECORD_BYTES >> 20
             ),
         ),
         RecordError::Io(e) => return Err(e),
