@@ -107,8 +107,8 @@ fn read_header(
     }
     let delimiter = forced.unwrap_or_else(|| header::detect_delimiter(&line));
     let mut dialect = Dialect {
-        delimiter: header::delimiter_name(delimiter).to_owned(),
-        encoding: if bom { "utf-8-bom" } else { "utf-8" }.to_owned(),
+        delimiter: Some(header::delimiter_name(delimiter).to_owned()),
+        encoding: Some(if bom { "utf-8-bom" } else { "utf-8" }.to_owned()),
         ..Dialect::default()
     };
     let columns = header_columns(&line, line_no, delimiter, report);
@@ -363,8 +363,14 @@ mod tests {
             assert!(r.is_usable(), "{text}: {:?}", r.errors());
             assert_eq!((r.rows(), r.valid(), r.mappings()), (1, 1, 1), "{text}");
         }
-        assert_eq!(check(variants[1]).dialect().encoding, "utf-8-bom");
-        assert_eq!(check(variants[2]).dialect().delimiter, "tab");
+        assert_eq!(
+            check(variants[1]).dialect().encoding.as_deref(),
+            Some("utf-8-bom")
+        );
+        assert_eq!(
+            check(variants[2]).dialect().delimiter.as_deref(),
+            Some("tab")
+        );
     }
 
     #[test]
