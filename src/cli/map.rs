@@ -215,18 +215,20 @@ fn describe_dialect(report: &Report) -> String {
     let mut text = match (&d.number_column, &d.mailbox_column) {
         (Some(n), Some(m)) => format!(
             "Read as: {}, {}-delimited\nColumns: number {n:?}, mailbox {m:?}",
-            if d.encoding == "utf-8-bom" {
+            if d.encoding.as_deref() == Some("utf-8-bom") {
                 "UTF-8 with BOM"
             } else {
                 "UTF-8"
             },
-            d.delimiter
+            d.delimiter.as_deref().unwrap_or("comma")
         ),
         _ => "Read as: the header could not be used (see below)".to_owned(),
     };
     match report.default_region() {
         Some(r) => text.push_str(&format!("\nNumbers without a +country code: read in {r}")),
-        None => text.push_str("\nNumbers without a +country code: errors (no default region)"),
+        None => text.push_str(
+            "\nNumbers without a +country code: refused (no default region; see --default-region)",
+        ),
     }
     text
 }

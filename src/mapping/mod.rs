@@ -16,6 +16,7 @@ mod phone;
 mod records;
 mod report;
 mod resolve;
+mod rows;
 mod table;
 mod validate;
 

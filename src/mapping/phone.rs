@@ -92,8 +92,8 @@ impl PhoneError {
 /// parentheses are ignored, a leading `00` is an international prefix, and
 /// a number without a country code is read in `region`.
 pub fn normalise(raw: &str, region: Option<DefaultRegion>) -> Result<E164, PhoneError> {
-    let mut cleaned = String::with_capacity(raw.len() + 1);
-    clean(raw, &mut cleaned)?;
+    let mut buffer = [0u8; MAX_CLEANED];
+    let cleaned = clean(raw, &mut buffer)?;
     let international = cleaned.starts_with('+');
     let region = match (international, region) {
         (true, _) => None,
@@ -105,7 +105,7 @@ pub fn normalise(raw: &str, region: Option<DefaultRegion>) -> Result<E164, Phone
         }
     };
     let number = PHONE_NUMBER_UTIL
-        .parse(&cleaned, region)
+        .parse(cleaned, region)
         .map_err(|e| parse_error(&e, raw))?;
     if number.extension.is_some() {
         return Err(PhoneError::Unparseable("has an extension".into()));
@@ -125,26 +125,40 @@ pub fn normalise(raw: &str, region: Option<DefaultRegion>) -> Result<E164, Phone
     })
 }
 
-/// Copies the digits (and a leading `+`) of `raw` into `out`, turning a
-/// leading `00` into `+`; anything else than the ignorable separators is
-/// refused here, so letters never reach the vanity-number rules.
-fn clean(raw: &str, out: &mut String) -> Result<(), PhoneError> {
+/// Longest number kept after cleaning: E.164 allows 15 digits; the rest is
+/// room for national prefixes before the library strips them.
+const MAX_CLEANED: usize = 32;
+
+/// Copies the digits (and a leading `+`) of `raw` into `buffer`, turning a
+/// leading `00` into `+`; anything but the ignorable separators is refused
+/// here, so letters never reach the vanity-number rules.
+fn clean<'b>(raw: &str, buffer: &'b mut [u8; MAX_CLEANED]) -> Result<&'b str, PhoneError> {
+    let mut len = 0;
     for c in raw.trim().chars() {
-        match c {
-            '0'..='9' => out.push(c),
-            '０'..='９' => out.push(char::from(b'0' + (c as u32 - '０' as u32) as u8)),
-            '+' | '＋' if out.is_empty() => out.push('+'),
-            ' ' | '\u{a0}' | '\u{3000}' | '\t' | '-' | '.' | '(' | ')' | '（' | '）' => {}
+        let byte = match c {
+            '0'..='9' => c as u8,
+            '０'..='９' => b'0' + (c as u32 - '０' as u32) as u8,
+            '+' | '＋' if len == 0 => b'+',
+            ' ' | '\u{a0}' | '\u{3000}' | '\t' | '-' | '.' | '(' | ')' | '（' | '）' => continue,
             _ => return Err(unparseable_char(raw, c)),
+        };
+        if len == MAX_CLEANED {
+            return Err(PhoneError::Impossible(
+                "is too long for a phone number".into(),
+            ));
         }
+        buffer[len] = byte;
+        len += 1;
     }
-    if out.is_empty() || out == "+" {
-        return Err(PhoneError::Unparseable("has no digits".into()));
+    let mut digits = &mut buffer[..len];
+    if digits.starts_with(b"00") {
+        digits[1] = b'+';
+        digits = &mut digits[1..];
     }
-    if let Some(rest) = out.strip_prefix("00") {
-        *out = format!("+{rest}");
+    match std::str::from_utf8(digits) {
+        Ok(s) if !s.is_empty() && s != "+" => Ok(s),
+        _ => Err(PhoneError::Unparseable("has no digits".into())),
     }
-    Ok(())
 }
 
 fn unparseable_char(raw: &str, c: char) -> PhoneError {

@@ -50,14 +50,22 @@ pub enum RecordError {
     NotUtf8 { line: u64, bytes: Vec<u8> },
     #[error("a quote opened on line {line} is never closed")]
     UnclosedQuote { line: u64, start: String },
+    /// A quoted value longer than [`MAX_RECORD_BYTES`]: almost surely a
+    /// quote left open, and reading on would hold the file in memory.
+    #[error("the record starting on line {line} is longer than {MAX_RECORD_BYTES} bytes")]
+    TooLong { line: u64, start: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
+
+/// The longest record read; mapping rows are a few dozen bytes.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 pub struct Records<R> {
     reader: R,
     delimiter: u8,
     line: u64,
+    bytes: u64,
     raw: Vec<u8>,
 }
 
@@ -69,8 +77,14 @@ impl<R: BufRead> Records<R> {
             reader,
             delimiter,
             line: lines_read,
+            bytes: 0,
             raw: Vec::with_capacity(256),
         }
+    }
+
+    /// Bytes consumed so far (after the lines the caller read).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
     }
 
     /// Reads the next record into `record`; `Ok(false)` at the end.
@@ -90,6 +104,7 @@ impl<R: BufRead> Records<R> {
                 };
             }
             self.line += 1;
+            self.bytes += self.raw.len() as u64;
             if record.fields.is_empty() && matches!(state, FieldState::Start) {
                 record.line = self.line;
             }
@@ -100,11 +115,16 @@ impl<R: BufRead> Records<R> {
                 bytes: self.raw.clone(),
             })?;
             state = split(line, self.delimiter, state, record);
-            if let FieldState::Quoted(_) = state {
-                record.text.push('\n');
-            } else {
+            if !matches!(state, FieldState::Quoted(_)) {
                 return Ok(true);
             }
+            if record.text.len() > MAX_RECORD_BYTES {
+                return Err(RecordError::TooLong {
+                    line: record.line,
+                    start: record.text.chars().take(120).collect(),
+                });
+            }
+            record.text.push('\n');
         }
     }
 }
@@ -187,11 +207,9 @@ fn split_unquoted(line: &str, delimiter: u8, record: &mut Record) {
     let base = record.text.len();
     record.text.push_str(line);
     let mut start = base;
-    for (i, &b) in line.as_bytes().iter().enumerate() {
-        if b == delimiter {
-            record.fields.push(start..base + i);
-            start = base + i + 1;
-        }
+    for i in memchr::memchr_iter(delimiter, line.as_bytes()) {
+        record.fields.push(start..base + i);
+        start = base + i + 1;
     }
     record.fields.push(start..record.text.len());
 }
@@ -252,6 +270,19 @@ mod tests {
         assert!(records.read(&mut record).unwrap());
         let err = records.read(&mut record).unwrap_err();
         assert!(matches!(err, RecordError::NotUtf8 { line: 2, .. }));
+    }
+
+    #[test]
+    fn a_quote_left_open_in_a_big_file_stops_at_the_record_limit() {
+        let mut text = String::from("a,\"b\n");
+        for _ in 0..(MAX_RECORD_BYTES / 10 + 10) {
+            text.push_str("123456789\n");
+        }
+        let err = read_all(&text, b',').unwrap_err();
+        assert!(
+            matches!(err, RecordError::TooLong { line: 1, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

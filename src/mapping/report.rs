@@ -172,10 +172,10 @@ fn shorten(value: &str) -> String {
 /// How the file was read, so an admin can see the tool understood it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Dialect {
-    /// `comma`, `semicolon` or `tab`.
-    pub delimiter: String,
-    /// `utf-8` or `utf-8-bom`.
-    pub encoding: String,
+    /// `comma`, `semicolon` or `tab`; `None` if no header line was read.
+    pub delimiter: Option<String>,
+    /// `utf-8` or `utf-8-bom`; `None` if the file is not UTF-8.
+    pub encoding: Option<String>,
     /// The number column's header as written.
     pub number_column: Option<String>,
     /// The mailbox column's header as written.

@@ -59,8 +59,9 @@ impl fmt::Display for Unmapped {
     }
 }
 
-/// Maps items to mailboxes for one run; remembers which addresses the
-/// target accepted so each is asked about once.
+/// Maps items to mailboxes for one run; remembers the target's answer for
+/// each address, so a run asks about an address once (twice at most when
+/// two items needing it are resolved at the same moment).
 pub struct Resolver {
     custom: Option<MappingTable>,
     auto_mapping: bool,

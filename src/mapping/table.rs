@@ -164,6 +164,7 @@ fn options_for(path: &Path, default_region: Option<DefaultRegion>) -> ValidateOp
     ValidateOptions {
         default_region,
         file_name: path.display().to_string(),
+        size_hint: std::fs::metadata(path).ok().map(|m| m.len()),
     }
 }
 

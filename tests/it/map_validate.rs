@@ -328,6 +328,8 @@ fn a_utf16_file_from_excel_unicode_text_is_refused() {
     let report = run.json();
     assert_eq!(findings(&report, "errors"), [f(1, "not_utf8", "", "")]);
     assert!(message(&report, "errors", 0).contains("UTF-16"));
+    assert_eq!(report["dialect"]["encoding"], Value::Null);
+    assert_eq!(report["rows"], 0);
 }
 
 #[test]
