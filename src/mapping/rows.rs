@@ -263,10 +263,10 @@ impl RowChecker<'_> {
             if last {
                 return Ok(());
             }
-            if pipeline.is_full() {
-                if let Some(checked) = pipeline.recv() {
-                    self.apply(checked?, sink);
-                }
+            if pipeline.is_full()
+                && let Some(checked) = pipeline.recv()
+            {
+                self.apply(checked?, sink);
             }
         }
     }
