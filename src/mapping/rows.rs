@@ -436,10 +436,10 @@ impl RowChecker<'_> {
         let mailbox = row.mailbox.trim();
         let finding = match self.index.insert(number, mailbox_key, line) {
             Outcome::New => {
-                if let Some(sink) = sink {
-                    if let Some(good) = good_row(row, number) {
-                        sink(good);
-                    }
+                if let Some(sink) = sink
+                    && let Some(good) = good_row(row, number)
+                {
+                    sink(good);
                 }
                 return;
             }
