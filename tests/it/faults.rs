@@ -122,6 +122,27 @@ fn a_429_storm_with_retry_after_as_an_http_date_is_waited_out_without_hammering(
 }
 
 #[test]
+fn a_retry_after_longer_than_ten_minutes_stops_the_run_at_once_and_the_next_run_repairs() {
+    let case = Case::new(30, |_| {});
+    case.arm("429x1@11m/content");
+    let started = Instant::now();
+    let run = case.sync(&[]);
+    run.assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(30), "it waited");
+    assert!(
+        run.stderr.contains("Retry-After") && run.stderr.contains("Hint:"),
+        "{}",
+        run.stderr
+    );
+    assert!(case.status()["checkpoint"].is_null());
+    assert_partial_archive_intact(&case);
+
+    case.sim.faults().clear();
+    case.sync(&[]).assert_code(0);
+    case.assert_exact();
+}
+
+#[test]
 fn bursts_of_5xx_on_every_endpoint_are_retried() {
     let case = Case::new(40, |_| {});
     case.arm("503x2/token,500x2/list,502x1/list,503x3/content,504x2/content,500x2/content");
