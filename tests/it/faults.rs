@@ -484,6 +484,8 @@ fn a_full_disk_fails_the_copies_that_do_not_fit_and_the_next_run_writes_them_onc
     let disk = Mount::tmpfs(&env.path("archive"), need / 2 / 1024);
     let root = connector(&env, &sim, &[]);
     let case = Case { sim, env, root };
+    // Unmounted before the test directory goes, even when an assertion fails.
+    let disk = disk;
 
     let run = case.sync(&[]);
     run.assert_code(3);
@@ -515,7 +517,6 @@ fn a_full_disk_fails_the_copies_that_do_not_fit_and_the_next_run_writes_them_onc
         "{next}"
     );
     assert_eq!(failed_in_ledger(&case), 0);
-    drop(disk);
 }
 
 #[test]
@@ -558,7 +559,6 @@ fn a_read_only_mailbox_fails_its_copies_with_exit_3_and_the_next_run_writes_them
     case.assert_exact();
     assert_eq!(next.json()["written"], copies);
     assert_eq!(failed_in_ledger(&case), 0);
-    drop(ro);
 }
 
 #[test]
@@ -582,5 +582,4 @@ fn a_read_only_archive_stops_the_run_with_exit_1_before_anything_is_recorded() {
     ro.remount("remount,bind,rw");
     case.sync(&[]).assert_code(0);
     case.assert_exact();
-    drop(ro);
 }
