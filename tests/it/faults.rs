@@ -577,3 +577,46 @@ fn a_read_only_archive_stops_the_run_with_exit_1_before_anything_is_recorded() {
     case.sync(&[]).assert_code(0);
     case.assert_exact();
 }
+
+#[test]
+fn a_full_home_stops_the_run_and_the_next_run_writes_no_copy_twice() {
+    let sim = simulator(200, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    // The ledger lives in the home: give it room for a few dozen items.
+    let config = std::fs::read(env.home.join("config.toml")).unwrap();
+    let full = Mount::tmpfs(&env.home, 400);
+    std::fs::write(env.home.join("config.toml"), config).unwrap();
+    let case = Case { sim, env, root };
+    let full = full;
+
+    let run = case.sync(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("disk is full") && run.stderr.contains("Hint:"),
+        "{}",
+        run.stderr
+    );
+    let on_disk = assert_partial_archive_intact(&case).len() as u64;
+    let recorded: u64 = case.status()["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["copies"].as_u64().unwrap())
+        .sum();
+    assert!(
+        recorded < on_disk,
+        "no copy was written without being recorded ({recorded} recorded, {on_disk} on disk)"
+    );
+
+    full.remount("remount,size=65536k");
+    let next = case.sync(&[]);
+    next.assert_code(0);
+    case.assert_exact();
+    let next = next.json();
+    assert_eq!(
+        next["written"].as_u64().unwrap() + next["already_archived"].as_u64().unwrap(),
+        case.expected().len() as u64,
+        "{next}"
+    );
+}
