@@ -30,9 +30,8 @@ impl Case {
         Case { sim, env, root }
     }
 
-    fn arm(&self, spec: &str) -> &Self {
+    fn arm(&self, spec: &str) {
         self.sim.faults().arm_spec(spec).unwrap();
-        self
     }
 
     /// `sync --json` over the test window with small pages and extra variables.
@@ -81,7 +80,7 @@ impl Case {
 /// Runs a sync that must recover from the armed faults on its own: exit 0,
 /// exact archive, every fault fired, nothing failed.
 #[track_caller]
-fn assert_recovers(case: &Case, vars: &[(&str, &str)]) -> (serde_json::Value, Stats) {
+fn assert_recovers(case: &Case, vars: &[(&str, &str)]) -> Stats {
     let run = case.sync(vars);
     run.assert_code(0);
     case.assert_all_fired();
@@ -90,42 +89,65 @@ fn assert_recovers(case: &Case, vars: &[(&str, &str)]) -> (serde_json::Value, St
     assert_eq!(json["failed"], 0, "{json}");
     assert_eq!(json["written"], case.expected().len(), "{json}");
     assert_eq!(json["listed"], case.items().len(), "{json}");
-    (json, case.sim.stats())
+    case.sim.stats()
 }
 
 #[test]
 fn a_429_storm_with_retry_after_in_seconds_is_waited_out_without_hammering() {
-    let case = Case::new(40, |_| {});
-    case.arm("429x3@1s/list,429x4@1s/content,429x1@1s/token");
+    // Stalled bodies keep downloads busy for a while, so a client that let
+    // the other tasks go on during a Retry-After would be seen doing so.
+    let case = Case::new(60, |_| {});
+    case.arm("429x1@1s/token,429x2@1s/list,429x3@2s/content,slow-body:30@300ms");
     let started = Instant::now();
-    let (_, stats) = assert_recovers(&case, &[]);
-    assert_eq!(stats.fired("429"), 8);
+    let stats = assert_recovers(&case, &[]);
+    assert_eq!(stats.fired("429"), 6);
     assert_eq!(
         stats.hammering_requests, 0,
         "requests arrived while a Retry-After was running: {stats:?}"
     );
     assert!(
         started.elapsed() >= Duration::from_secs(3),
-        "three 429s on the listing alone announce 3 s of waiting"
+        "the 429s on the token and the listing alone announce 3 s of waiting"
     );
 }
 
 #[test]
 fn a_429_storm_with_retry_after_as_an_http_date_is_waited_out_without_hammering() {
-    let case = Case::new(40, |_| {});
-    case.arm("retry-after-date,429x2@1s/list,429x3@1s/content");
+    let case = Case::new(60, |_| {});
+    case.arm("retry-after-date,429x2@1s/list,429x3@2s/content,slow-body:30@300ms");
     let started = Instant::now();
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     assert_eq!(stats.fired("429"), 5);
     assert_eq!(stats.hammering_requests, 0, "{stats:?}");
     assert!(started.elapsed() >= Duration::from_secs(2));
 }
 
 #[test]
+fn a_retry_after_longer_than_ten_minutes_stops_the_run_at_once_and_the_next_run_repairs() {
+    let case = Case::new(30, |_| {});
+    case.arm("429x1@11m/content");
+    let started = Instant::now();
+    let run = case.sync(&[]);
+    run.assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(30), "it waited");
+    assert!(
+        run.stderr.contains("Retry-After") && run.stderr.contains("Hint:"),
+        "{}",
+        run.stderr
+    );
+    assert!(case.status()["checkpoint"].is_null());
+    assert_partial_archive_intact(&case);
+
+    case.sim.faults().clear();
+    case.sync(&[]).assert_code(0);
+    case.assert_exact();
+}
+
+#[test]
 fn bursts_of_5xx_on_every_endpoint_are_retried() {
     let case = Case::new(40, |_| {});
     case.arm("503x2/token,500x2/list,502x1/list,503x3/content,504x2/content,500x2/content");
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     for code in ["500", "502", "503", "504"] {
         assert!(stats.fired(code) > 0, "{code} never fired: {stats:?}");
     }
@@ -139,7 +161,7 @@ fn bodies_cut_off_mid_stream_resume_with_range_in_memory_and_spooled() {
         c.large_size = (1_500_000, 2_500_000);
     });
     case.arm("drop-body:6@3000,drop-body:4@1200000");
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     assert_eq!(stats.fired("drop-body"), 10);
     assert!(stats.range_requests >= 10, "no Range resume: {stats:?}");
     let spool = case.env.home.join("spool");
@@ -152,7 +174,7 @@ fn a_body_that_stalls_past_the_read_timeout_is_abandoned_and_resumed() {
     let case = Case::new(20, |_| {});
     case.arm("slow-body:2@30s");
     let started = Instant::now();
-    let (_, stats) = assert_recovers(&case, &[("WECHAT_ARCHIVER_READ_TIMEOUT_SECONDS", "1")]);
+    let stats = assert_recovers(&case, &[("WECHAT_ARCHIVER_READ_TIMEOUT_SECONDS", "1")]);
     assert_eq!(stats.fired("slow-body"), 2);
     assert!(
         stats.range_requests >= 2,
@@ -168,7 +190,7 @@ fn a_body_that_stalls_past_the_read_timeout_is_abandoned_and_resumed() {
 fn corrupt_content_is_retried_and_never_written() {
     let case = Case::new(40, |_| {});
     case.arm("corrupt:5");
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     assert_eq!(stats.fired("corrupt"), 5);
 }
 
@@ -219,7 +241,7 @@ fn content_corrupt_on_every_attempt_fails_the_item_with_exit_3_and_the_next_run_
 fn expired_tokens_are_renewed_and_the_call_repeated() {
     let case = Case::new(40, |_| {});
     case.arm("expire-token:4");
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     assert_eq!(stats.fired("expire-token"), 4);
     assert!(stats.tokens_issued >= 5, "{stats:?}");
 }
@@ -228,7 +250,7 @@ fn expired_tokens_are_renewed_and_the_call_repeated() {
 fn expired_cursors_restart_the_listing_without_losing_or_doubling_items() {
     let case = Case::new(60, |_| {});
     case.arm("expire-cursor:3");
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     assert_eq!(stats.fired("expire-cursor"), 3);
 }
 
@@ -236,7 +258,7 @@ fn expired_cursors_restart_the_listing_without_losing_or_doubling_items() {
 fn duplicated_and_out_of_order_pages_are_deduplicated() {
     let case = Case::new(60, |_| {});
     case.arm("duplicate-pages:4,out-of-order-pages:4");
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     assert_eq!(stats.fired("duplicate-pages"), 4);
     assert_eq!(stats.fired("out-of-order-pages"), 4);
 }
@@ -245,7 +267,7 @@ fn duplicated_and_out_of_order_pages_are_deduplicated() {
 fn a_listing_that_is_not_json_is_retried() {
     let case = Case::new(40, |_| {});
     case.arm("bad-json:3");
-    let (_, stats) = assert_recovers(&case, &[]);
+    let stats = assert_recovers(&case, &[]);
     assert_eq!(stats.fired("bad-json"), 3);
 }
 
@@ -336,15 +358,10 @@ fn content_that_stays_unavailable_fails_items_with_exit_3_and_the_next_run_retri
     let json = run.json();
     assert_eq!(json["written"], 0, "{json}");
     assert!(json["failed"].as_u64().unwrap() > 0, "{json}");
+    let reasons = failure_reasons(&json);
+    assert!(reasons.iter().all(|r| r.contains("503")), "{reasons:?}");
     assert!(read_archive(&case.root).is_empty());
-    let failed: u64 = case.status()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|pair| pair[0] == "failed")
-        .map(|pair| pair[1].as_u64().unwrap())
-        .sum();
-    assert_eq!(json["failed"], failed);
+    assert_eq!(failed_in_ledger(&case), json["failed"].as_u64().unwrap());
 
     case.sim.faults().clear();
     let next = case.sync(&[]);
@@ -461,6 +478,8 @@ fn a_full_disk_fails_the_copies_that_do_not_fit_and_the_next_run_writes_them_onc
     let disk = Mount::tmpfs(&env.path("archive"), need / 2 / 1024);
     let root = connector(&env, &sim, &[]);
     let case = Case { sim, env, root };
+    // Unmounted before the test directory goes, even when an assertion fails.
+    let disk = disk;
 
     let run = case.sync(&[]);
     run.assert_code(3);
@@ -492,7 +511,6 @@ fn a_full_disk_fails_the_copies_that_do_not_fit_and_the_next_run_writes_them_onc
         "{next}"
     );
     assert_eq!(failed_in_ledger(&case), 0);
-    drop(disk);
 }
 
 #[test]
@@ -535,7 +553,6 @@ fn a_read_only_mailbox_fails_its_copies_with_exit_3_and_the_next_run_writes_them
     case.assert_exact();
     assert_eq!(next.json()["written"], copies);
     assert_eq!(failed_in_ledger(&case), 0);
-    drop(ro);
 }
 
 #[test]
@@ -559,5 +576,47 @@ fn a_read_only_archive_stops_the_run_with_exit_1_before_anything_is_recorded() {
     ro.remount("remount,bind,rw");
     case.sync(&[]).assert_code(0);
     case.assert_exact();
-    drop(ro);
+}
+
+#[test]
+fn a_full_home_stops_the_run_and_the_next_run_writes_no_copy_twice() {
+    let sim = simulator(200, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    // The ledger lives in the home: give it room for a few dozen items.
+    let config = std::fs::read(env.home.join("config.toml")).unwrap();
+    let full = Mount::tmpfs(&env.home, 400);
+    std::fs::write(env.home.join("config.toml"), config).unwrap();
+    let case = Case { sim, env, root };
+    let full = full;
+
+    let run = case.sync(&[]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("disk is full") && run.stderr.contains("Hint:"),
+        "{}",
+        run.stderr
+    );
+    let on_disk = assert_partial_archive_intact(&case).len() as u64;
+    let recorded: u64 = case.status()["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["copies"].as_u64().unwrap())
+        .sum();
+    assert!(
+        recorded < on_disk,
+        "no copy was written without being recorded ({recorded} recorded, {on_disk} on disk)"
+    );
+
+    full.remount("remount,size=65536k");
+    let next = case.sync(&[]);
+    next.assert_code(0);
+    case.assert_exact();
+    let next = next.json();
+    assert_eq!(
+        next["written"].as_u64().unwrap() + next["already_archived"].as_u64().unwrap(),
+        case.expected().len() as u64,
+        "{next}"
+    );
 }

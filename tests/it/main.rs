@@ -2,6 +2,7 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod bad_input;
+mod bad_items;
 mod crash;
 mod faults;
 mod graph;

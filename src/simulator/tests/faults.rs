@@ -33,7 +33,7 @@ async fn rate_limit_burst_announces_retry_after_and_notices_hammering() {
     let r = c.get("/v1/account").await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(status(&c, "/v1/account").await, 429);
     assert_eq!(sim.stats().hammering_requests, 1);
     tokio::time::sleep(Duration::from_millis(1050)).await;
