@@ -206,10 +206,16 @@ fn deliver(
     source: &Source,
 ) -> io::Result<()> {
     let tmp = folder.join("tmp").join(name);
+    let delivered = folder.join("cur").join(final_name);
     let result = write_tmp(&tmp, headers, source).and_then(|()| {
         faultpoint::hit(faultpoint::AFTER_TMP_WRITE);
-        fs::rename(&tmp, folder.join("cur").join(final_name))?;
-        File::open(folder.join("cur"))?.sync_all()?;
+        fs::rename(&tmp, &delivered)?;
+        if let Err(e) = File::open(folder.join("cur")).and_then(|d| d.sync_all()) {
+            // Not durable, so not delivered: take it back rather than
+            // leave a copy the ledger will not record.
+            let _ = fs::remove_file(&delivered);
+            return Err(e);
+        }
         faultpoint::hit(faultpoint::AFTER_RENAME);
         Ok(())
     });
