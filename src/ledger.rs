@@ -787,4 +787,20 @@ mod tests {
             Recovery::default()
         );
     }
+
+    #[test]
+    fn run_history_is_pruned_to_the_newest_runs_of_that_connector() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let (since, until) = (t("2026-11-22T00:00:00Z"), t("2026-11-23T00:00:00Z"));
+        for _ in 0..12 {
+            ledger.begin_run("c", since, until, false).unwrap();
+        }
+        ledger.begin_run("other", since, until, false).unwrap();
+        assert_eq!(ledger.prune_runs("c", 10).unwrap(), 2);
+        let kept = ledger.last_runs("c", 100).unwrap();
+        assert_eq!(kept.len(), 10);
+        assert_eq!(kept.last().unwrap().id, 3, "the oldest runs go first");
+        assert_eq!(ledger.last_runs("other", 100).unwrap().len(), 1);
+    }
 }

@@ -13,6 +13,7 @@ mod keyring_sync;
 mod login;
 mod login_support;
 mod map_validate;
+mod operations;
 mod overlap;
 mod secret_fallbacks;
 mod support;
