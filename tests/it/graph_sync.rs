@@ -167,3 +167,69 @@ async fn map_validate_check_target_asks_graph_which_mailboxes_exist() {
     assert_eq!(errors[0]["line"], 3);
     assert_eq!(errors[0]["value"], "nobody@contoso.com");
 }
+
+/// A sync into Graph killed after copies were created but before they
+/// were recorded: the next run finds them by the item-id property.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_mid_run_into_graph_is_repaired_without_duplicates() {
+    let source = simulator(40, |_| {});
+    let graph_config = GraphConfig::default();
+    let graph = GraphSim::start(graph_config.clone()).await;
+    for user in source.dataset().users() {
+        if let Some(email) = &user.email {
+            graph.add_user(email, &[], MailboxKind::Enabled);
+        }
+    }
+    let env = TestEnv::new();
+    let csv = env.path("mapping.csv");
+    source.dataset().write_mapping_csv(&csv).unwrap();
+    let secrets = graph_connector(
+        &env,
+        &source,
+        &graph,
+        &graph_config,
+        &["--mapping", csv.to_str().unwrap()],
+    )
+    .await;
+    let mut crash = env.command(strings(&["sync", "--since", SINCE, "--until", UNTIL]));
+    crash.env("WECHAT_ARCHIVER_PASSWORD_FILE", &secrets).env(
+        wechat_archiver::faultpoint::CRASH_AT_ENV,
+        "before-ledger-commit:12",
+    );
+    let crashed: Run = tokio::task::spawn_blocking(move || crash.output().unwrap().into())
+        .await
+        .unwrap();
+    assert!(
+        crashed
+            .stderr
+            .contains("crash point before-ledger-commit reached"),
+        "{}",
+        crashed.stderr
+    );
+    let repaired = run(
+        &env,
+        strings(&["sync", "--since", SINCE, "--until", UNTIL, "--json"]),
+        &secrets,
+    )
+    .await;
+    repaired.assert_code(0);
+    let mut expected = 0u64;
+    for item in source.dataset().items_in_window(t(SINCE), t(UNTIL)) {
+        for mailbox in source.dataset().expected_mailboxes(&item, true, true) {
+            expected += 1;
+            let copies = graph
+                .messages(&mailbox, "WeChat Archiver")
+                .into_iter()
+                .filter(|m| m.extended(ITEM_ID_PROPERTY) == Some(item.id.as_str()))
+                .count();
+            assert_eq!(copies, 1, "{} in {mailbox}", item.id);
+        }
+    }
+    let json = repaired.json();
+    let total = json["written"].as_u64().unwrap() + json["already_archived"].as_u64().unwrap();
+    assert_eq!(total, expected);
+    assert!(
+        json["written"].as_u64().unwrap() < expected,
+        "the crashed run wrote nothing"
+    );
+}

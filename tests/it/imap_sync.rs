@@ -154,3 +154,96 @@ fn map_validate_check_target_asks_dovecot_which_mailboxes_exist() {
     assert_eq!(errors[0]["line"], 3);
     assert_eq!(errors[0]["value"], "nobody@contoso.com");
 }
+
+/// A sync into Dovecot killed just after copies were appended but before
+/// they were recorded: the next run finds them by their trace header and
+/// writes each missing copy once.
+#[test]
+fn a_crash_mid_run_into_dovecot_is_repaired_without_duplicates() {
+    let source = simulator(40, |_| {});
+    let users: Vec<String> = source
+        .dataset()
+        .users()
+        .iter()
+        .filter_map(|u| u.email.clone())
+        .collect();
+    let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
+    let dovecot = Dovecot::start(&user_refs);
+    let env = TestEnv::new();
+    let secrets = env.path("secrets");
+    std::fs::write(&secrets, format!("{PASSWORD}\n{ADMIN_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let csv = env.path("mapping.csv");
+    source.dataset().write_mapping_csv(&csv).unwrap();
+    let target = format!("imap://127.0.0.1:{}", dovecot.port);
+    env.run([
+        "create",
+        "c",
+        "--endpoint",
+        &source.url(),
+        "--username",
+        "admin@contoso.com",
+        "--target",
+        &target,
+        "--target-user",
+        ADMIN,
+        "--mapping",
+        csv.to_str().unwrap(),
+        "--accept-terms",
+    ])
+    .assert_code(0);
+    let sync = |crash: Option<&str>| {
+        let mut command = env.command(["sync", "--since", SINCE, "--until", UNTIL, "--json"]);
+        command.env("WECHAT_ARCHIVER_PASSWORD_FILE", &secrets);
+        if let Some(point) = crash {
+            command.env(wechat_archiver::faultpoint::CRASH_AT_ENV, point);
+        }
+        let run: crate::support::Run = command.output().unwrap().into();
+        run
+    };
+    let crashed = sync(Some("before-ledger-commit:12"));
+    assert!(
+        crashed
+            .stderr
+            .contains("crash point before-ledger-commit reached"),
+        "{}",
+        crashed.stderr
+    );
+    let repaired = sync(None);
+    repaired.assert_code(0);
+    let items = source.dataset().items_in_window(t(SINCE), t(UNTIL));
+    let mut expected = 0u64;
+    for user in &users {
+        let wanted: BTreeSet<String> = items
+            .iter()
+            .filter(|i| {
+                source
+                    .dataset()
+                    .expected_mailboxes(i, true, true)
+                    .contains(&user.to_lowercase())
+            })
+            .map(|i| i.id.to_string())
+            .collect();
+        expected += wanted.len() as u64;
+        let found: Vec<String> = dovecot
+            .fetch_all(user, "WeChat Archiver")
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m.item_id())
+            .collect();
+        assert_eq!(
+            found.len(),
+            wanted.len(),
+            "{user}: duplicates or losses in {found:?}"
+        );
+        assert_eq!(found.into_iter().collect::<BTreeSet<_>>(), wanted, "{user}");
+    }
+    let json = repaired.json();
+    let repaired_total =
+        json["written"].as_u64().unwrap() + json["already_archived"].as_u64().unwrap();
+    assert_eq!(repaired_total, expected);
+    assert!(
+        json["written"].as_u64().unwrap() < expected,
+        "the crashed run wrote nothing"
+    );
+}
