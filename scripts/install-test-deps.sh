@@ -9,6 +9,7 @@ command -v dovecot >/dev/null || needed+=(dovecot-core dovecot-imapd)
 { command -v dbus-run-session && command -v dbus-daemon; } >/dev/null || needed+=(dbus)
 command -v gnome-keyring-daemon >/dev/null || needed+=(gnome-keyring)
 command -v secret-tool >/dev/null || needed+=(libsecret-tools)
+command -v openssl >/dev/null || needed+=(openssl)
 
 if [[ ${#needed[@]} -eq 0 ]]; then
     exit 0
