@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(c) = args.get(5) {
         config.max_connections = c.parse()?;
     }
+    config.multiappend = std::env::var("IMAP_BENCH_NO_MULTIAPPEND").unwrap_or_default().is_empty();
     let in_flight: usize = args.get(6).map(|s| s.parse()).transpose()?.unwrap_or(64);
     let writer = Arc::new(ImapWriter::new(config, Secret::new(password))?);
     let spool = dir.with_extension("spool");
