@@ -220,7 +220,7 @@ echo "corpus: $COPIES copies, $((BYTES / 1000000)) MB, $USERS mailboxes; paralle
 # Dovecot's) are less sensitive to that load than wall time.
 W=(); P=(); S=()
 for round in $(seq "$ROUNDS"); do
-    W+=("$(time_it writer "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$CONNECTIONS" "$IN_FLIGHT")")
+    W+=("$(time_it writer ${PUSH_PREFIX:-} "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$CONNECTIONS" "$IN_FLIGHT")")
     echo "round $round: writer ${W[-1]}" >&2
     [ "$ONLY" = writer ] && continue
     fresh_mbsync_state
