@@ -5,7 +5,8 @@
 //! against `mbsync` pushing the same files into the same Dovecot.
 //!
 //! Usage: imap DIR HOST PORT ADMIN FOLDER [CONNECTIONS] [IN_FLIGHT]
-//! with the admin password in `IMAP_BENCH_PASSWORD`. Prints one JSON line.
+//! with the admin password in `IMAP_BENCH_PASSWORD`; `IMAP_BENCH_NO_MULTIAPPEND=1`
+//! turns MULTIAPPEND off (to measure what it brings). Prints one JSON line.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(c) = args.get(5) {
         config.max_connections = c.parse()?;
     }
+    config.multiappend = std::env::var("IMAP_BENCH_NO_MULTIAPPEND")
+        .unwrap_or_default()
+        .is_empty();
     let in_flight: usize = args.get(6).map(|s| s.parse()).transpose()?.unwrap_or(64);
     let writer = Arc::new(ImapWriter::new(config, Secret::new(password))?);
     let spool = dir.with_extension("spool");

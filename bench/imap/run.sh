@@ -5,7 +5,7 @@
 #   bench/imap/run.sh [ITEMS] [USERS]        (defaults: 5000 items, 40 users)
 #
 # Environment: ROUNDS (3), PARALLEL mbsync processes (8), CONNECTIONS and
-# IN_FLIGHT for the writer (32, 64), ONLY=writer|parallel to skip the
+# IN_FLIGHT for the writer (64, 64), ONLY=writer|parallel to skip the
 # slower baselines, BENCH_DIR (target/bench-imap).
 #
 # Needs: dovecot-imapd dovecot-core isync python3. Dovecot runs as `nobody`
@@ -17,7 +17,7 @@ set -euo pipefail
 ITEMS=${1:-5000}
 USERS=${2:-40}
 export PARALLEL=${PARALLEL:-8}
-export CONNECTIONS=${CONNECTIONS:-32}
+export CONNECTIONS=${CONNECTIONS:-64}
 export IN_FLIGHT=${IN_FLIGHT:-64}
 ONLY=${ONLY:-all}
 export ROUNDS=${ROUNDS:-3}
@@ -114,11 +114,13 @@ EOF
 
 start_dovecot() {
     write_dovecot_config
+    # Under /usr/bin/time, which reports the CPU Dovecot and every process
+    # it reaped (the IMAP sessions) used.
+    local as_user=()
     if [ "$(id -u)" = 0 ]; then
-        setsid setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups dovecot -F -c "$DV/dovecot.conf" &
-    else
-        setsid dovecot -F -c "$DV/dovecot.conf" &
+        as_user=(setpriv --reuid="$RUN_UID" --regid="$RUN_GID" --clear-groups)
     fi
+    setsid /usr/bin/time -f "%U %S" -o "$WORK/dovecot.cpu" "${as_user[@]}" dovecot -F -c "$DV/dovecot.conf" &
     DOVECOT_PID=$!
     for _ in $(seq 100); do
         (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
@@ -129,8 +131,11 @@ start_dovecot() {
 
 stop_dovecot() {
     [ -n "$DOVECOT_PID" ] || return 0
-    kill -TERM -- "-$DOVECOT_PID" 2>/dev/null || true
+    local master
+    master=$(ps -o pid= --ppid "$DOVECOT_PID" | tr -d ' ')
+    [ -n "$master" ] && kill -TERM "$master" 2>/dev/null
     wait "$DOVECOT_PID" 2>/dev/null || true
+    kill -TERM -- "-$DOVECOT_PID" 2>/dev/null || true
     DOVECOT_PID=
 }
 trap stop_dovecot EXIT
@@ -180,28 +185,30 @@ EOF
 
 now() { date +%s.%N; }
 
-run_mbsync_sequential() {
-    rm -rf "$WORK/mbsync-state"; mkdir -p "$WORK/mbsync-state"
+fresh_mbsync_state() {
+    rm -rf "$WORK/mbsync-state"
     for user in $(ls "$CORPUS"); do mkdir -p "$WORK/mbsync-state/$user"; done
-    mbsync -q -c "$1" -a
 }
 
-run_mbsync_parallel() {
-    rm -rf "$WORK/mbsync-state"; mkdir -p "$WORK/mbsync-state"
-    for user in $(ls "$CORPUS"); do mkdir -p "$WORK/mbsync-state/$user"; done
-    ls "$CORPUS" | xargs -P "$PARALLEL" -I{} mbsync -q -c "$1" {}
-}
-
+# Runs one contender against a fresh Dovecot; prints "wall client-CPU
+# server-CPU client-peak-RSS-KB" (seconds, seconds, seconds, KB).
 time_it() {
     local name=$1; shift
     start_dovecot
     local t0 t1
     t0=$(now)
-    "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || { echo "$name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
+    /usr/bin/time -f "%U %S %M" -o "$WORK/$name.cpu" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" ||
+        { echo "$name failed:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
     t1=$(now)
     check_stored "$name"
     stop_dovecot
-    python3 -c "print(f'{$t1 - $t0:.3f}')"
+    python3 - "$t0" "$t1" "$(tail -1 "$WORK/$name.cpu")" "$(tail -1 "$WORK/dovecot.cpu")" <<'EOF'
+import sys
+t0, t1 = float(sys.argv[1]), float(sys.argv[2])
+cu, cs, rss = sys.argv[3].split()
+su, ss = sys.argv[4].split()
+print(f"{t1 - t0:.3f} {float(cu) + float(cs):.2f} {float(su) + float(ss):.2f} {rss}")
+EOF
 }
 
 MBSYNCRC=$(write_mbsync_config)
@@ -209,35 +216,39 @@ BYTES=$(du -sb "$CORPUS" | cut -f1)
 echo "corpus: $COPIES copies, $((BYTES / 1000000)) MB, $USERS mailboxes; parallelism $PARALLEL" >&2
 
 # Contenders alternate, ROUNDS times, so load from elsewhere on the machine
-# hits them alike; the table shows medians.
-W_TIMES=(); P_TIMES=(); S_TIMES=(); W_RSS=()
+# hits them alike; the table shows medians. CPU seconds (client, and
+# Dovecot's) are less sensitive to that load than wall time.
+W=(); P=(); S=()
 for round in $(seq "$ROUNDS"); do
-    W_TIMES+=("$(time_it writer /usr/bin/time -f "client: %U s user, %S s sys, max RSS %M KB" "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$CONNECTIONS" "$IN_FLIGHT")")
-    W_RSS+=("$(grep -o 'max RSS [0-9]*' "$WORK/writer.err" | grep -o '[0-9]*')")
-    echo "round $round: writer ${W_TIMES[-1]} s, $(tail -1 "$WORK/writer.err")" >&2
+    W+=("$(time_it writer ${PUSH_PREFIX:-} "$PUSH" "$CORPUS" 127.0.0.1 "$PORT" "$ADMIN" "$FOLDER" "$CONNECTIONS" "$IN_FLIGHT")")
+    echo "round $round: writer ${W[-1]}" >&2
     [ "$ONLY" = writer ] && continue
-    P_TIMES+=("$(time_it mbsync-par run_mbsync_parallel "$MBSYNCRC")")
-    echo "round $round: mbsync x$PARALLEL ${P_TIMES[-1]} s" >&2
+    fresh_mbsync_state
+    P+=("$(time_it mbsync-par sh -c "ls '$CORPUS' | xargs -P $PARALLEL -I{} mbsync -q -c '$MBSYNCRC' {}")")
+    echo "round $round: mbsync x$PARALLEL ${P[-1]}" >&2
     [ "$ONLY" = parallel ] && continue
-    S_TIMES+=("$(time_it mbsync-seq run_mbsync_sequential "$MBSYNCRC")")
-    echo "round $round: mbsync -a ${S_TIMES[-1]} s" >&2
+    fresh_mbsync_state
+    S+=("$(time_it mbsync-seq mbsync -q -c "$MBSYNCRC" -a)")
+    echo "round $round: mbsync -a ${S[-1]}" >&2
 done
 
-python3 - "$COPIES" "$BYTES" "${W_TIMES[*]}" "${P_TIMES[*]:-}" "${S_TIMES[*]:-}" "${W_RSS[*]}" <<'EOF'
+python3 - "$COPIES" "$BYTES" "$(IFS=,; echo "${W[*]}")" "$(IFS=,; echo "${P[*]:-}")" "$(IFS=,; echo "${S[*]:-}")" <<'EOF'
 import os, statistics, sys
 copies, size = int(sys.argv[1]), int(sys.argv[2])
-def median(s):
-    v = [float(x) for x in s.split()]
-    return statistics.median(v) if v else None
-writer, par, seq = (median(a) for a in sys.argv[3:6])
-rss = max(int(x) for x in sys.argv[6].split())
 env = os.environ
+def medians(runs):
+    rows = [[float(x) for x in r.split()] for r in runs.split(",") if r.strip()]
+    return [statistics.median(col) for col in zip(*rows)] if rows else None
+writer, par, seq = (medians(a) for a in sys.argv[3:6])
 print(f"{copies} copies, {size / 1e6:.0f} MB, {env['USERS_N']} mailboxes; medians of {env['ROUNDS']} rounds")
-print("| contender | seconds | copies/s | mbsync time / writer time |")
-print("| --- | --- | --- | --- |")
-print(f"| wechat-archiver ImapWriter ({env['CONNECTIONS']} connections, {env['IN_FLIGHT']} copies in flight; peak RSS {rss / 1024:.0f} MB) | {writer:.2f} | {copies / writer:.0f} | |")
+print("| contender | wall s | copies/s | client CPU s | Dovecot CPU s | client peak RSS | mbsync wall / writer wall |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+def row(name, m, ratio):
+    wall, client, server, rss = m
+    print(f"| {name} | {wall:.2f} | {copies / wall:.0f} | {client:.1f} | {server:.1f} | {rss / 1024:.0f} MB | {ratio} |")
+row(f"wechat-archiver ImapWriter ({env['CONNECTIONS']} connections, {env['IN_FLIGHT']} copies in flight)", writer, "")
 if par:
-    print(f"| mbsync, one process per mailbox, {env['PARALLEL']} at once | {par:.2f} | {copies / par:.0f} | {par / writer:.2f} |")
+    row(f"mbsync, one process per mailbox, {env['PARALLEL']} at once", par, f"{par[0] / writer[0]:.2f}")
 if seq:
-    print(f"| mbsync -a (one process, mailboxes in turn) | {seq:.2f} | {copies / seq:.0f} | {seq / writer:.2f} |")
+    row("mbsync -a (one process, mailboxes in turn)", seq, f"{seq[0] / writer[0]:.2f}")
 EOF

@@ -434,7 +434,7 @@ impl Conn {
         message: &mut (dyn AsyncRead + Unpin + Send),
         len: u64,
     ) -> Result<(), ConnError> {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; (len as usize).clamp(1, CHUNK)];
         let mut left = len;
         while left > 0 {
             let want = left.min(CHUNK as u64) as usize;

@@ -2,10 +2,18 @@
 //! every user's mailbox, through SASL PLAIN with an authorisation identity
 //! (Dovecot master users, Cyrus admins) or XOAUTH2 (Exchange Online).
 //!
-//! Speed comes from keeping one connection per mailbox for the run,
-//! pipelining APPENDs on it with non-synchronising literals (LITERAL+),
-//! and serving several mailboxes at once; memory stays flat because each
+//! Speed comes from keeping one connection per mailbox for the run, with
+//! the archive folder selected; pipelining APPENDs on it with
+//! non-synchronising literals (LITERAL+); letting copies that arrive while
+//! the server is busy share one MULTIAPPEND (one server transaction); and
+//! serving several mailboxes at once. Memory stays flat because each
 //! message streams from its spool into the socket.
+//!
+//! Exactly once: a copy is reported written only on the server's OK, with
+//! its `APPENDUID` as location. When a connection drops before the answer,
+//! the writer reconnects once and searches the folder for the item-id
+//! header before writing again; [`MailboxWriter::find_existing`] does the
+//! same for the sync engine after a crash.
 
 mod conn;
 mod pool;
@@ -22,7 +30,7 @@ use async_trait::async_trait;
 use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, Login, OpenError, Reply};
 use self::pool::{InUse, Pool, Session};
 use self::proto::{Status, StatusLine, Value};
-use super::target::is_loopback_host;
+use super::target::{Target, is_loopback_host};
 use super::{Copy, ITEM_ID_HEADER, MailboxWriter, WriteError, Written};
 use crate::secrets::Secret;
 use crate::telemessage::Item;
@@ -68,6 +76,17 @@ pub struct ImapConfig {
 }
 
 impl ImapConfig {
+    /// The configuration for an `imap://` or `imaps://` target, or `None`
+    /// for another kind of target.
+    pub fn for_target(target: &Target, admin_user: &str, folder: &str) -> Option<ImapConfig> {
+        match target {
+            Target::Imap { tls, host, port } => {
+                Some(ImapConfig::new(*tls, host, *port, admin_user, folder))
+            }
+            _ => None,
+        }
+    }
+
     /// A configuration with the usual limits.
     pub fn new(tls: bool, host: &str, port: u16, admin_user: &str, folder: &str) -> ImapConfig {
         ImapConfig {
@@ -77,7 +96,7 @@ impl ImapConfig {
             admin_user: admin_user.to_owned(),
             auth: ImapAuth::Plain,
             folder: folder.to_owned(),
-            max_connections: 32,
+            max_connections: 64,
             pipeline_depth: 32,
             multiappend: true,
             ca_file: None,
@@ -111,6 +130,11 @@ impl ImapWriter {
                 "plain imap:// is allowed only to this machine (loopback), not to {}; use imaps://{}:993",
                 config.host, config.host
             )));
+        }
+        if config.folder.trim().is_empty() {
+            return Err(WriteError::Target(
+                "the archive folder name is empty".to_owned(),
+            ));
         }
         if config.auth == ImapAuth::Plain && config.admin_user.is_empty() {
             return Err(WriteError::Target(
