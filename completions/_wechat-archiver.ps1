@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy newly archived items into the mapped mailboxes')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show connectors, their last runs and what was written where')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
+            [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -141,6 +142,17 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'wechat-archiver;simulate' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on (loopback)')
+            [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'Overrides: key=value,... (seed, items, large, large-size, faults=...)')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('--ending-now', '--ending-now', [CompletionResultType]::ParameterName, 'End the generated window at the current hour instead of a fixed date')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'wechat-archiver;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Set up a connector: a TeleMessage account, a target, mapping rules')
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Store the connector''s passwords in the OS keyring')
@@ -148,6 +160,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy newly archived items into the mapped mailboxes')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show connectors, their last runs and what was written where')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
+            [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -171,6 +184,9 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             break
         }
         'wechat-archiver;help;demo' {
+            break
+        }
+        'wechat-archiver;help;simulate' {
             break
         }
         'wechat-archiver;help;help' {

@@ -31,6 +31,9 @@ _wechat__archiver() {
             wechat__archiver,map)
                 cmd="wechat__archiver__subcmd__map"
                 ;;
+            wechat__archiver,simulate)
+                cmd="wechat__archiver__subcmd__simulate"
+                ;;
             wechat__archiver,status)
                 cmd="wechat__archiver__subcmd__status"
                 ;;
@@ -51,6 +54,9 @@ _wechat__archiver() {
                 ;;
             wechat__archiver__subcmd__help,map)
                 cmd="wechat__archiver__subcmd__help__subcmd__map"
+                ;;
+            wechat__archiver__subcmd__help,simulate)
+                cmd="wechat__archiver__subcmd__help__subcmd__simulate"
                 ;;
             wechat__archiver__subcmd__help,status)
                 cmd="wechat__archiver__subcmd__help__subcmd__status"
@@ -80,7 +86,7 @@ _wechat__archiver() {
 
     case "${cmd}" in
         wechat__archiver)
-            opts="-v -h -V --home --verbose --help --version create login map sync status demo help"
+            opts="-v -h -V --home --verbose --help --version create login map sync status demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -194,7 +200,7 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__help)
-            opts="create login map sync status demo help"
+            opts="create login map sync status demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +286,20 @@ _wechat__archiver() {
         wechat__subcmd__archiver__subcmd__help__subcmd__map__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__simulate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -413,6 +433,32 @@ _wechat__archiver() {
                     return 0
                     ;;
                 --default-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__simulate)
+            opts="-v -h --listen --set --ending-now --home --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

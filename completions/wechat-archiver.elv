@@ -31,6 +31,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand sync 'Copy newly archived items into the mapped mailboxes'
             cand status 'Show connectors, their last runs and what was written where'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
+            cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wechat-archiver;create'= {
@@ -127,6 +128,16 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'wechat-archiver;simulate'= {
+            cand --listen 'Address to listen on (loopback)'
+            cand --set 'Overrides: key=value,... (seed, items, large, large-size, faults=...)'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --ending-now 'End the generated window at the current hour instead of a fixed date'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'wechat-archiver;help'= {
             cand create 'Set up a connector: a TeleMessage account, a target, mapping rules'
             cand login 'Store the connector''s passwords in the OS keyring'
@@ -134,6 +145,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand sync 'Copy newly archived items into the mapped mailboxes'
             cand status 'Show connectors, their last runs and what was written where'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
+            cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wechat-archiver;help;create'= {
@@ -150,6 +162,8 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
         &'wechat-archiver;help;status'= {
         }
         &'wechat-archiver;help;demo'= {
+        }
+        &'wechat-archiver;help;simulate'= {
         }
         &'wechat-archiver;help;help'= {
         }

@@ -34,6 +34,7 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "map
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "status" -d 'Show connectors, their last runs and what was written where'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "simulate" -d 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l endpoint -d 'TeleMessage API base URL (https://, or http:// to loopback only)' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l username -d 'TeleMessage administrator user name' -r
@@ -98,11 +99,18 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -s v -l verbose -d 'More detail on standard error (repeat for more)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -s h -l help -d 'Print help'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "create" -d 'Set up a connector: a TeleMessage account, a target, mapping rules'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "login" -d 'Store the connector\'s passwords in the OS keyring'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "map" -d 'Work with user-mapping CSV files'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "status" -d 'Show connectors, their last runs and what was written where'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -l listen -d 'Address to listen on (loopback)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -l set -d 'Overrides: key=value,... (seed, items, large, large-size, faults=...)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -l ending-now -d 'End the generated window at the current hour instead of a fixed date'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "create" -d 'Set up a connector: a TeleMessage account, a target, mapping rules'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "login" -d 'Store the connector\'s passwords in the OS keyring'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "map" -d 'Work with user-mapping CSV files'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "status" -d 'Show connectors, their last runs and what was written where'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "simulate" -d 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "validate" -d 'Check a mapping CSV before using it; exit 3 when it is not usable'

@@ -24,11 +24,12 @@ pub fn hit(point: &str) {
         let (name, n) = value.split_once(':')?;
         Some((name.to_owned(), n.parse().ok()?))
     });
-    if let Some((name, n)) = armed {
-        if name == point && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-            eprintln!("crash point {point} reached; aborting");
-            std::process::abort();
-        }
+    if let Some((name, n)) = armed
+        && name == point
+        && PASSES.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        eprintln!("crash point {point} reached; aborting");
+        std::process::abort();
     }
 }
 

@@ -122,6 +122,18 @@ pub struct Total {
     pub bytes: u64,
 }
 
+/// Which items of a run may already have copies on the target that the
+/// ledger does not know (written by a run that crashed before recording
+/// them), so the run must look there before writing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Items retried from the ledger (failed or unmapped): a crashed run
+    /// may have retried them too.
+    pub retries: bool,
+    /// Items listed in the window: it overlaps a crashed run's window.
+    pub listed: bool,
+}
+
 /// Identifies a run in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RunId(pub i64);
@@ -222,8 +234,8 @@ impl Ledger {
 
     /// Marks runs of this connector still 'running' as crashed (the caller
     /// holds the connector's lock, so none of them is alive) and says
-    /// whether there were any: the next run must then look for copies
-    /// written but not recorded.
+    /// whether there were any. [`Ledger::recovery`] then tells where to
+    /// look for copies written but not recorded.
     pub fn mark_crashed_runs(&self, connector: &str) -> Result<bool, LedgerError> {
         let n = self.conn().execute(
             "UPDATE runs SET outcome = 'crashed', finished_at = ?2 \
@@ -231,6 +243,34 @@ impl Ledger {
             params![connector, now()],
         )?;
         Ok(n > 0)
+    }
+
+    /// Where a copy the ledger does not know may be, for a run over
+    /// `[since, until)`: a writing run of this connector crashed, and no
+    /// run since has finished a pass over that run's whole window. A dry
+    /// run or a run that failed part-way settles nothing.
+    pub fn recovery(
+        &self,
+        connector: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Recovery, LedgerError> {
+        let (unsettled, overlapping) = self.conn().query_row(
+            "SELECT count(*) > 0, coalesce(max(coalesce( \
+             julianday(c.since) < julianday(?2) AND julianday(c.until) > julianday(?3), 1)), 0) \
+             FROM runs c WHERE c.connector = ?1 AND c.dry_run = 0 AND c.outcome = 'crashed' \
+             AND NOT EXISTS (SELECT 1 FROM runs r \
+             WHERE r.connector = ?1 AND r.id > c.id AND r.dry_run = 0 \
+             AND r.outcome IN ('ok', 'incomplete') \
+             AND julianday(r.since) <= julianday(c.since) \
+             AND julianday(r.until) >= julianday(c.until))",
+            params![connector, time(until), time(since)],
+            |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
+        )?;
+        Ok(Recovery {
+            retries: unsettled,
+            listed: overlapping,
+        })
     }
 
     pub fn begin_run(
@@ -551,6 +591,15 @@ impl Ledger {
             .optional()?)
     }
 
+    /// Every folder id cached for a connector: (mailbox key, folder id).
+    pub fn folder_ids(&self, connector: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT mailbox, folder_id FROM folders WHERE connector = ?1")?;
+        let rows = stmt.query_map(params![connector], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn set_folder_id(
         &self,
         connector: &str,
@@ -675,6 +724,61 @@ mod tests {
         assert_eq!(
             ledger.last_runs("c", 5).unwrap()[0].outcome,
             RunOutcome::Crashed
+        );
+    }
+
+    #[test]
+    fn recovery_lasts_until_a_run_finishes_the_crashed_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let (since, until) = (t("2026-11-22T00:00:00Z"), t("2026-11-23T00:00:00Z"));
+        let run = |since, until, dry_run, outcome: Option<RunOutcome>| {
+            ledger.mark_crashed_runs("c").unwrap();
+            let id = ledger.begin_run("c", since, until, dry_run).unwrap();
+            if let Some(outcome) = outcome {
+                let figures = RunFigures::default();
+                ledger.finish_run(id, &figures, outcome, None).unwrap();
+            }
+        };
+        let both = Recovery {
+            retries: true,
+            listed: true,
+        };
+        run(since, until, false, Some(RunOutcome::Ok));
+        assert_eq!(
+            ledger.recovery("c", since, until).unwrap(),
+            Recovery::default()
+        );
+        run(since, until, false, None);
+        ledger.mark_crashed_runs("c").unwrap();
+        assert_eq!(ledger.recovery("c", since, until).unwrap(), both);
+        run(since, until, true, Some(RunOutcome::Ok));
+        run(since, until, false, Some(RunOutcome::Failed));
+        let later = t("2026-11-22T06:00:00.5Z");
+        run(
+            later,
+            t("2026-11-23T06:00:00Z"),
+            false,
+            Some(RunOutcome::Ok),
+        );
+        assert_eq!(ledger.recovery("c", since, until).unwrap(), both);
+        let next_day = (until, t("2026-11-24T00:00:00Z"));
+        assert_eq!(
+            ledger.recovery("c", next_day.0, next_day.1).unwrap(),
+            Recovery {
+                retries: true,
+                listed: false
+            }
+        );
+        assert_eq!(
+            ledger.recovery("other", since, until).unwrap(),
+            Recovery::default()
+        );
+        let cover = t("2026-11-23T00:00:00.25Z");
+        run(since, cover, false, Some(RunOutcome::Incomplete));
+        assert_eq!(
+            ledger.recovery("c", since, until).unwrap(),
+            Recovery::default()
         );
     }
 }

@@ -14,6 +14,7 @@ pub mod mailbox;
 pub mod mapping;
 pub mod runlog;
 pub mod secrets;
+pub mod simulator;
 pub mod sync;
 pub mod telemessage;
 pub mod types;

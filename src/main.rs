@@ -38,10 +38,10 @@ async fn run(args: Cli) -> CommandResult {
         Command::Create(a) => cli::create::run(&ctx, a).await,
         Command::Sync(a) => cli::sync::run(&ctx, a).await,
         Command::Status(a) => cli::status::run(&ctx, a).await,
+        Command::Login(a) => cli::login::run(&ctx, a).await,
+        Command::Demo(a) => cli::demo::run(a).await,
+        Command::Simulate(a) => cli::demo::simulate(a).await,
         Command::Map(MapCommand::Validate(a)) => cli::map::validate(&ctx, a).await,
-        Command::Login(_) | Command::Demo(_) => Err(CliError::failure(
-            "this command is not available in this build yet",
-        )),
     }
 }
 

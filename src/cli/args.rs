@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set up a connector: a TeleMessage account, a target, mapping rules
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Store the connector's passwords in the OS keyring
     Login(LoginArgs),
     /// Work with user-mapping CSV files
@@ -38,6 +38,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Run the bundled simulator and sync it into a local Maildir
     Demo(DemoArgs),
+    /// Serve the bundled TeleMessage simulator (for tests and benchmarks)
+    #[command(hide = true)]
+    Simulate(SimulateArgs),
 }
 
 /// Microsoft national clouds.
@@ -191,4 +194,17 @@ pub struct DemoArgs {
     /// Seed for the generated data
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (loopback)
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Overrides: key=value,... (seed, items, large, large-size, faults=...)
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    pub set: String,
+    /// End the generated window at the current hour instead of a fixed date
+    #[arg(long)]
+    pub ending_now: bool,
 }

@@ -62,13 +62,13 @@ pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
         .map(Mailbox::parse)
         .transpose()
         .map_err(|e| CliError::usage(format!("--fallback-mailbox: {e}")))?;
-    if let Some(path) = &args.mapping {
-        if !path.is_file() {
-            return Err(CliError::usage(format!(
-                "--mapping: {} is not a readable file",
-                path.display()
-            )));
-        }
+    if let Some(path) = &args.mapping
+        && !path.is_file()
+    {
+        return Err(CliError::usage(format!(
+            "--mapping: {} is not a readable file",
+            path.display()
+        )));
     }
     accept_terms(args.accept_terms, interactive)?;
     let connector = ConnectorConfig {

@@ -5,7 +5,9 @@ pub mod args;
 #[cfg(test)]
 mod assets;
 pub mod create;
+pub mod demo;
 pub mod error;
+pub mod login;
 pub mod map;
 pub mod progress;
 pub mod status;

@@ -6,6 +6,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use wechat_archiver::config::ConnectorConfig;
 use wechat_archiver::ledger::{Ledger, RunRecord, Total};
+use wechat_archiver::secrets;
 use wechat_archiver::sync::setup;
 
 use super::args::StatusArgs;
@@ -30,6 +31,42 @@ struct ConnectorStatus {
     types: Vec<Total>,
     items: Vec<(String, u64)>,
     problems: Vec<Problem>,
+    /// Where each secret comes from (never the value).
+    secrets: Vec<SecretLine>,
+}
+
+#[derive(Debug, Serialize)]
+struct SecretLine {
+    secret: &'static str,
+    source: Option<&'static str>,
+    detail: String,
+}
+
+fn secret_lines(name: &str, connector: &ConnectorConfig) -> Vec<SecretLine> {
+    let needs_target = connector
+        .target()
+        .map(|t| secrets::target_needs_secret(&t))
+        .unwrap_or(false);
+    let found = secrets::sources(name, needs_target);
+    let line = |secret, r: &Result<secrets::Source, secrets::NoSecret>| match r {
+        Ok(source) => SecretLine {
+            secret,
+            source: Some(source.kind()),
+            detail: source.to_string(),
+        },
+        Err(_) => SecretLine {
+            secret,
+            source: None,
+            detail: format!(
+                "not found in the keyring, WECHAT_ARCHIVER_PASSWORD_FILE or WECHAT_ARCHIVER_PASSWORD (`wechat-archiver login --connector {name}` stores it)"
+            ),
+        },
+    };
+    let mut lines = vec![line("telemessage_password", &found.telemessage_password)];
+    if let Some(target) = &found.target_secret {
+        lines.push(line("target_secret", target));
+    }
+    lines
 }
 
 #[derive(Debug, Serialize)]
@@ -88,6 +125,7 @@ fn collect(
         mailboxes: ledger.mailbox_totals(name)?,
         types: ledger.type_totals(name)?,
         items: ledger.item_counts(name)?,
+        secrets: secret_lines(name, connector),
         problems: ledger
             .problem_items(name, 20)?
             .into_iter()
@@ -114,6 +152,9 @@ fn print_status(s: &ConnectorStatus) {
         s.checkpoint.as_deref().unwrap_or("none yet"),
         s.last_success.as_deref().unwrap_or("never")
     );
+    for line in &s.secrets {
+        println!("  {}: {}", line.secret.replace('_', " "), line.detail);
+    }
     if s.stale {
         println!(
             "  WARNING: no successful sync in the last {STALE_AFTER_HOURS} hours; check cron and the log"

@@ -23,11 +23,7 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> CommandResult {
     let config = ctx.home.load()?;
     let (name, connector) = config.connector(args.connector.as_deref())?;
     let _lock = ConnectorLock::acquire(&ctx.home.lock_file(&name), &name).map_err(lock_error)?;
-    let secrets = secrets::load(&name).map_err(|e| {
-        CliError::failure(&e).hint(format!(
-            "run `wechat-archiver login --connector {name}` once; under cron, use WECHAT_ARCHIVER_PASSWORD_FILE"
-        ))
-    })?;
+    let secrets = load_secrets(&name, connector)?;
     let log = RunLog::new(&ctx.home.log_dir());
     let report = match sync_connector(ctx, &name, connector, &secrets, args).await {
         Ok(report) => report,
@@ -49,6 +45,16 @@ pub async fn run(ctx: &Context, args: &SyncArgs) -> CommandResult {
     } else {
         ExitStatus::Ok
     })
+}
+
+/// The connector's secrets (keyring, password file, environment), with
+/// the target's secret where the target needs one.
+pub fn load_secrets(name: &str, connector: &ConnectorConfig) -> Result<ConnectorSecrets, CliError> {
+    let needs_target_secret = connector
+        .target()
+        .map(|t| secrets::target_needs_secret(&t))
+        .unwrap_or(false);
+    secrets::load_for(name, needs_target_secret).map_err(|e| CliError::failure(&e).hint(e.hint()))
 }
 
 /// Builds the engine for a connector and runs one sync with the flags.
@@ -152,6 +158,9 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
         SyncError::Source(C::Forbidden { .. }) => {
             "ask TeleMessage to enable the account and its WeChat Archiver product".to_owned()
         }
+        SyncError::Source(C::BadRequest { .. }) => {
+            "this is a bug in wechat-archiver or a change in the TeleMessage API; report it with the log under the home".to_owned()
+        }
         SyncError::Source(_) => format!(
             "check that {endpoint} is reachable from this machine; nothing is lost, the next run picks up where this one stopped"
         ),
@@ -161,7 +170,7 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
     CliError::failure(&e).hint(hint)
 }
 
-fn print_summary(report: &SyncReport) {
+pub fn print_summary(report: &SyncReport) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     table.set_header(["mailbox", "written", "already archived", "failed", "bytes"]);

@@ -2,6 +2,8 @@
 //! copies through the one [`MailboxWriter`] trait, so the sync engine and
 //! the ledger treat them alike.
 
+pub mod graph;
+pub mod imap;
 pub mod maildir;
 pub mod target;
 
@@ -102,4 +104,13 @@ pub trait MailboxWriter: Send + Sync {
 
     /// Writes one copy durably; returns only when the copy is safe.
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError>;
+
+    /// Archive folder ids the target looked up this run (Graph), kept in
+    /// the ledger so the next run saves a lookup per mailbox.
+    fn folder_ids(&self) -> Vec<(Mailbox, String)> {
+        Vec::new()
+    }
+
+    /// A folder id remembered by the ledger from an earlier run.
+    fn preload_folder_id(&self, _mailbox: &Mailbox, _folder_id: String) {}
 }

@@ -117,9 +117,14 @@ mod platform {
     /// so that "there is no keyring here" is told apart from a failure.
     pub fn probe() -> Result<(), KeyringError> {
         let bus = dbus::blocking::Connection::new_session().map_err(|e| {
+            let why = match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
+                Ok(address) if !address.is_empty() => {
+                    format!("{address}: {}", e.message().unwrap_or("no reason given"))
+                }
+                _ => "DBUS_SESSION_BUS_ADDRESS is not set".to_owned(),
+            };
             KeyringError::Unreachable(format!(
-                "cannot connect to the D-Bus session bus ({}); cron jobs, containers and ssh logins without a desktop session have none",
-                e.message().unwrap_or("no address")
+                "cannot connect to the D-Bus session bus ({why}); cron jobs, containers and ssh logins without a desktop session have none"
             ))
         })?;
         let proxy = bus.with_proxy(

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::content::Content;
 use crate::faultpoint;
-use crate::ledger::{ItemState, Ledger, LedgerError, RunId, RunOutcome};
-use crate::mailbox::{Copy, MailboxWriter, WriteError};
+use crate::ledger::{ItemState, Ledger, LedgerError, Recovery, RunId, RunOutcome};
+use crate::mailbox::{Copy, MailboxWriter, Written};
 use crate::mapping::Resolver;
 use crate::telemessage::{Client, ClientError, Item};
 use crate::types::{ItemId, Mailbox};
@@ -74,8 +74,9 @@ struct Run<'a> {
     engine: &'a Engine,
     plan: &'a SyncPlan,
     id: RunId,
-    /// A previous run died: look for copies written but not recorded.
-    recovering: bool,
+    /// Which items to look for on the target before writing them: copies
+    /// a crashed run wrote but did not record.
+    recovery: Recovery,
     report: Mutex<SyncReport>,
     /// The first error that must stop the run; later items are skipped.
     fatal: Mutex<Option<SyncError>>,
@@ -85,7 +86,10 @@ impl Engine {
     /// Runs one sync. The caller holds the connector's lock.
     pub async fn run(&self, plan: &SyncPlan) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
-        let recovering = self.ledger.mark_crashed_runs(&plan.connector)?;
+        self.ledger.mark_crashed_runs(&plan.connector)?;
+        let recovery = self
+            .ledger
+            .recovery(&plan.connector, plan.since, plan.until)?;
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
@@ -93,11 +97,13 @@ impl Engine {
             engine: self,
             plan,
             id,
-            recovering,
+            recovery,
             report: Mutex::new(SyncReport::new(plan)),
             fatal: Mutex::new(None),
         };
+        self.preload_folder_ids(&plan.connector)?;
         let result = run.execute().await;
+        self.store_folder_ids(&plan.connector)?;
         let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.duration_ms = started.elapsed().as_millis() as u64;
         let figures = report.figures();
@@ -119,6 +125,24 @@ impl Engine {
                 result.map(|()| report)
             }
         }
+    }
+}
+
+impl Engine {
+    fn preload_folder_ids(&self, connector: &str) -> Result<(), LedgerError> {
+        for (key, id) in self.ledger.folder_ids(connector)? {
+            if let Ok(mailbox) = Mailbox::parse(&key) {
+                self.writer.preload_folder_id(&mailbox, id);
+            }
+        }
+        Ok(())
+    }
+
+    fn store_folder_ids(&self, connector: &str) -> Result<(), LedgerError> {
+        for (mailbox, id) in self.writer.folder_ids() {
+            self.ledger.set_folder_id(connector, &mailbox, &id)?;
+        }
+        Ok(())
     }
 }
 
@@ -222,6 +246,13 @@ impl Run<'_> {
     }
 
     async fn process_item(&self, item: &Item) -> Result<(), SyncError> {
+        if self.is_gone(item)? {
+            tracing::info!(
+                "item {} was purged from TeleMessage earlier; skipping it",
+                item.id
+            );
+            return Ok(());
+        }
         if !item.kind.is_known() || !item.platform.is_known() {
             tracing::warn!(
                 "item {} has type {:?} on platform {:?}, which this version does not know; archiving it as is",
@@ -252,9 +283,9 @@ impl Run<'_> {
         if unmapped {
             self.report().unmapped_item(item);
         }
-        let pending = self.pending_mailboxes(item, &mailboxes).await?;
+        let (pending, unchecked) = self.pending_mailboxes(item, &mailboxes).await?;
         if pending.is_empty() {
-            self.settle(item, unmapped, None)?;
+            self.settle(item, unmapped, unchecked.as_deref())?;
             return Ok(());
         }
         if self.plan.dry_run {
@@ -279,48 +310,95 @@ impl Run<'_> {
             Err(e) => return Err(e.into()),
         };
         faultpoint::hit(faultpoint::AFTER_DOWNLOAD);
-        let failure = self.write_copies(item, &content, &pending).await?;
+        let failure = self
+            .write_copies(item, &content, &pending)
+            .await?
+            .or(unchecked);
         self.settle(item, unmapped, failure.as_deref())
     }
 
+    /// Whether an earlier run found the item purged (`404`): permanent, so
+    /// listing it again must not fail the run again.
+    fn is_gone(&self, item: &Item) -> Result<bool, SyncError> {
+        let state = self
+            .engine
+            .ledger
+            .item_state(&self.plan.connector, &item.id)?;
+        Ok(state.is_some_and(|(state, _)| state == "gone"))
+    }
+
     /// The mailboxes that still need a copy; counts the others as already
-    /// archived. After a crash, asks the target for unrecorded copies.
+    /// archived. After a crash, asks the target for unrecorded copies; a
+    /// mailbox that cannot be checked is not written (a duplicate would be
+    /// worse than a retry) and its reason is returned.
     async fn pending_mailboxes(
         &self,
         item: &Item,
         mailboxes: &[Mailbox],
-    ) -> Result<Vec<Mailbox>, SyncError> {
+    ) -> Result<(Vec<Mailbox>, Option<String>), SyncError> {
+        let mut unchecked = None;
         let recorded = self
             .engine
             .ledger
             .copies_of(&self.plan.connector, &item.id)?;
+        let look = self.may_be_unrecorded(item)?;
         let mut pending = Vec::new();
         for mailbox in mailboxes {
             if recorded.contains(mailbox.key()) {
                 self.report().already_archived(mailbox);
                 continue;
             }
-            if self.recovering && !self.plan.dry_run {
-                let found = self.engine.writer.find_existing(mailbox, item).await;
-                if let Ok(Some(written)) = found {
-                    tracing::info!(
-                        "item {} was already in {mailbox} (written before a crash); recording it",
-                        item.id
-                    );
-                    self.engine.ledger.record_copy(
-                        &self.plan.connector,
-                        item,
-                        mailbox,
-                        &written,
-                        self.id,
-                    )?;
-                    self.report().already_archived(mailbox);
-                    continue;
+            if look {
+                match self.engine.writer.find_existing(mailbox, item).await {
+                    Ok(Some(written)) => {
+                        tracing::info!(
+                            "item {} was already in {mailbox} (written before a crash); recording it",
+                            item.id
+                        );
+                        self.record_copy(item, mailbox, &written)?;
+                        self.report().already_archived(mailbox);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let reason = format!("cannot check for a copy left by a crash: {e}");
+                        self.report().copy_failed(item, Some(mailbox), &reason);
+                        unchecked.get_or_insert(reason);
+                        continue;
+                    }
                 }
             }
             pending.push(mailbox.clone());
         }
-        Ok(pending)
+        Ok((pending, unchecked))
+    }
+
+    fn record_copy(
+        &self,
+        item: &Item,
+        mailbox: &Mailbox,
+        written: &Written,
+    ) -> Result<(), SyncError> {
+        self.engine
+            .ledger
+            .record_copy(&self.plan.connector, item, mailbox, written, self.id)?;
+        Ok(())
+    }
+
+    /// Whether a crashed run may have written copies of this item without
+    /// recording them: it listed the same window, or retried the item.
+    fn may_be_unrecorded(&self, item: &Item) -> Result<bool, SyncError> {
+        if self.plan.dry_run || !self.recovery.retries {
+            return Ok(false);
+        }
+        if self.recovery.listed {
+            return Ok(true);
+        }
+        let state = self
+            .engine
+            .ledger
+            .item_state(&self.plan.connector, &item.id)?;
+        Ok(state.is_some_and(|(s, _)| s == "failed" || s == "unmapped"))
     }
 
     /// Writes each pending copy; returns the first failure's reason.
@@ -340,17 +418,11 @@ impl Run<'_> {
             match self.engine.writer.write(mailbox, &copy).await {
                 Ok(written) => {
                     faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
-                    self.engine.ledger.record_copy(
-                        &self.plan.connector,
-                        item,
-                        mailbox,
-                        &written,
-                        self.id,
-                    )?;
+                    self.record_copy(item, mailbox, &written)?;
                     self.report().written(mailbox, written.bytes);
                 }
                 Err(e) => {
-                    let reason = describe_write_error(&e);
+                    let reason = e.to_string();
                     tracing::warn!("item {} into {mailbox}: {reason}", item.id);
                     self.report().copy_failed(item, Some(mailbox), &reason);
                     failure.get_or_insert(reason);
@@ -415,10 +487,6 @@ impl Run<'_> {
             .record_item(&self.plan.connector, item, state, Some(reason), self.id)?;
         Ok(())
     }
-}
-
-fn describe_write_error(e: &WriteError) -> String {
-    e.to_string()
 }
 
 /// Who took part, for the unmapped reason (names and numbers, no content).

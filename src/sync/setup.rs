@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use crate::config::{ConnectorConfig, Home};
 use crate::ledger::{Ledger, LedgerError};
+use crate::mailbox::graph::{GraphConfig, GraphWriter};
+use crate::mailbox::imap::{ImapConfig, ImapWriter};
 use crate::mailbox::maildir::MaildirWriter;
 use crate::mailbox::{MailboxWriter, Target, WriteError};
 use crate::mapping::{self, MappingError, Resolver};
-use crate::secrets::ConnectorSecrets;
+use crate::secrets::{ConnectorSecrets, Secret};
 use crate::telemessage::{Client, ClientError, ClientOptions};
 
 /// Why a connector's parts could not be built.
@@ -37,6 +39,10 @@ pub enum SetupError {
 /// seconds (default 300): lower it for a quick verdict on a dead endpoint.
 pub const MAX_RETRY_SECONDS_ENV: &str = "WECHAT_ARCHIVER_MAX_RETRY_SECONDS";
 
+/// Environment variable setting the listing page size (1..1000, default
+/// 1000); smaller pages suit a slow gateway.
+pub const PAGE_SIZE_ENV: &str = "WECHAT_ARCHIVER_PAGE_SIZE";
+
 /// The TeleMessage client for a connector.
 pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Client, ClientError> {
     let mut options = ClientOptions::default();
@@ -46,6 +52,13 @@ pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Cl
         .filter(|s| s.is_finite() && *s >= 0.0)
     {
         options.retry.max_total = std::time::Duration::from_secs_f64(secs);
+    }
+    if let Some(size) = std::env::var(PAGE_SIZE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|s| (1..=1000).contains(s))
+    {
+        options.page_limit = size;
     }
     Client::new(
         &config.endpoint,
@@ -59,7 +72,7 @@ pub fn client(config: &ConnectorConfig, secrets: &ConnectorSecrets) -> Result<Cl
 pub async fn writer(
     name: &str,
     config: &ConnectorConfig,
-    _secrets: &ConnectorSecrets,
+    secrets: &ConnectorSecrets,
 ) -> Result<Arc<dyn MailboxWriter>, SetupError> {
     let target = config.target().map_err(|source| SetupError::Target {
         connector: name.to_owned(),
@@ -76,11 +89,40 @@ pub async fn writer(
             writer.check_root()?;
             Ok(Arc::new(writer))
         }
-        other => Err(SetupError::TargetConfig {
-            connector: name.to_owned(),
-            message: format!("the target {other} is not supported by this build yet"),
-        }),
+        Target::Graph { .. } => {
+            let secret = target_secret(name, secrets)?;
+            let graph = GraphConfig::from_connector(config)?;
+            Ok(Arc::new(GraphWriter::new(graph, secret)?))
+        }
+        Target::Imap { tls, host, port } => {
+            let admin = config
+                .target_user
+                .as_deref()
+                .ok_or_else(|| SetupError::TargetConfig {
+                    connector: name.to_owned(),
+                    message: "an IMAP target needs --target-user ADMIN".to_owned(),
+                })?;
+            let mut imap = ImapConfig::new(tls, &host, port, admin, &config.folder);
+            imap.ca_file = std::env::var_os(IMAP_CA_FILE_ENV).map(Into::into);
+            let secret = target_secret(name, secrets)?;
+            Ok(Arc::new(ImapWriter::new(imap, secret)?))
+        }
     }
+}
+
+/// Environment variable naming a PEM file of extra CA certificates the
+/// IMAP target's certificate may chain to (a private CA).
+pub const IMAP_CA_FILE_ENV: &str = "WECHAT_ARCHIVER_IMAP_CA_FILE";
+
+/// The target's secret, which `login` stores for IMAP and Graph targets.
+fn target_secret(name: &str, secrets: &ConnectorSecrets) -> Result<Secret, SetupError> {
+    secrets
+        .target_secret
+        .clone()
+        .ok_or_else(|| SetupError::TargetConfig {
+            connector: name.to_owned(),
+            message: "the target's password or client secret is missing; run `wechat-archiver login` (or put it on line 2 of WECHAT_ARCHIVER_PASSWORD_FILE)".to_owned(),
+        })
 }
 
 /// The resolver: the custom mapping file (if any) and automatic mapping.

@@ -36,6 +36,10 @@ pub enum ClientError {
     BadRequest { what: String, message: String },
     #[error("item {0} was purged from TeleMessage since it was listed (404)")]
     ItemGone(String),
+    #[error(
+        "item {0:?} cannot be requested: its id is a '.' or '..' path segment, which no URL can carry; ask TeleMessage for its content"
+    )]
+    UnaddressableItem(String),
     #[error("{what} failed after {attempts} attempts over {elapsed:?}: {last}")]
     GaveUp {
         what: String,
@@ -57,7 +61,10 @@ impl ClientError {
     pub fn is_item_only(&self) -> bool {
         matches!(
             self,
-            ClientError::ItemGone(_) | ClientError::GaveUp { .. } | ClientError::Spool { .. }
+            ClientError::ItemGone(_)
+                | ClientError::UnaddressableItem(_)
+                | ClientError::GaveUp { .. }
+                | ClientError::Spool { .. }
         )
     }
 }
@@ -73,11 +80,21 @@ pub struct ClientOptions {
     pub page_limit: u32,
 }
 
+/// Environment variable setting the longest silence while reading a body,
+/// in seconds (default 30): a gateway known to pause longer needs more, a
+/// test of stalled bodies less.
+pub const READ_TIMEOUT_ENV: &str = "WECHAT_ARCHIVER_READ_TIMEOUT_SECONDS";
+
 impl Default for ClientOptions {
     fn default() -> Self {
+        let read_timeout = std::env::var(READ_TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::from_secs(30), Duration::from_secs_f64);
         ClientOptions {
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
+            read_timeout,
             retry: RetryPolicy::default(),
             page_limit: 1000,
         }
@@ -98,6 +115,11 @@ struct Inner {
     password: Secret,
     options: ClientOptions,
     token: Mutex<Option<String>>,
+    /// How many calls each recent token was sent with.
+    uses: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Until when TeleMessage asked us (`429` with `Retry-After`) to keep
+    /// quiet: every call waits it out, not only the one that was told.
+    quiet_until: std::sync::Mutex<Option<Instant>>,
 }
 
 /// One failed attempt, and whether it is worth another.
@@ -131,6 +153,8 @@ impl Client {
                 password,
                 options,
                 token: Mutex::new(None),
+                uses: std::sync::Mutex::new(std::collections::HashMap::new()),
+                quiet_until: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -189,7 +213,7 @@ impl Client {
     /// [`MEMORY_LIMIT`] are spooled to a file in `spool_dir`.
     pub async fn download(&self, item: &Item, spool_dir: &Path) -> Result<Content, ClientError> {
         let what = format!("downloading item {}", item.id);
-        let url = self.url(&format!("/v1/archive/items/{}/content", item.id), &[]);
+        let url = self.content_url(item)?;
         let mut sink = Sink::new(item, spool_dir).await?;
         let started = Instant::now();
         let mut attempt = 0;
@@ -247,7 +271,20 @@ impl Client {
                 return Err(retry_now("a 206 answer for the wrong range"));
             }
             StatusCode::NOT_FOUND => {
-                return Err(Attempt::Fatal(ClientError::ItemGone(item.id.to_string())));
+                // Only the API's own answer means purged; any other 404 (a
+                // proxy, a wrong path) must not mark the item gone for good.
+                let body = error_body(response).await;
+                if body.error == "item_not_found" {
+                    return Err(Attempt::Fatal(ClientError::ItemGone(item.id.to_string())));
+                }
+                return Err(retry_now(&format!(
+                    "404 without item_not_found ({}) for the content",
+                    if body.error.is_empty() {
+                        "no API error body"
+                    } else {
+                        &body.error
+                    }
+                )));
             }
             status => return Err(self.classify(response, status, "the content").await),
         }
@@ -264,6 +301,21 @@ impl Client {
             return Err(retry_now("the body ended early"));
         }
         Ok(())
+    }
+
+    /// The content URL, the id percent-encoded as one path segment (an id
+    /// may hold `%`, `?`, `#`, `\` or spaces).
+    fn content_url(&self, item: &Item) -> Result<Url, ClientError> {
+        let id = item.id.as_str();
+        if matches!(id, "." | "..") {
+            return Err(ClientError::UnaddressableItem(id.to_owned()));
+        }
+        let mut url = self.url("/v1/archive/items", &[]);
+        url.path_segments_mut()
+            .map_err(|()| ClientError::BadEndpoint(self.endpoint().to_owned()))?
+            .push(id)
+            .push("content");
+        Ok(url)
     }
 
     fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
@@ -318,26 +370,29 @@ impl Client {
     }
 
     /// Sends a request with the current token; on `token_expired` fetches
-    /// a new token once and repeats. Network errors become retries.
+    /// a new token and repeats. Tasks share tokens, so a token fetched for
+    /// this call may have served others and expired before this call got
+    /// to it: only a fresh token refused on its only use is "rejected"
+    /// (fatal); a churn of expiries is retried like any transient error.
+    /// Network errors become retries.
     async fn send(
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, Attempt> {
-        let token = self.current_token().await.map_err(Attempt::Fatal)?;
-        let response = self.send_once(&build, &token).await?;
-        if response.status() != StatusCode::UNAUTHORIZED {
-            return Ok(response);
+        let mut token = self.current_token().await.map_err(Attempt::Fatal)?;
+        let mut fetched_here = false;
+        for _ in 0..4 {
+            let response = self.send_once(&build, &token).await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            let body = error_body(response).await;
+            if body.error != "token_expired" || (fetched_here && self.uses_of(&token) <= 1) {
+                return Err(Attempt::Fatal(ClientError::TokenRejected));
+            }
+            (token, fetched_here) = self.refresh_token(&token).await.map_err(Attempt::Fatal)?;
         }
-        let body = error_body(response).await;
-        if body.error != "token_expired" {
-            return Err(Attempt::Fatal(ClientError::TokenRejected));
-        }
-        let fresh = self.refresh_token(&token).await.map_err(Attempt::Fatal)?;
-        let response = self.send_once(&build, &fresh).await?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(Attempt::Fatal(ClientError::TokenRejected));
-        }
-        Ok(response)
+        Err(retry_now("TeleMessage expired several tokens in a row"))
     }
 
     async fn send_once(
@@ -345,11 +400,26 @@ impl Client {
         build: &impl Fn(&reqwest::Client) -> RequestBuilder,
         token: &str,
     ) -> Result<Response, Attempt> {
+        self.keep_quiet().await;
+        self.count_use(token);
         build(&self.inner.http)
             .bearer_auth(token)
             .send()
             .await
             .map_err(|e| retry_now(&describe_reqwest_error(&e)))
+    }
+
+    fn count_use(&self, token: &str) {
+        let mut uses = self.inner.uses.lock().unwrap_or_else(|p| p.into_inner());
+        if !uses.contains_key(token) && uses.len() >= 16 {
+            uses.clear();
+        }
+        *uses.entry(token.to_owned()).or_default() += 1;
+    }
+
+    fn uses_of(&self, token: &str) -> u64 {
+        let uses = self.inner.uses.lock().unwrap_or_else(|p| p.into_inner());
+        uses.get(token).copied().unwrap_or(0)
     }
 
     async fn current_token(&self) -> Result<String, ClientError> {
@@ -362,15 +432,16 @@ impl Client {
         Ok(token)
     }
 
-    /// Replaces `stale` with a new token, unless another task already did.
-    async fn refresh_token(&self, stale: &str) -> Result<String, ClientError> {
+    /// Replaces `stale` with a new token, unless another task already did;
+    /// says whether the token was fetched by this call.
+    async fn refresh_token(&self, stale: &str) -> Result<(String, bool), ClientError> {
         let mut guard = self.inner.token.lock().await;
         if let Some(current) = guard.as_ref().filter(|t| t.as_str() != stale) {
-            return Ok(current.clone());
+            return Ok((current.clone(), false));
         }
         let (token, _) = self.fetch_token().await?;
         *guard = Some(token.clone());
-        Ok(token)
+        Ok((token, true))
     }
 
     async fn fetch_token(&self) -> Result<(String, Account), ClientError> {
@@ -409,6 +480,7 @@ impl Client {
             "username": self.inner.username,
             "password": self.inner.password.expose(),
         });
+        self.keep_quiet().await;
         let response = self
             .inner
             .http
@@ -451,6 +523,7 @@ impl Client {
                 if wait > self.inner.options.retry.max_retry_after {
                     return Attempt::Fatal(ClientError::RetryAfterTooLong(wait));
                 }
+                self.quiet_for(wait);
                 Attempt::Retry {
                     reason: format!("rate limited (429) {detail}"),
                     wait,
@@ -473,6 +546,33 @@ impl Client {
                 wait: Duration::ZERO,
             },
         }
+    }
+
+    /// Sleeps until a running `Retry-After` has passed.
+    async fn keep_quiet(&self) {
+        loop {
+            let until = *self
+                .inner
+                .quiet_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match until {
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until.into()).await
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn quiet_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut quiet = self
+            .inner
+            .quiet_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *quiet = Some(quiet.map_or(until, |q| q.max(until)));
     }
 
     /// Sleeps before the next attempt, or gives up when the policy's count
@@ -555,7 +655,7 @@ impl Listing {
     }
 
     async fn page_attempt(&mut self) -> Result<ItemPage, Attempt> {
-        let since = self.resume_since();
+        let since = self.since;
         let mut query = vec![
             ("since", rfc3339(since)),
             ("until", rfc3339(self.until)),
@@ -570,6 +670,9 @@ impl Listing {
         if status == StatusCode::GONE {
             tracing::info!("the listing cursor expired; restarting from the last item seen");
             self.cursor = None;
+            if let Some(resume) = self.resume_from {
+                self.since = resume;
+            }
             return Err(Attempt::Retry {
                 reason: "cursor expired (410)".into(),
                 wait: Duration::from_millis(1),
@@ -584,15 +687,6 @@ impl Listing {
             .map_err(|e| retry_now(&format!("the listing broke off: {e}")))?;
         serde_json::from_slice(&body)
             .map_err(|e| retry_now(&format!("the listing is not the promised JSON: {e}")))
-    }
-
-    /// With a cursor, the original `since` (the API wants it unchanged);
-    /// without one after a restart, the last `archived_at` seen.
-    fn resume_since(&self) -> DateTime<Utc> {
-        match (&self.cursor, self.resume_from) {
-            (None, Some(resume)) => resume,
-            _ => self.since,
-        }
     }
 }
 
@@ -780,6 +874,104 @@ pub fn check_endpoint(endpoint: &str) -> Result<Url, ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 404 that is not the API's `item_not_found` (a proxy's page, a
+    /// wrong path) is retried and then fails the item; it is not "gone".
+    #[tokio::test]
+    async fn only_item_not_found_marks_an_item_gone() {
+        use axum::routing::{get, post};
+        let app = axum::Router::new()
+            .route(
+                "/v1/auth/token",
+                post(|| async {
+                    axum::Json(serde_json::json!({
+                        "access_token": "t",
+                        "account": {"id": "a", "name": "A"},
+                    }))
+                }),
+            )
+            .route(
+                "/v1/archive/items/{id}/content",
+                get(
+                    |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                        let code = if id == "purged" { "item_not_found" } else { "" };
+                        (
+                            StatusCode::NOT_FOUND,
+                            axum::Json(serde_json::json!({"error": code})),
+                        )
+                    },
+                ),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut options = ClientOptions::default();
+        options.retry.max_attempts = 2;
+        let client = Client::new(&url, "u", Secret::new("p"), options).unwrap();
+        let item = |id: &str| -> Item {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "platform": "wechat", "type": "chat",
+                "conversation": {"id": "c", "kind": "direct", "title": ""},
+                "sent_at": "2026-11-22T08:15:00Z", "archived_at": "2026-11-22T08:15:03Z",
+                "sender": {"name": "n"}, "size": 1, "sha256": "00",
+            }))
+            .unwrap()
+        };
+        let spool = std::env::temp_dir();
+        let purged = client.download(&item("purged"), &spool).await;
+        assert!(
+            matches!(purged, Err(ClientError::ItemGone(_))),
+            "{purged:?}"
+        );
+        let other = client.download(&item("other"), &spool).await;
+        assert!(
+            matches!(other, Err(ClientError::GaveUp { .. })),
+            "{other:?}"
+        );
+    }
+
+    /// A server whose tokens never work: one fresh token, then the run stops.
+    #[tokio::test]
+    async fn a_fresh_token_refused_on_its_first_use_stops_the_run() {
+        use axum::routing::{get, post};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static TOKENS: AtomicU32 = AtomicU32::new(0);
+        let app = axum::Router::new()
+            .route(
+                "/v1/auth/token",
+                post(|| async {
+                    let n = TOKENS.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(serde_json::json!({
+                        "access_token": format!("t{n}"),
+                        "account": {"id": "a", "name": "A"},
+                    }))
+                }),
+            )
+            .route(
+                "/v1/account",
+                get(|| async {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(serde_json::json!({"error": "token_expired"})),
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::new(&url, "u", Secret::new("p"), ClientOptions::default()).unwrap();
+        let result = client.account().await;
+        assert!(
+            matches!(result, Err(ClientError::TokenRejected)),
+            "{:?}",
+            result.err()
+        );
+        assert_eq!(
+            TOKENS.load(Ordering::SeqCst),
+            2,
+            "one token, then one fresh token"
+        );
+    }
 
     #[test]
     fn plain_http_only_to_loopback() {

@@ -2,5 +2,17 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod bad_input;
+mod crash;
+mod faults;
+mod graph;
+mod graph_sync;
+mod imap;
+mod imap_sync;
+mod keyring_sync;
+mod login;
+mod login_support;
 mod map_validate;
+mod overlap;
+mod secret_fallbacks;
 mod support;
+mod sync;

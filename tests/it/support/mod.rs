@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod dovecot;
+pub mod graph_sim;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

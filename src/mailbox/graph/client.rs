@@ -1,0 +1,338 @@
+//! Sending one Graph request: the token, the mailbox's gate, retries on
+//! throttling and server errors, and the line between requests that may be
+//! repeated and those whose failure leaves their outcome unknown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use super::auth::TokenSource;
+use super::endpoints::Endpoints;
+use super::error::GraphError;
+use super::throttle::{Gate, GraphLimits, parse_retry_after};
+
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// `Authorization: Bearer` with the application's token.
+    Bearer,
+    /// An upload session URL: pre-authenticated, and Graph documents that
+    /// it must not get an `Authorization` header.
+    PreAuthenticated,
+}
+
+pub(crate) enum Body {
+    Empty,
+    Json(Bytes),
+    Octets(Bytes),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Json(b) | Body::Octets(b) => b.len() as u64,
+        }
+    }
+}
+
+pub(crate) struct Call {
+    pub method: Method,
+    pub url: Url,
+    pub body: Body,
+    pub headers: Vec<(&'static str, String)>,
+    pub auth: Auth,
+}
+
+impl Call {
+    pub fn get(url: Url) -> Call {
+        Call {
+            method: Method::GET,
+            url,
+            body: Body::Empty,
+            headers: Vec::new(),
+            auth: Auth::Bearer,
+        }
+    }
+
+    pub fn delete(url: Url) -> Call {
+        Call {
+            method: Method::DELETE,
+            ..Call::get(url)
+        }
+    }
+
+    pub fn post_json(url: Url, value: &serde_json::Value) -> Call {
+        Call {
+            method: Method::POST,
+            body: Body::Json(Bytes::from(value.to_string())),
+            ..Call::get(url)
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Call {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// GET and DELETE can be repeated blindly; a POST or an upload PUT
+    /// that may have been processed cannot.
+    fn repeatable(&self) -> bool {
+        matches!(self.method, Method::GET | Method::DELETE)
+    }
+}
+
+/// A successful answer.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, GraphError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| GraphError::Protocol(format!("answer is not the documented JSON: {e}")))
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ODataError {
+    #[serde(default)]
+    error: ODataErrorInner,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ODataErrorInner {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// What to do after one attempt.
+enum Outcome {
+    Done(Reply),
+    Fail(GraphError),
+    /// Try again after Graph's `Retry-After`, or a backoff step when it
+    /// gave none; the status is kept for the final error.
+    Retry(Option<Duration>, u16),
+    TokenRejected,
+}
+
+pub(crate) struct Api {
+    http: reqwest::Client,
+    root: Url,
+    tokens: TokenSource,
+    pub limits: GraphLimits,
+    gates: std::sync::Mutex<HashMap<String, Arc<Gate>>>,
+}
+
+impl Api {
+    pub fn new(
+        endpoints: &Endpoints,
+        tokens: TokenSource,
+        limits: GraphLimits,
+    ) -> Result<Api, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(limits.request_timeout)
+            .user_agent(concat!("wechat-archiver/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        let mut root = endpoints.graph.clone();
+        root.path_segments_mut()
+            .map_err(|_| format!("{} cannot be a service root", endpoints.graph))?
+            .pop_if_empty()
+            .push("v1.0");
+        Ok(Api {
+            http,
+            root,
+            tokens,
+            limits,
+            gates: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `{root}/v1.0/seg/seg...`, each segment percent-encoded.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.root.clone();
+        url.path_segments_mut()
+            .expect("the root is a base URL")
+            .extend(segments);
+        url
+    }
+
+    /// The gate of one mailbox (keyed by its Graph user id, so an alias and
+    /// the primary address share it as Graph's own count does).
+    pub fn gate(&self, user_id: &str) -> Arc<Gate> {
+        let mut gates = self.gates.lock().expect("gate map lock");
+        gates
+            .entry(user_id.to_owned())
+            .or_insert_with(|| Arc::new(Gate::new(&self.limits)))
+            .clone()
+    }
+
+    /// Sends a request, through the mailbox's gate when it targets one,
+    /// retrying what Graph says may be retried.
+    pub async fn call(&self, gate: Option<&Gate>, call: Call) -> Result<Reply, GraphError> {
+        let mut attempt = 0u32;
+        let mut token_refreshed = false;
+        loop {
+            attempt += 1;
+            match self.attempt(gate, &call).await? {
+                Outcome::Done(reply) => return Ok(reply),
+                Outcome::Fail(e) => return Err(e),
+                Outcome::TokenRejected if !token_refreshed => {
+                    token_refreshed = true;
+                    attempt -= 1;
+                }
+                Outcome::TokenRejected => {
+                    return Err(GraphError::Auth(
+                        "Microsoft Graph refused a freshly issued token; check the application's permissions".into(),
+                    ));
+                }
+                Outcome::Retry(retry_after, status) => {
+                    let wait = retry_after.unwrap_or_else(|| self.limits.backoff(attempt));
+                    if status == 0 && attempt >= self.limits.max_attempts {
+                        return Err(GraphError::Unreachable(format!(
+                            "{} {} failed {attempt} times",
+                            call.method,
+                            redact(&call.url)
+                        )));
+                    }
+                    if attempt >= self.limits.max_attempts || wait > self.limits.max_retry_after {
+                        return Err(GraphError::GaveUp {
+                            status,
+                            attempts: attempt,
+                        });
+                    }
+                    tracing::debug!(%status, ?wait, url = %redact(&call.url), "Graph asked to wait");
+                    match gate {
+                        Some(gate) => gate.pause(wait).await,
+                        None => tokio::time::sleep(wait).await,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, gate: Option<&Gate>, call: &Call) -> Result<Outcome, GraphError> {
+        let token = match call.auth {
+            Auth::Bearer => Some(self.tokens.token(&self.http, &self.limits).await?),
+            Auth::PreAuthenticated => None,
+        };
+        let upload = match call.method {
+            Method::POST | Method::PUT | Method::PATCH => call.body.len(),
+            _ => 0,
+        };
+        let ticket = match gate {
+            Some(g) => Some(g.admit(&self.limits, upload).await),
+            None => None,
+        };
+        let mut req = self.http.request(call.method.clone(), call.url.clone());
+        if let Some(token) = &token {
+            req = req.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
+        }
+        for (name, value) in &call.headers {
+            req = req.header(*name, value);
+        }
+        req = match &call.body {
+            Body::Empty => req,
+            Body::Json(b) => req.header(CONTENT_TYPE, "application/json").body(b.clone()),
+            Body::Octets(b) => req
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(b.clone()),
+        };
+        let result = send(req).await;
+        if let (Some(g), Some(t)) = (gate, ticket) {
+            g.done(t).await;
+        }
+        let (status, headers, body) = match result {
+            Ok(answer) => answer,
+            Err(e) => return Ok(Self::transport_failure(call, e)),
+        };
+        if status.is_success() {
+            return Ok(Outcome::Done(Reply { status, body }));
+        }
+        if status == StatusCode::UNAUTHORIZED && call.auth == Auth::Bearer {
+            if let Some(token) = &token {
+                self.tokens.invalidate(token).await;
+            }
+            return Ok(Outcome::TokenRejected);
+        }
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let code = status.as_u16();
+        Ok(match code {
+            429 | 503 => Outcome::Retry(retry_after, code),
+            500 | 502 | 504 if call.repeatable() => Outcome::Retry(retry_after, code),
+            500 | 502 | 504 => Outcome::Fail(GraphError::Ambiguous(format!(
+                "{} {} answered {code}",
+                call.method,
+                redact(&call.url)
+            ))),
+            _ => Outcome::Fail(status_error(code, &body)),
+        })
+    }
+
+    fn transport_failure(call: &Call, e: reqwest::Error) -> Outcome {
+        let connect = e.is_connect();
+        let what = format!("{} {}: {}", call.method, redact(&call.url), e.without_url());
+        // A refused connection sent nothing, so even a POST may be repeated.
+        if connect || call.repeatable() {
+            tracing::debug!("{what}; retrying");
+            Outcome::Retry(None, 0)
+        } else {
+            Outcome::Fail(GraphError::Ambiguous(what))
+        }
+    }
+}
+
+async fn send(
+    req: reqwest::RequestBuilder,
+) -> Result<(StatusCode, HeaderMap, Bytes), reqwest::Error> {
+    let resp = req.send().await?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await?;
+    Ok((status, headers, body))
+}
+
+fn status_error(status: u16, body: &[u8]) -> GraphError {
+    let err: ODataError = serde_json::from_slice(body).unwrap_or_default();
+    GraphError::Status {
+        status,
+        code: if err.error.code.is_empty() {
+            "(no error code)".into()
+        } else {
+            err.error.code
+        },
+        message: err.error.message.chars().take(500).collect(),
+    }
+}
+
+/// Sets an OData query, each value percent-encoded (`%20` for spaces,
+/// which Graph reads unambiguously; a form-encoded `+` is not).
+pub(crate) fn with_query(mut url: Url, pairs: &[(&str, &str)]) -> Url {
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencoding::encode(v)))
+        .collect();
+    url.set_query(Some(&query.join("&")));
+    url
+}
+
+/// A URL for logs and errors: upload URLs carry their credential in the
+/// query, so queries are never shown.
+pub(crate) fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.to_string()
+}

@@ -1,0 +1,552 @@
+//! The IMAP target (`imap://` and `imaps://`): one admin login writes into
+//! every user's mailbox, through SASL PLAIN with an authorisation identity
+//! (Dovecot master users, Cyrus admins) or XOAUTH2 (Exchange Online).
+//!
+//! Speed comes from keeping one connection per mailbox for the run,
+//! pipelining APPENDs on it with non-synchronising literals (LITERAL+),
+//! and serving several mailboxes at once; memory stays flat because each
+//! message streams from its spool into the socket.
+
+mod conn;
+mod pool;
+mod proto;
+mod tls;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, Login, OpenError, Reply};
+use self::pool::{InUse, Pool, Session};
+use self::proto::{Status, StatusLine, Value};
+use super::target::is_loopback_host;
+use super::{Copy, ITEM_ID_HEADER, MailboxWriter, WriteError, Written};
+use crate::secrets::Secret;
+use crate::telemessage::Item;
+use crate::types::Mailbox;
+
+/// How often an APPEND is retried while the server says it is throttling.
+const THROTTLE_RETRIES: u32 = 5;
+
+/// How the admin proves who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImapAuth {
+    /// SASL PLAIN: authorisation identity = the user's mailbox,
+    /// authentication identity = the admin, secret = the admin's password.
+    Plain,
+    /// SASL XOAUTH2 (`user=<mailbox>`), secret = an OAuth bearer token.
+    XOAuth2,
+}
+
+/// Everything the IMAP writer needs but the secret.
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    pub host: String,
+    pub port: u16,
+    /// `imaps://`: TLS from the first byte, with a verified certificate.
+    pub tls: bool,
+    /// The admin (Dovecot master user, Cyrus admin). Unused by XOAUTH2,
+    /// where the token names the application.
+    pub admin_user: String,
+    pub auth: ImapAuth,
+    /// The archive folder, created in each mailbox when missing.
+    pub folder: String,
+    /// Connections open at once (one per mailbox being written).
+    pub max_connections: usize,
+    /// APPENDs in flight on one connection.
+    pub pipeline_depth: usize,
+    /// Lets concurrent small copies to one mailbox share a MULTIAPPEND
+    /// (one server transaction) where the server offers it with LITERAL+.
+    pub multiappend: bool,
+    /// A PEM file of CA certificates trusted besides the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for the server before a connection counts as lost.
+    pub timeout: Duration,
+}
+
+impl ImapConfig {
+    /// A configuration with the usual limits.
+    pub fn new(tls: bool, host: &str, port: u16, admin_user: &str, folder: &str) -> ImapConfig {
+        ImapConfig {
+            host: host.to_owned(),
+            port,
+            tls,
+            admin_user: admin_user.to_owned(),
+            auth: ImapAuth::Plain,
+            folder: folder.to_owned(),
+            max_connections: 32,
+            pipeline_depth: 32,
+            multiappend: true,
+            ca_file: None,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Writes copies into users' mailboxes over IMAP.
+pub struct ImapWriter {
+    config: ImapConfig,
+    secret: std::sync::RwLock<Secret>,
+    endpoint: Endpoint,
+    /// The folder name as sent: modified UTF-7, quoted.
+    folder_arg: String,
+    pool: Pool,
+    verdicts: Mutex<HashMap<String, bool>>,
+}
+
+/// A login refusal, sorted by what it says about the mailbox.
+enum Refusal {
+    NotAUser(String),
+    Target(String),
+}
+
+impl ImapWriter {
+    /// Checks the configuration; connects only when first used.
+    pub fn new(config: ImapConfig, secret: Secret) -> Result<ImapWriter, WriteError> {
+        if !config.tls && !is_loopback_host(&config.host) {
+            return Err(WriteError::Target(format!(
+                "plain imap:// is allowed only to this machine (loopback), not to {}; use imaps://{}:993",
+                config.host, config.host
+            )));
+        }
+        if config.auth == ImapAuth::Plain && config.admin_user.is_empty() {
+            return Err(WriteError::Target(
+                "the IMAP target needs an admin user (--target-user)".to_owned(),
+            ));
+        }
+        let folder_arg = proto::quote(&proto::encode_mailbox_name(&config.folder))
+            .map_err(|e| WriteError::Target(format!("folder name: {e}")))?;
+        let tls = if config.tls {
+            Some(tls::client_config(config.ca_file.as_deref()).map_err(WriteError::Target)?)
+        } else {
+            None
+        };
+        let endpoint = Endpoint {
+            host: config.host.clone(),
+            port: config.port,
+            tls,
+            timeout: config.timeout,
+        };
+        Ok(ImapWriter {
+            pool: Pool::new(config.max_connections),
+            config,
+            secret: std::sync::RwLock::new(secret),
+            endpoint,
+            folder_arg,
+            verdicts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn target_name(&self) -> String {
+        let scheme = if self.config.tls { "imaps" } else { "imap" };
+        format!("{scheme}://{}:{}", self.config.host, self.config.port)
+    }
+
+    /// Replaces the password or token for the logins still to come: an
+    /// OAuth token expires within the hour, a long run needs a fresh one.
+    pub fn replace_secret(&self, secret: Secret) {
+        *self.secret.write().expect("secret lock") = secret;
+    }
+
+    async fn open(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
+        let secret = self.secret.read().expect("secret lock").clone();
+        let login = match self.config.auth {
+            ImapAuth::Plain => Login::Plain {
+                authz: mailbox.as_str(),
+                authn: &self.config.admin_user,
+                password: &secret,
+            },
+            ImapAuth::XOAuth2 => Login::XOAuth2 {
+                user: mailbox.as_str(),
+                token: &secret,
+            },
+        };
+        let depth = self.config.pipeline_depth;
+        Conn::open(&self.endpoint, &login, depth, self.config.multiappend).await
+    }
+
+    /// The mailbox's session, logging in if needed.
+    async fn session(&self, mailbox: &Mailbox) -> Result<(Arc<Session>, InUse), WriteError> {
+        let opened = self
+            .pool
+            .session(mailbox.key(), || self.open(mailbox))
+            .await;
+        match opened {
+            Ok(session) => {
+                self.remember(mailbox, true);
+                Ok(session)
+            }
+            Err(OpenError::Connect(reason)) => Err(WriteError::Target(format!(
+                "{}: {reason}",
+                self.target_name()
+            ))),
+            Err(OpenError::Refused(status)) => match self.classify_refusal(mailbox, &status) {
+                Refusal::NotAUser(reason) => {
+                    self.remember(mailbox, false);
+                    Err(WriteError::Mailbox {
+                        mailbox: mailbox.to_string(),
+                        reason,
+                    })
+                }
+                Refusal::Target(reason) => Err(WriteError::Target(reason)),
+            },
+        }
+    }
+
+    /// RFC 5530: AUTHORIZATIONFAILED means the admin's credentials were
+    /// good but it may not act as this mailbox (Dovecot answers so for a
+    /// user that does not exist); AUTHENTICATIONFAILED means the admin's
+    /// own credentials were refused, which is the whole target's problem.
+    /// Servers that give no code (Exchange: `AUTHENTICATE failed.`) are
+    /// taken as refusing the mailbox, unless it logged in earlier in this
+    /// run: then the credentials changed (an expired token), not the user.
+    fn classify_refusal(&self, mailbox: &Mailbox, status: &StatusLine) -> Refusal {
+        let said = status.describe();
+        let known = self.cached(mailbox) == Some(true);
+        match status.code_name().as_deref() {
+            Some("AUTHENTICATIONFAILED") if self.config.auth == ImapAuth::Plain => {
+                Refusal::Target(format!(
+                    "{} refused the admin login of {:?} (wrong password?): {said}",
+                    self.target_name(),
+                    self.config.admin_user
+                ))
+            }
+            Some("AUTHENTICATIONFAILED") => Refusal::Target(format!(
+                "{} refused the OAuth token (expired, or missing IMAP.AccessAsApp?): {said}",
+                self.target_name()
+            )),
+            Some("UNAVAILABLE") => Refusal::Target(format!(
+                "{} cannot log anyone in at the moment: {said}",
+                self.target_name()
+            )),
+            _ if proto::throttle_backoff_ms(&status.text).is_some() => Refusal::Target(format!(
+                "{} is throttling logins: {said}",
+                self.target_name()
+            )),
+            _ if known => Refusal::Target(format!(
+                "{} refused the login as {mailbox}, which it accepted earlier in this run \
+                 (expired token or changed password?): {said}",
+                self.target_name()
+            )),
+            _ => Refusal::NotAUser(format!(
+                "{} refused the login as {mailbox}: {said}",
+                self.target_name()
+            )),
+        }
+    }
+
+    fn remember(&self, mailbox: &Mailbox, valid: bool) {
+        let mut verdicts = self.verdicts.lock().expect("verdict lock");
+        verdicts.insert(mailbox.key().to_owned(), valid);
+    }
+
+    fn cached(&self, mailbox: &Mailbox) -> Option<bool> {
+        self.verdicts
+            .lock()
+            .expect("verdict lock")
+            .get(mailbox.key())
+            .copied()
+    }
+
+    /// Creates the archive folder once per session (an existing folder is
+    /// fine) and selects it. A failure is not reported here: the APPEND
+    /// that follows says what is wrong with the folder.
+    async fn ensure_folder(&self, session: &Session) -> Result<(), ConnError> {
+        session
+            .folder
+            .get_or_try_init(|| async {
+                let alone = session.conn.alone().await;
+                let created = alone.run(&format!("CREATE {}", self.folder_arg)).await?;
+                if created.status.status == Status::Ok {
+                    alone.run(&format!("SUBSCRIBE {}", self.folder_arg)).await?;
+                }
+                let selected = alone.run(&format!("SELECT {}", self.folder_arg)).await?;
+                Ok(selected_validity(&selected))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn append_once(
+        &self,
+        session: &Session,
+        copy: &Copy<'_>,
+        may_batch: bool,
+    ) -> Result<Appended, ConnError> {
+        self.ensure_folder(session).await?;
+        let attributes = format!("(\\Seen) {}", proto::internal_date(&copy.item.sent_at));
+        let mut message = copy.reader().await.map_err(ConnError::Content)?;
+        let batching = may_batch && self.config.multiappend;
+        session
+            .conn
+            .append(
+                &self.folder_arg,
+                &attributes,
+                &mut message,
+                copy.len(),
+                batching,
+            )
+            .await
+    }
+
+    /// APPENDs, waiting and retrying while the server says it is
+    /// throttling (Exchange Online: `BAD Request is throttled. Suggested
+    /// Backoff Time: N milliseconds`). A refused MULTIAPPEND stored none of
+    /// its messages; each is then sent alone to get its own verdict.
+    async fn append(&self, session: &Session, copy: &Copy<'_>) -> Result<Appended, ConnError> {
+        let mut waits = 0;
+        let mut may_batch = true;
+        loop {
+            let appended = self.append_once(session, copy, may_batch).await?;
+            let status = &appended.reply.status;
+            if status.status == Status::Ok {
+                return Ok(appended);
+            }
+            if appended.batch > 1 {
+                may_batch = false;
+                continue;
+            }
+            match proto::throttle_backoff_ms(&status.text) {
+                Some(ms) if waits < THROTTLE_RETRIES => {
+                    waits += 1;
+                    tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+                }
+                _ => return Ok(appended),
+            }
+        }
+    }
+
+    fn outcome(
+        &self,
+        mailbox: &Mailbox,
+        copy: &Copy<'_>,
+        appended: Appended,
+    ) -> Result<Written, WriteError> {
+        let status = appended.reply.status;
+        match status.status {
+            Status::Ok => {
+                let uid = proto::append_uids(&status)
+                    .filter(|(_, uids)| uids.len() == appended.batch)
+                    .and_then(|(validity, uids)| Some((validity, *uids.get(appended.index)?)));
+                let location = match uid {
+                    Some((validity, uid)) => format!("{validity}:{uid}"),
+                    None => String::new(),
+                };
+                Ok(Written {
+                    location,
+                    bytes: copy.len(),
+                })
+            }
+            _ if status.code_name().as_deref() == Some("TRYCREATE") => {
+                Err(WriteError::Copy(format!(
+                    "{mailbox}: the folder {:?} does not exist and could not be created: {}",
+                    self.config.folder,
+                    status.describe()
+                )))
+            }
+            _ => Err(WriteError::Copy(format!(
+                "{mailbox}: the server refused item {} ({} bytes): {}",
+                copy.item.id,
+                copy.len(),
+                status.describe()
+            ))),
+        }
+    }
+
+    /// Searches the archive folder for a copy of the item; the header
+    /// search matches substrings, so each hit's header is compared exactly.
+    /// Leaves the folder selected for the APPENDs that follow.
+    async fn search(&self, session: &Session, item: &Item) -> Result<Option<Written>, ConnError> {
+        let alone = session.conn.alone().await;
+        let validity = match session.folder.get() {
+            Some(Some(validity)) => *validity,
+            _ => {
+                let selected = alone.run(&format!("SELECT {}", self.folder_arg)).await?;
+                let Some(validity) = selected_validity(&selected) else {
+                    self.missing_folder(&selected.status)?;
+                    return Ok(None);
+                };
+                let _ = session.folder.set(Some(validity));
+                validity
+            }
+        };
+        let found = find_in_selected(&alone, item).await?;
+        Ok(found.map(|(uid, size)| Written {
+            location: format!("{validity}:{uid}"),
+            bytes: size,
+        }))
+    }
+
+    /// A SELECT that failed because the folder is not there means no
+    /// copy exists; any other failure must not be taken for "not found".
+    fn missing_folder(&self, status: &StatusLine) -> Result<(), ConnError> {
+        let text = status.text.to_ascii_lowercase();
+        let missing = status.code_name().as_deref() == Some("NONEXISTENT")
+            || text.contains("doesn't exist")
+            || text.contains("does not exist")
+            || text.contains("no such");
+        if missing {
+            Ok(())
+        } else {
+            Err(ConnError::Lost(format!(
+                "cannot open the folder {:?} to look for copies: {}",
+                self.config.folder,
+                status.describe()
+            )))
+        }
+    }
+}
+
+/// The lowest UID in the selected folder whose item-id header is exactly
+/// the item's id, with its size.
+async fn find_in_selected(alone: &Alone<'_>, item: &Item) -> Result<Option<(u32, u64)>, ConnError> {
+    let id = proto::quote(item.id.as_str()).map_err(ConnError::Lost)?;
+    let searched = alone
+        .run(&format!("UID SEARCH HEADER {ITEM_ID_HEADER} {id}"))
+        .await?;
+    let uids: Vec<u32> = searched
+        .untagged
+        .iter()
+        .filter_map(|u| proto::search_results(u))
+        .flatten()
+        .collect();
+    if uids.is_empty() {
+        return Ok(None);
+    }
+    let set = uids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let fetched = alone
+        .run(&format!(
+            "UID FETCH {set} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS ({ITEM_ID_HEADER})])"
+        ))
+        .await?;
+    let mut hits: Vec<(u32, u64)> = fetched
+        .untagged
+        .iter()
+        .filter_map(|u| proto::fetch_items(u))
+        .filter_map(|items| exact_hit(&items, item.id.as_str()))
+        .collect();
+    hits.sort_unstable();
+    Ok(hits.into_iter().next())
+}
+
+/// The UIDVALIDITY of a successful SELECT.
+fn selected_validity(reply: &Reply) -> Option<u32> {
+    if reply.status.status != Status::Ok {
+        return None;
+    }
+    Some(
+        reply
+            .untagged
+            .iter()
+            .find_map(|u| proto::uid_validity(u))
+            .unwrap_or(0),
+    )
+}
+
+/// The UID and size of a FETCH answer whose item-id header is exactly `id`.
+fn exact_hit(items: &[Value], id: &str) -> Option<(u32, u64)> {
+    let mut uid = None;
+    let mut size = None;
+    let mut matches = false;
+    for pair in items.chunks(2) {
+        let [name, value] = pair else { continue };
+        let name = name.as_atom()?.to_ascii_uppercase();
+        match (name.as_str(), value) {
+            ("UID", Value::Atom(v)) => uid = v.parse().ok(),
+            ("RFC822.SIZE", Value::Atom(v)) => size = v.parse().ok(),
+            (n, Value::Bytes(header)) if n.starts_with("BODY[") => {
+                matches = header_value_is(header, id)
+            }
+            _ => {}
+        }
+    }
+    matches.then_some((uid?, size.unwrap_or(0)))
+}
+
+fn header_value_is(header: &[u8], id: &str) -> bool {
+    let text = String::from_utf8_lossy(header);
+    text.split("\r\n").any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case(ITEM_ID_HEADER) && value.trim() == id
+        })
+    })
+}
+
+fn lost_to_copy(mailbox: &Mailbox, what: &str, e: ConnError) -> WriteError {
+    match e {
+        ConnError::Lost(reason) => WriteError::Copy(format!("{mailbox}: {what}: {reason}")),
+        ConnError::Content(e) => {
+            WriteError::Copy(format!("{mailbox}: cannot read the item's content: {e}"))
+        }
+    }
+}
+
+#[async_trait]
+impl MailboxWriter for ImapWriter {
+    fn describe(&self) -> String {
+        self.target_name()
+    }
+
+    async fn is_valid_user(&self, mailbox: &Mailbox) -> Result<bool, WriteError> {
+        if let Some(valid) = self.cached(mailbox) {
+            return Ok(valid);
+        }
+        match self.session(mailbox).await {
+            Ok(_) => Ok(true),
+            Err(WriteError::Mailbox { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn find_existing(
+        &self,
+        mailbox: &Mailbox,
+        item: &Item,
+    ) -> Result<Option<Written>, WriteError> {
+        let (session, _in_use) = self.session(mailbox).await?;
+        match self.search(&session, item).await {
+            Ok(found) => Ok(found),
+            Err(e) => Err(lost_to_copy(
+                mailbox,
+                "searching for an earlier copy failed",
+                e,
+            )),
+        }
+    }
+
+    async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
+        let (session, in_use) = self.session(mailbox).await?;
+        let first = match self.append(&session, copy).await {
+            Ok(reply) => return self.outcome(mailbox, copy, reply),
+            Err(ConnError::Content(e)) => {
+                return Err(lost_to_copy(mailbox, "", ConnError::Content(e)));
+            }
+            Err(ConnError::Lost(reason)) => reason,
+        };
+        drop((session, in_use));
+        tracing::warn!(%mailbox, item = %copy.item.id, reason = %first, "IMAP connection lost; reconnecting once");
+        let (session, _in_use) = self.session(mailbox).await?;
+        let again = async {
+            if let Some(found) = self.search(&session, copy.item).await? {
+                return Ok(Ok(found));
+            }
+            self.append(&session, copy).await.map(Err)
+        };
+        match again.await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(reply)) => self.outcome(mailbox, copy, reply),
+            Err(e) => Err(lost_to_copy(
+                mailbox,
+                &format!("the connection was lost twice (first: {first})"),
+                e,
+            )),
+        }
+    }
+}
