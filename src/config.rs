@@ -96,8 +96,9 @@ impl Home {
         self.root.join("logs")
     }
 
-    pub fn spool_dir(&self) -> PathBuf {
-        self.root.join("spool")
+    /// Where a connector's large downloads are spooled while being written.
+    pub fn spool_dir(&self, connector: &str) -> PathBuf {
+        self.root.join("spool").join(connector)
     }
 
     pub fn lock_file(&self, connector: &str) -> PathBuf {

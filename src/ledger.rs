@@ -273,6 +273,9 @@ impl Ledger {
         })
     }
 
+    /// Records a run as running, durably (`synchronous=FULL` for this one
+    /// commit): if the process or the machine dies, the next run must see
+    /// it to look for copies written but not recorded.
     pub fn begin_run(
         &self,
         connector: &str,
@@ -281,10 +284,13 @@ impl Ledger {
         dry_run: bool,
     ) -> Result<RunId, LedgerError> {
         let conn = self.conn();
-        conn.execute(
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let inserted = conn.execute(
             "INSERT INTO runs (connector, started_at, since, until, dry_run) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![connector, now(), time(since), time(until), dry_run],
-        )?;
+        );
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        inserted?;
         Ok(RunId(conn.last_insert_rowid()))
     }
 

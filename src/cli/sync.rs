@@ -100,7 +100,7 @@ pub async fn sync_connector(
         dry_run: args.dry_run,
         concurrency: CONCURRENCY,
         fallback_mailbox: connector.fallback_mailbox.clone(),
-        spool_dir: ctx.home.spool_dir(),
+        spool_dir: ctx.home.spool_dir(name),
         advance_checkpoint: checkpoint.is_none_or(|c| since <= c),
     };
     let result = engine.run(&plan).await;

@@ -263,10 +263,10 @@ impl RowChecker<'_> {
             if last {
                 return Ok(());
             }
-            if pipeline.is_full() {
-                if let Some(checked) = pipeline.recv() {
-                    self.apply(checked?, sink);
-                }
+            if pipeline.is_full()
+                && let Some(checked) = pipeline.recv()
+            {
+                self.apply(checked?, sink);
             }
         }
     }
@@ -436,10 +436,10 @@ impl RowChecker<'_> {
         let mailbox = row.mailbox.trim();
         let finding = match self.index.insert(number, mailbox_key, line) {
             Outcome::New => {
-                if let Some(sink) = sink {
-                    if let Some(good) = good_row(row, number) {
-                        sink(good);
-                    }
+                if let Some(sink) = sink
+                    && let Some(good) = good_row(row, number)
+                {
+                    sink(good);
                 }
                 return;
             }

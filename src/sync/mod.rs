@@ -56,6 +56,7 @@ pub struct SyncPlan {
     /// Items processed at once (downloads and writes in flight).
     pub concurrency: usize,
     pub fallback_mailbox: Option<Mailbox>,
+    /// The connector's own spool directory (emptied of leftovers at start).
     pub spool_dir: PathBuf,
     /// Whether to advance the checkpoint when the window is fully listed.
     pub advance_checkpoint: bool,
@@ -86,6 +87,7 @@ impl Engine {
     /// Runs one sync. The caller holds the connector's lock.
     pub async fn run(&self, plan: &SyncPlan) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
+        clear_spool(&plan.spool_dir);
         self.ledger.mark_crashed_runs(&plan.connector)?;
         let recovery = self
             .ledger
@@ -486,6 +488,19 @@ impl Run<'_> {
             .ledger
             .record_item(&self.plan.connector, item, state, Some(reason), self.id)?;
         Ok(())
+    }
+}
+
+/// Removes downloads a killed run left in the connector's spool directory;
+/// the caller holds the connector's lock, so none of them is in use.
+fn clear_spool(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.path().extension().is_some_and(|e| e == "part") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

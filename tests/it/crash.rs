@@ -660,3 +660,31 @@ fn sigkill_at_random_moments_then_a_clean_run_ends_exact() {
     assert_eq!(outcomes[0], "ok");
     assert!(outcomes[1..].iter().all(|o| o == "crashed"), "{outcomes:?}");
 }
+
+/// A crash leaves spooled downloads (items over 1 MiB) behind; the next
+/// run of the connector removes them, and a finished run leaves none.
+#[test]
+fn spooled_downloads_left_by_a_crash_are_removed_by_the_next_run() {
+    let sim = simulator(40, |c| {
+        c.large_fraction = 0.5;
+        c.large_size = (1_500_000, 2_000_000);
+    });
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    crash_at(&env, AFTER_DOWNLOAD, 3);
+    let spool = env.home.join("spool").join("c");
+    let left = files_under(&spool);
+    assert!(
+        !left.is_empty(),
+        "the crash left no spooled download to clean"
+    );
+    let out = sync_env(&env, &[], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(files_under(&spool), Vec::<std::path::PathBuf>::new());
+    let expected = expected_copies(&sim, &in_window(&sim));
+    assert_eq!(read_copies_count(&root), expected.len());
+}
