@@ -282,3 +282,33 @@ mod tests {
         assert_eq!(DefaultRegion::parse("hk").unwrap().code(), "HK");
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    /// Whatever people type, normalising answers and never panics, and an
+    /// answer is always a canonical E.164 number.
+    #[test]
+    fn arbitrary_input_gives_an_answer_not_a_panic() {
+        let alphabet: Vec<char> = "0123456789+ -.()０＋x#*".chars().collect();
+        let regions = [
+            None,
+            DefaultRegion::parse("CN").ok(),
+            DefaultRegion::parse("US").ok(),
+        ];
+        let mut rng = StdRng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..24);
+            let raw: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let region = regions[rng.random_range(0..regions.len())];
+            if let Ok(n) = normalise(&raw, region) {
+                assert!(E164::parse_canonical(n.as_str()).is_ok(), "{raw:?} -> {n}");
+            }
+        }
+    }
+}

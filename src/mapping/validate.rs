@@ -439,6 +439,28 @@ mod tests {
         assert_eq!((r.rows(), r.valid(), r.mappings()), (10_000, 9_995, 9_995));
     }
 
+    /// Byte soup (quotes, delimiters, CR, LF, invalid UTF-8) after a good
+    /// header: a report, never a panic, and findings in line order.
+    #[test]
+    fn arbitrary_bytes_give_a_report_not_a_panic() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let alphabet: &[u8] = b"\",;\t\r\n\n\n+0123456789 @.a\xff\xc3";
+        let mut rng = StdRng::seed_from_u64(5);
+        for _ in 0..1_000 {
+            let mut bytes = b"mobile,email\n".to_vec();
+            let len = rng.random_range(0..300);
+            bytes.extend((0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())]));
+            let r = check(&bytes);
+            let lines: Vec<u64> = r.errors().iter().filter_map(|f| f.line).collect();
+            assert!(
+                lines.is_sorted(),
+                "{:?}: {lines:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+            assert!(r.valid() <= r.rows());
+        }
+    }
+
     #[test]
     fn a_national_number_without_a_region_is_an_error_that_says_what_to_do() {
         let options = ValidateOptions::default();
