@@ -13,6 +13,7 @@ use cli::args::{Cli, Command, MapCommand};
 use cli::{CliError, CommandResult, Context, ExitStatus};
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let args = Cli::parse();
     init_logging(args.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -42,6 +43,17 @@ async fn run(args: Cli) -> CommandResult {
         Command::Demo(a) => cli::demo::run(a).await,
         Command::Simulate(a) => cli::demo::simulate(a).await,
         Command::Map(MapCommand::Validate(a)) => cli::map::validate(&ctx, a).await,
+    }
+}
+
+/// Dies quietly when standard output is a closed pipe (`status | head`),
+/// as command-line tools do, instead of panicking on the failed write.
+/// Every write the tool does is crash-safe, so this loses nothing.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -19,7 +19,7 @@ use crate::content::Content;
 use crate::faultpoint;
 use crate::ledger::{ItemState, Ledger, LedgerError, Recovery, RunId, RunOutcome};
 use crate::mailbox::{Copy, MailboxWriter, Written};
-use crate::mapping::Resolver;
+use crate::mapping::{Resolution, Resolver};
 use crate::telemessage::{Client, ClientError, Item};
 use crate::types::{ItemId, Mailbox};
 
@@ -276,18 +276,21 @@ impl Run<'_> {
                 return Ok(());
             }
         };
-        let unmapped = resolution.mailboxes.is_empty();
-        let mailboxes = match (unmapped, &self.plan.fallback_mailbox) {
+        let unmapped = resolution
+            .mailboxes
+            .is_empty()
+            .then(|| unmapped_reason(&resolution));
+        let mailboxes = match (unmapped.is_some(), &self.plan.fallback_mailbox) {
             (false, _) => resolution.mailboxes.clone(),
             (true, Some(fallback)) => vec![fallback.clone()],
             (true, None) => Vec::new(),
         };
-        if unmapped {
+        if unmapped.is_some() {
             self.report().unmapped_item(item);
         }
         let (pending, unchecked) = self.pending_mailboxes(item, &mailboxes).await?;
         if pending.is_empty() {
-            self.settle(item, unmapped, unchecked.as_deref())?;
+            self.settle(item, unmapped.as_deref(), unchecked.as_deref())?;
             return Ok(());
         }
         if self.plan.dry_run {
@@ -316,7 +319,7 @@ impl Run<'_> {
             .write_copies(item, &content, &pending)
             .await?
             .or(unchecked);
-        self.settle(item, unmapped, failure.as_deref())
+        self.settle(item, unmapped.as_deref(), failure.as_deref())
     }
 
     /// Whether an earlier run found the item purged (`404`): permanent, so
@@ -434,8 +437,14 @@ impl Run<'_> {
         Ok(failure)
     }
 
-    /// Records the item's final state for this run.
-    fn settle(&self, item: &Item, unmapped: bool, failure: Option<&str>) -> Result<(), SyncError> {
+    /// Records the item's final state for this run; `unmapped` is why no
+    /// participant maps to a mailbox, when none does.
+    fn settle(
+        &self,
+        item: &Item,
+        unmapped: Option<&str>,
+        failure: Option<&str>,
+    ) -> Result<(), SyncError> {
         if self.plan.dry_run {
             return Ok(());
         }
@@ -444,14 +453,8 @@ impl Run<'_> {
                 self.report().item_failed();
                 (ItemState::Failed, Some(reason.to_owned()))
             }
-            (None, true) => (
-                ItemState::Unmapped,
-                Some(format!(
-                    "no participant maps to a mailbox ({})",
-                    describe_parties(item)
-                )),
-            ),
-            (None, false) => (ItemState::Archived, None),
+            (None, Some(why)) => (ItemState::Unmapped, Some(why.to_owned())),
+            (None, None) => (ItemState::Archived, None),
         };
         self.engine.ledger.record_item(
             &self.plan.connector,
@@ -504,20 +507,15 @@ fn clear_spool(dir: &std::path::Path) {
     }
 }
 
-/// Who took part, for the unmapped reason (names and numbers, no content).
-fn describe_parties(item: &Item) -> String {
-    item.parties()
-        .map(|p| {
-            let id = p
-                .mobile
-                .as_deref()
-                .or(p.email.as_deref())
-                .or(p.wechat_id.as_deref())
-                .unwrap_or("?");
-            format!("{} <{id}>", p.name)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Why no participant maps to a mailbox, participant by participant
+/// (names and numbers, no content).
+fn unmapped_reason(resolution: &Resolution) -> String {
+    let parties: Vec<String> = resolution
+        .unmapped
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    format!("no participant maps to a mailbox: {}", parties.join("; "))
 }
 
 fn tokio_stream_from<T: Send + 'static>(

@@ -144,3 +144,31 @@ fn status_of_an_unknown_connector_is_an_error() {
     let run = env.run(["status", "--connector", "nope"]);
     assert_clear_error(&run, 1, &["'nope'", "Hint:"]);
 }
+
+#[test]
+fn a_closed_pipe_on_standard_output_ends_quietly_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let env = TestEnv::new();
+    env.create_maildir_connector("c0", "https://archive.example.net", &[]);
+    let config = env.home.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let one = &text[text.find("[connectors.c0]").unwrap()..];
+    let many: String = (1..150)
+        .map(|n| one.replace("[connectors.c0]", &format!("[connectors.c{n}]")))
+        .collect();
+    std::fs::write(&config, format!("{text}\n{many}")).unwrap();
+    let mut child = env
+        .command(["status"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("Connector c0"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
