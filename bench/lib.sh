@@ -105,3 +105,18 @@ verdict() {
 flush_disk() {
     sync
 }
+
+# fresh_dir DIR: empties DIR for a benchmark. Deleting many files makes
+# ext4 (without a journal, as here) skip their inodes for about 30 s when
+# it allocates new ones, which would slow whatever runs next; so the old
+# files are deleted, then the clock waits that out. Benchmarks delete their
+# files when they finish (see `cleanup_later`), so this rarely waits.
+fresh_dir() {
+    if [ -e "$1" ]; then
+        rm -rf "$1"
+        sync
+        echo "waiting 35 s after deleting old benchmark files (ext4 inode reuse)..." >&2
+        sleep 35
+    fi
+    mkdir -p "$1"
+}

@@ -23,9 +23,9 @@ CACHE=$BENCH_WORK/ledger-cache
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 SIM_URL=http://127.0.0.1:$PORT
 
-rm -rf "$WORK"
-mkdir -p "$WORK" "$CACHE"
-trap stop_sim EXIT
+fresh_dir "$WORK"
+mkdir -p "$CACHE"
+trap 'stop_sim; rm -rf "$WORK"' EXIT
 
 # ledger_home NAME COPIES: a home with connector `bench` and a ledger of
 # COPIES copies (built once, then copied from the cache).

@@ -11,9 +11,8 @@ ITEMS=${1:-20}
 SIZE=${2:-150MB}
 WORK=$BENCH_WORK/memory
 
-rm -rf "$WORK"
-mkdir -p "$WORK"
-trap stop_sim EXIT
+fresh_dir "$WORK"
+trap 'stop_sim; rm -rf "$WORK"' EXIT
 
 start_sim "items=$ITEMS,large=1,large-size=$SIZE,seed=150"
 echo "memory benchmark: $ITEMS items of $SIZE (the simulator hashes them first)..." >&2
@@ -27,7 +26,6 @@ flush_disk
 timed "$WORK/base.time" curl --silent --show-error --fail --parallel --parallel-max 16 \
     --create-dirs -K "$WORK/auth.cfg" -K "$WORK/curl.cfg"
 read -r bsecs bkib <"$WORK/base.time"
-rm -rf "$WORK/curl-archive"
 
 new_connector "$WORK/home" "$WORK/archive"
 flush_disk
@@ -40,7 +38,6 @@ if [ "$written" != "$COPIES" ] || [ "$failed" != 0 ]; then
     exit 1
 fi
 echo "  curl ${bsecs} s $((bkib / 1024)) MiB; wechat-archiver ${secs} s $((kib / 1024)) MiB" >&2
-rm -rf "$WORK/archive"
 
 row "3. peak RSS, $ITEMS items of $SIZE ($COPIES copies), MiB" "$((kib / 1024))" "$((bkib / 1024)) (curl)" \
     "$(calc "$kib / $bkib")" "< 64 MiB" "$(verdict "$kib < 64 * 1024")"

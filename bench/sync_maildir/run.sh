@@ -9,7 +9,8 @@
 #       defaults: 20000 items, 3 repetitions, 0.1% large (20 items of 10.5-12 MB)
 #
 # Runs are interleaved (baseline, tool, baseline, tool, ...) and the median
-# of each is reported. Each tool run must write exactly the copies the
+# of each is reported. Each run writes into a new directory; nothing is
+# deleted until the end (see fresh_dir in lib.sh for why). Each tool run must write exactly the copies the
 # baseline wrote, with no failure, or the benchmark fails.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -20,9 +21,8 @@ LARGE=${3:-0.001}
 WORK=$BENCH_WORK/sync
 PARALLEL=16
 
-rm -rf "$WORK"
-mkdir -p "$WORK"
-trap stop_sim EXIT
+fresh_dir "$WORK"
+trap 'stop_sim; rm -rf "$WORK"' EXIT
 
 start_sim "items=$ITEMS,large=$LARGE,seed=2026"
 echo "sync benchmark: listing $ITEMS items (the simulator hashes every content once)..." >&2
@@ -36,8 +36,8 @@ python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); p.pop("token"); pri
 
 baseline() {
     curl --silent --show-error --fail --parallel --parallel-max "$PARALLEL" \
-        --create-dirs -K "$WORK/auth.cfg" -K "$WORK/curl.cfg" &&
-        python3 "$BENCH_ROOT/bench/sync_maildir/copy.py" "$WORK/copies.tsv" &&
+        --create-dirs -K "$WORK/auth.cfg" -K "$WORK/curl-$1.cfg" &&
+        python3 "$BENCH_ROOT/bench/sync_maildir/copy.py" "$WORK/copies-$1.tsv" &&
         sync
 }
 export -f baseline
@@ -45,18 +45,19 @@ export WORK PARALLEL BENCH_ROOT
 
 tool_secs=() tool_rss=() base_secs=() base_rss=()
 for rep in $(seq "$REPS"); do
-    rm -rf "$WORK/curl-archive"
+    # The plan names curl-archive/; each run gets its own copy of it.
+    sed "s#/curl-archive/#/curl-archive-$rep/#" "$WORK/curl.cfg" >"$WORK/curl-$rep.cfg"
+    sed "s#/curl-archive/#/curl-archive-$rep/#g" "$WORK/copies.tsv" >"$WORK/copies-$rep.tsv"
     flush_disk
-    timed "$WORK/base.time" bash -c baseline
+    timed "$WORK/base.time" bash -c "baseline $rep"
     read -r secs kib <"$WORK/base.time"
-    files=$(find "$WORK/curl-archive" -type f | wc -l)
+    files=$(find "$WORK/curl-archive-$rep" -type f | wc -l)
     [ "$files" = "$COPIES" ] || { echo "baseline wrote $files of $COPIES copies" >&2; exit 1; }
     base_secs+=("$secs") base_rss+=("$kib")
-    rm -rf "$WORK/curl-archive"
 
-    new_connector "$WORK/home" "$WORK/archive"
+    new_connector "$WORK/home-$rep" "$WORK/archive-$rep"
     flush_disk
-    sync_window "$WORK/home" "$WORK/tool.time"
+    sync_window "$WORK/home-$rep" "$WORK/tool.time"
     read -r secs kib <"$WORK/tool.time"
     written=$(json_field "$WORK/tool.time.out" written)
     failed=$(json_field "$WORK/tool.time.out" failed)
