@@ -106,17 +106,43 @@ flush_disk() {
     sync
 }
 
-# fresh_dir DIR: empties DIR for a benchmark. Deleting many files makes
-# ext4 (without a journal, as here) skip their inodes for about 30 s when
-# it allocates new ones, which would slow whatever runs next; so the old
-# files are deleted, then the clock waits that out. Benchmarks delete their
-# files when they finish (see `cleanup_later`), so this rarely waits.
+# Deleting many files on this ext4 (no journal) makes the kernel skip
+# their inodes when it allocates new ones in the same block group: for 60 s
+# after the deletion, and for 6 minutes while the inode table block is
+# dirty, which creating files next to them keeps it. Creating files then
+# costs a scan past all of them (`recently_deleted` in a profile), which
+# would be charged to whatever benchmark runs next. So benchmarks delete
+# nothing while the clocks run, the suite deletes at the end, and a run
+# that starts within 6 minutes of a deletion waits it out.
+BENCH_DELETED_AT=$BENCH_ROOT/target/bench-deleted-at
+
+# delete_bench_files DIR...: deletes, and notes when.
+delete_bench_files() {
+    rm -rf "$@"
+    sync
+    mkdir -p "$(dirname "$BENCH_DELETED_AT")"
+    touch "$BENCH_DELETED_AT"
+}
+
+# wait_for_inode_reuse: sleeps until 6.5 minutes after the last deletion
+# (skipped with BENCH_NO_WAIT=1, as --smoke does: its few files do not matter).
+wait_for_inode_reuse() {
+    [ "${BENCH_NO_WAIT:-0}" = 1 ] && return 0
+    [ -f "$BENCH_DELETED_AT" ] || return 0
+    local age left
+    age=$(($(date +%s) - $(stat -c %Y "$BENCH_DELETED_AT")))
+    left=$((390 - age))
+    if [ "$left" -gt 0 ]; then
+        echo "waiting ${left} s: benchmark files were deleted ${age} s ago (ext4 inode reuse, see lib.sh)" >&2
+        sleep "$left"
+    fi
+}
+
+# fresh_dir DIR: an empty DIR, with any deletion waited out.
 fresh_dir() {
     if [ -e "$1" ]; then
-        rm -rf "$1"
-        sync
-        echo "waiting 35 s after deleting old benchmark files (ext4 inode reuse)..." >&2
-        sleep 35
+        delete_bench_files "$1"
     fi
     mkdir -p "$1"
+    wait_for_inode_reuse
 }

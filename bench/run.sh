@@ -35,10 +35,16 @@ while [ $# -gt 0 ]; do
 done
 wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
 
-export BENCH_RESULTS=$BENCH_WORK/results.tsv
-mkdir -p "$BENCH_WORK"
+[ "$SMOKE" = 1 ] && export BENCH_NO_WAIT=1
+export BENCH_RESULTS=$BENCH_ROOT/target/bench-results.tsv
 : >"$BENCH_RESULTS"
 build_release
+# The previous run's files (tens of thousands at full size) go first; the
+# benchmarks then wait out ext4's inode reuse delay once (see lib.sh).
+for old in "$BENCH_WORK"/*; do
+    [ -e "$old" ] && [ "$old" != "$BENCH_WORK/ledger-cache" ] && delete_bench_files "$old"
+done
+mkdir -p "$BENCH_WORK"
 broken=0
 
 # run_bench NAME CMD...: runs one benchmark; a crash is reported, not fatal.

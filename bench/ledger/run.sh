@@ -25,7 +25,7 @@ SIM_URL=http://127.0.0.1:$PORT
 
 fresh_dir "$WORK"
 mkdir -p "$CACHE"
-trap 'stop_sim; rm -rf "$WORK"' EXIT
+trap stop_sim EXIT
 
 # ledger_home NAME COPIES: a home with connector `bench` and a ledger of
 # COPIES copies (built once, then copied from the cache).

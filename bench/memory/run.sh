@@ -12,6 +12,7 @@ SIZE=${2:-150MB}
 WORK=$BENCH_WORK/memory
 
 fresh_dir "$WORK"
+# A few dozen large files: deleting them does not disturb what runs next.
 trap 'stop_sim; rm -rf "$WORK"' EXIT
 
 start_sim "items=$ITEMS,large=1,large-size=$SIZE,seed=150"

@@ -10,7 +10,7 @@
 #
 # Runs are interleaved (baseline, tool, baseline, tool, ...) and the median
 # of each is reported. Each run writes into a new directory; nothing is
-# deleted until the end (see fresh_dir in lib.sh for why). Each tool run must write exactly the copies the
+# deleted (the next run of the suite does it; see lib.sh for why). Each tool run must write exactly the copies the
 # baseline wrote, with no failure, or the benchmark fails.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -22,7 +22,7 @@ WORK=$BENCH_WORK/sync
 PARALLEL=16
 
 fresh_dir "$WORK"
-trap 'stop_sim; rm -rf "$WORK"' EXIT
+trap stop_sim EXIT
 
 start_sim "items=$ITEMS,large=$LARGE,seed=2026"
 echo "sync benchmark: listing $ITEMS items (the simulator hashes every content once)..." >&2
