@@ -44,6 +44,11 @@ pub enum ItemState {
 }
 
 impl ItemState {
+    /// Whether the next run tries the item again (see `items_to_retry`).
+    fn is_retried(self) -> bool {
+        matches!(self, ItemState::Unmapped | ItemState::Failed)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             ItemState::Archived => "archived",
@@ -482,8 +487,10 @@ impl Ledger {
         })
     }
 
-    /// Records where an item stands, with its listing metadata so a later
-    /// run can retry it without listing it again.
+    /// Records where an item stands. An item to retry (unmapped, failed)
+    /// keeps its listing metadata so a later run can retry it without
+    /// listing it again; the others keep none (it would be most of the
+    /// ledger's size and of the pages each record rewrites).
     pub fn record_item(
         &self,
         connector: &str,
@@ -492,10 +499,14 @@ impl Ledger {
         reason: Option<&str>,
         run: RunId,
     ) -> Result<(), LedgerError> {
-        let meta = serde_json::to_string(item).map_err(|e| LedgerError::Corrupt {
-            item: item.id.to_string(),
-            message: e.to_string(),
-        })?;
+        let meta = if state.is_retried() {
+            serde_json::to_string(item).map_err(|e| LedgerError::Corrupt {
+                item: item.id.to_string(),
+                message: e.to_string(),
+            })?
+        } else {
+            String::new()
+        };
         self.batched(|conn| {
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run) \
@@ -840,6 +851,12 @@ mod tests {
             .record_item("c", &item("a"), ItemState::Archived, None, run)
             .unwrap();
         assert_eq!(ledger.items_to_retry("c").unwrap().len(), 1);
+        ledger
+            .record_item("c", &item("a"), ItemState::Failed, Some("again"), run)
+            .unwrap();
+        let retried = ledger.items_to_retry("c").unwrap();
+        assert_eq!(retried.len(), 2);
+        assert_eq!(retried[0].sender.mobile.as_deref(), Some("+8613800138000"));
     }
 
     #[test]
