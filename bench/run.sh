@@ -66,7 +66,7 @@ if [ "$SMOKE" = 1 ]; then
 else
     wanted sync && run_bench sync bash "$here/sync_maildir/run.sh" 20000 3 0.001
     wanted memory && run_bench memory bash "$here/memory/run.sh" 20 150MB
-    wanted ledger && run_bench ledger bash "$here/ledger/run.sh" 10000000 10000 1000 3
+    wanted ledger && run_bench ledger bash "$here/ledger/run.sh" 10000000 10000 1000 5
 fi
 
 # Benchmarks other work streams own: run when present, parse their report.
@@ -84,7 +84,7 @@ map_bench() {
 }
 imap_bench() {
     local items=$1 users=$2 out=$BENCH_WORK/imap.out
-    bash "$here/imap/run.sh" "$items" "$users" >"$out" 2>"$out.err" || { cat "$out.err" >&2; return 1; }
+    ROUNDS=${IMAP_ROUNDS:-3} bash "$here/imap/run.sh" "$items" "$users" >"$out" 2>"$out.err" || { cat "$out.err" >&2; return 1; }
     local writer seq par
     writer=$(awk -F'|' '/ImapWriter/ {gsub(/ /,"",$3); print $3}' "$out")
     seq=$(awk -F'|' '/mbsync -a/ {gsub(/ /,"",$3); print $3}' "$out")
@@ -100,7 +100,7 @@ imap_bench() {
 
 if wanted imap; then
     if [ -x "$here/imap/run.sh" ] || [ -f "$here/imap/run.sh" ]; then
-        if [ "$SMOKE" = 1 ]; then run_bench imap imap_bench 200 4; else run_bench imap imap_bench 5000 40; fi
+        if [ "$SMOKE" = 1 ]; then IMAP_ROUNDS=1 run_bench imap imap_bench 200 4; else run_bench imap imap_bench 5000 40; fi
     else
         row "2. IMAP vs mbsync" "-" "-" "-" ">= 1.0" "not in this tree (bench/imap/ comes with the IMAP work)"
     fi
