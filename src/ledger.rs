@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -43,6 +44,11 @@ pub enum ItemState {
 }
 
 impl ItemState {
+    /// Whether the next run tries the item again (see `items_to_retry`).
+    fn is_retried(self) -> bool {
+        matches!(self, ItemState::Unmapped | ItemState::Failed)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             ItemState::Archived => "archived",
@@ -193,9 +199,53 @@ CREATE TABLE IF NOT EXISTS folders (
 );
 "#;
 
+/// Recorded copies and item states are committed in batches: one SQLite
+/// transaction per batch instead of one per row (each of which rewrites
+/// whole pages into the WAL). A batch is committed once it is this old...
+const BATCH_AGE: Duration = Duration::from_millis(200);
+/// ...or holds this many writes, whichever comes first.
+const BATCH_WRITES: u32 = 1000;
+/// WAL pages between automatic checkpoints (SQLite's default is 1000).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
+/// Page cache of the connection, in KiB (SQLite's default is 2000).
+const CACHE_KIB: u32 = 8192;
+
+/// The items to retry. Without `INDEXED BY` SQLite prefers the primary
+/// key's `connector` prefix and reads every item of the connector: seconds
+/// at millions of items, on every run.
+const RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_retry \
+     WHERE connector = ?1 AND state IN ('unmapped', 'failed') ORDER BY archived_at, item_id";
+
 /// The ledger file. Calls are short and serialised through one connection.
+///
+/// Writes of a run's hot path ([`Ledger::record_copy`],
+/// [`Ledger::record_item`]) are batched: they are visible to this ledger at
+/// once but reach the file within [`BATCH_AGE`] (a background thread
+/// commits an idle batch; any other write, and dropping the ledger, commits
+/// it first). A process killed in between loses at most that batch: its
+/// run stays `running`, the next run marks it crashed and asks the target
+/// for the copies it wrote, exactly as after a crash before the record.
 pub struct Ledger {
-    conn: Mutex<Connection>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+}
+
+struct State {
+    conn: Connection,
+    /// The open write batch, if any.
+    batch: Option<Batch>,
+    /// A batch could not be committed: rows reported as recorded are not.
+    lost_records: bool,
+    /// Whether writes are batched (the commit thread is running).
+    batching: bool,
+}
+
+struct Batch {
+    opened: Instant,
+    writes: u32,
 }
 
 fn now() -> String {
@@ -222,14 +272,74 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "cache_size", -i64::from(CACHE_KIB))
+            .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        Ok(Ledger {
-            conn: Mutex::new(conn),
-        })
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                conn,
+                batch: None,
+                lost_records: false,
+                batching: false,
+            }),
+        });
+        let batching = spawn_batch_committer(Arc::downgrade(&shared));
+        shared.lock().batching = batching;
+        Ok(Ledger { shared })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    /// The connection for a read; it sees the open batch.
+    fn conn(&self) -> ConnGuard<'_> {
+        ConnGuard(self.state())
+    }
+
+    /// The connection for a write that must be in the file when the call
+    /// returns. The open batch is committed first, so the file never holds
+    /// a later row without an earlier one.
+    fn write_conn(&self) -> Result<ConnGuard<'_>, LedgerError> {
+        let mut state = self.state();
+        state.commit()?;
+        Ok(ConnGuard(state))
+    }
+
+    /// Runs one write of the hot path inside the open batch.
+    fn batched(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), LedgerError> {
+        let mut state = self.state();
+        if !state.batching {
+            return Ok(write(&state.conn)?);
+        }
+        if state.batch.is_none() {
+            state.conn.execute_batch("BEGIN IMMEDIATE")?;
+            state.batch = Some(Batch {
+                opened: Instant::now(),
+                writes: 0,
+            });
+        }
+        if let Err(e) = write(&state.conn) {
+            state.after_failed_write();
+            return Err(e.into());
+        }
+        let full = state
+            .batch
+            .as_mut()
+            .map(|b| {
+                b.writes += 1;
+                b.writes >= BATCH_WRITES || b.opened.elapsed() >= BATCH_AGE
+            })
+            .unwrap_or(false);
+        if full {
+            state.commit()?;
+        }
+        Ok(())
     }
 
     /// Marks runs of this connector still 'running' as crashed (the caller
@@ -237,7 +347,7 @@ impl Ledger {
     /// whether there were any. [`Ledger::recovery`] then tells where to
     /// look for copies written but not recorded.
     pub fn mark_crashed_runs(&self, connector: &str) -> Result<bool, LedgerError> {
-        let n = self.conn().execute(
+        let n = self.write_conn()?.execute(
             "UPDATE runs SET outcome = 'crashed', finished_at = ?2 \
              WHERE connector = ?1 AND outcome = 'running'",
             params![connector, now()],
@@ -283,7 +393,7 @@ impl Ledger {
         until: DateTime<Utc>,
         dry_run: bool,
     ) -> Result<RunId, LedgerError> {
-        let conn = self.conn();
+        let conn = self.write_conn()?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         let inserted = conn.execute(
             "INSERT INTO runs (connector, started_at, since, until, dry_run) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -294,6 +404,9 @@ impl Ledger {
         Ok(RunId(conn.last_insert_rowid()))
     }
 
+    /// Records how a run ended. A run some of whose records could not be
+    /// saved is recorded as crashed, so the next run looks in the mailboxes
+    /// for the copies it wrote rather than writing them again.
     pub fn finish_run(
         &self,
         run: RunId,
@@ -301,7 +414,15 @@ impl Ledger {
         outcome: RunOutcome,
         error: Option<&str>,
     ) -> Result<(), LedgerError> {
-        self.conn().execute(
+        let conn = self.write_conn()?;
+        let lost =
+            "the ledger could not save some records of this run; the next run looks for its copies";
+        let (outcome, error) = if conn.0.lost_records {
+            (RunOutcome::Crashed, Some(error.unwrap_or(lost)))
+        } else {
+            (outcome, error)
+        };
+        conn.execute(
             "UPDATE runs SET finished_at = ?2, outcome = ?3, listed = ?4, written = ?5, \
              already_archived = ?6, unmapped = ?7, failed = ?8, bytes_written = ?9, error = ?10 \
              WHERE id = ?1",
@@ -323,7 +444,7 @@ impl Ledger {
 
     /// Keeps the newest `keep` runs of a connector and deletes the rest.
     pub fn prune_runs(&self, connector: &str, keep: u32) -> Result<usize, LedgerError> {
-        Ok(self.conn().execute(
+        Ok(self.write_conn()?.execute(
             "DELETE FROM runs WHERE connector = ?1 AND id NOT IN \
              (SELECT id FROM runs WHERE connector = ?1 ORDER BY id DESC LIMIT ?2)",
             params![connector, keep],
@@ -398,27 +519,30 @@ impl Ledger {
         written: &Written,
         run: RunId,
     ) -> Result<(), LedgerError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "INSERT OR REPLACE INTO copies \
-             (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        stmt.execute(params![
-            connector,
-            item.id.as_str(),
-            mailbox.key(),
-            item.kind.as_str(),
-            written.location,
-            written.bytes as i64,
-            run.0,
-            now()
-        ])?;
-        Ok(())
+        self.batched(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT OR REPLACE INTO copies \
+                 (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            stmt.execute(params![
+                connector,
+                item.id.as_str(),
+                mailbox.key(),
+                item.kind.as_str(),
+                written.location,
+                written.bytes as i64,
+                run.0,
+                now()
+            ])?;
+            Ok(())
+        })
     }
 
-    /// Records where an item stands, with its listing metadata so a later
-    /// run can retry it without listing it again.
+    /// Records where an item stands. An item to retry (unmapped, failed)
+    /// keeps its listing metadata so a later run can retry it without
+    /// listing it again; the others keep none (it would be most of the
+    /// ledger's size and of the pages each record rewrites).
     pub fn record_item(
         &self,
         connector: &str,
@@ -427,29 +551,34 @@ impl Ledger {
         reason: Option<&str>,
         run: RunId,
     ) -> Result<(), LedgerError> {
-        let meta = serde_json::to_string(item).map_err(|e| LedgerError::Corrupt {
-            item: item.id.to_string(),
-            message: e.to_string(),
-        })?;
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-             ON CONFLICT (connector, item_id) DO UPDATE SET \
-             state = excluded.state, reason = excluded.reason, meta = excluded.meta, \
-             last_run = excluded.last_run",
-        )?;
-        stmt.execute(params![
-            connector,
-            item.id.as_str(),
-            time(item.archived_at),
-            item.kind.as_str(),
-            state.as_str(),
-            reason,
-            meta,
-            run.0
-        ])?;
-        Ok(())
+        let meta = if state.is_retried() {
+            serde_json::to_string(item).map_err(|e| LedgerError::Corrupt {
+                item: item.id.to_string(),
+                message: e.to_string(),
+            })?
+        } else {
+            String::new()
+        };
+        self.batched(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (connector, item_id) DO UPDATE SET \
+                 state = excluded.state, reason = excluded.reason, meta = excluded.meta, \
+                 last_run = excluded.last_run",
+            )?;
+            stmt.execute(params![
+                connector,
+                item.id.as_str(),
+                time(item.archived_at),
+                item.kind.as_str(),
+                state.as_str(),
+                reason,
+                meta,
+                run.0
+            ])?;
+            Ok(())
+        })
     }
 
     /// The state of one item, if the ledger knows it.
@@ -471,10 +600,7 @@ impl Ledger {
     /// Items an earlier run left unmapped or failed, to try again.
     pub fn items_to_retry(&self, connector: &str) -> Result<Vec<Item>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT item_id, meta FROM items WHERE connector = ?1 AND state IN ('unmapped', 'failed') \
-             ORDER BY archived_at, item_id",
-        )?;
+        let mut stmt = conn.prepare_cached(RETRY_QUERY)?;
         let rows = stmt.query_map(params![connector], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
@@ -542,7 +668,7 @@ impl Ledger {
         if self.checkpoint(connector)?.is_some_and(|c| c >= until) {
             return Ok(());
         }
-        self.conn().execute(
+        self.write_conn()?.execute(
             "INSERT INTO checkpoints (connector, archived_until) VALUES (?1, ?2) \
              ON CONFLICT (connector) DO UPDATE SET archived_until = excluded.archived_until",
             params![connector, time(until)],
@@ -612,11 +738,93 @@ impl Ledger {
         mailbox: &Mailbox,
         folder_id: &str,
     ) -> Result<(), LedgerError> {
-        self.conn().execute(
+        self.write_conn()?.execute(
             "INSERT OR REPLACE INTO folders (connector, mailbox, folder_id) VALUES (?1, ?2, ?3)",
             params![connector, mailbox.key(), folder_id],
         )?;
         Ok(())
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Err(e) = self.state().commit() {
+            tracing::error!("the ledger could not save its last records: {e}");
+        }
+    }
+}
+
+impl State {
+    /// Commits the open batch, if any. A batch that cannot be committed is
+    /// rolled back and remembered (see [`Ledger::finish_run`]).
+    fn commit(&mut self) -> Result<(), LedgerError> {
+        if self.batch.take().is_none() {
+            return Ok(());
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            self.lost_records = true;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// After a failed statement SQLite keeps the transaction, or for some
+    /// errors (disk full, I/O) rolls all of it back, losing the batch.
+    fn after_failed_write(&mut self) {
+        if self.batch.is_some() && self.conn.is_autocommit() {
+            self.batch = None;
+            self.lost_records = true;
+        }
+    }
+}
+
+/// The connection, with any batch committed; see [`Ledger::conn`].
+struct ConnGuard<'a>(std::sync::MutexGuard<'a, State>);
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
+}
+
+/// Commits batches left idle (a long download, the end of a run) so no
+/// record waits longer than about [`BATCH_AGE`] and the write lock is not
+/// held while nothing is written. Ends when the ledger is dropped.
+fn spawn_batch_committer(shared: Weak<Shared>) -> bool {
+    let spawned = std::thread::Builder::new()
+        .name("ledger-commit".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(BATCH_AGE / 4);
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let mut state = shared.lock();
+                let due = state
+                    .batch
+                    .as_ref()
+                    .is_some_and(|b| b.opened.elapsed() >= BATCH_AGE);
+                if due && let Err(e) = state.commit() {
+                    tracing::error!("the ledger could not save a batch of records: {e}");
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("cannot start the ledger's commit thread ({e}); committing every write");
+            false
+        }
     }
 }
 
@@ -701,6 +909,31 @@ mod tests {
             .record_item("c", &item("a"), ItemState::Archived, None, run)
             .unwrap();
         assert_eq!(ledger.items_to_retry("c").unwrap().len(), 1);
+        ledger
+            .record_item("c", &item("a"), ItemState::Failed, Some("again"), run)
+            .unwrap();
+        let retried = ledger.items_to_retry("c").unwrap();
+        assert_eq!(retried.len(), 2);
+        assert_eq!(retried[0].sender.mobile.as_deref(), Some("+8613800138000"));
+    }
+
+    #[test]
+    fn finding_items_to_retry_reads_the_partial_index_not_every_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let conn = ledger.conn();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {RETRY_QUERY}"))
+            .unwrap()
+            .query_map(["c"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX items_to_retry")),
+            "{plan:?}"
+        );
     }
 
     #[test]
@@ -802,5 +1035,97 @@ mod tests {
         assert_eq!(kept.len(), 10);
         assert_eq!(kept.last().unwrap().id, 3, "the oldest runs go first");
         assert_eq!(ledger.last_runs("other", 100).unwrap().len(), 1);
+    }
+
+    fn recorded_elsewhere(path: &Path) -> i64 {
+        let other = Connection::open(path).unwrap();
+        other
+            .query_row("SELECT count(*) FROM copies", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn record_copies(ledger: &Ledger, run: RunId, n: usize) {
+        let mailbox = Mailbox::parse("li.wei@contoso.com").unwrap();
+        for i in 0..n {
+            let written = Written {
+                location: format!("x/cur/{i}"),
+                bytes: 10,
+            };
+            ledger
+                .record_copy("c", &item(&format!("itm_{i}")), &mailbox, &written, run)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn batched_records_reach_the_file_soon_without_another_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        record_copies(&ledger, run, 3);
+        assert_eq!(ledger.copies_of("c", &item("itm_2").id).unwrap().len(), 1);
+        let deadline = Instant::now() + BATCH_AGE * 10;
+        while recorded_elsewhere(&path) < 3 {
+            assert!(Instant::now() < deadline, "the batch was never committed");
+            std::thread::sleep(BATCH_AGE / 4);
+        }
+    }
+
+    #[test]
+    fn finishing_a_run_and_dropping_the_ledger_commit_the_batch_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        record_copies(&ledger, run, 5);
+        ledger
+            .finish_run(run, &RunFigures::default(), RunOutcome::Ok, None)
+            .unwrap();
+        assert_eq!(recorded_elsewhere(&path), 5);
+        record_copies(&ledger, run, 7);
+        drop(ledger);
+        assert_eq!(recorded_elsewhere(&path), 7);
+    }
+
+    #[test]
+    fn a_run_whose_batch_was_lost_is_recorded_as_crashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        record_copies(&ledger, run, 2);
+        {
+            let mut state = ledger.state();
+            state.conn.execute_batch("ROLLBACK").unwrap();
+            state.after_failed_write();
+        }
+        assert!(ledger.copies_of("c", &item("itm_1").id).unwrap().is_empty());
+        ledger
+            .finish_run(run, &RunFigures::default(), RunOutcome::Ok, None)
+            .unwrap();
+        let last = &ledger.last_runs("c", 1).unwrap()[0];
+        assert_eq!(last.outcome, RunOutcome::Crashed);
+        assert!(last.error.as_deref().unwrap().contains("could not save"));
     }
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Benchmark 4: an incremental sync of NEW new items against a ledger that
+# already holds BIG copies, against the same sync on a ledger of SMALL
+# copies. The ratio must stay near 1: every query the sync makes is an
+# index lookup or insert, never a scan that grows with the ledger.
+#
+#   bench/ledger/run.sh [BIG] [SMALL] [NEW] [REPS]
+#       defaults: 10,000,000 and 10,000 copies, 1,000 new items, 3 repetitions
+#
+# Each repetition serves a fresh simulator seed (new item ids) and syncs it
+# into both ledgers, small then big; the median of each is reported. The
+# ledgers are filled once (a 10M ledger takes a few minutes) and kept in
+# target/bench-work/ledger-cache/; delete that directory to rebuild them.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+BIG=${1:-10000000}
+SMALL=${2:-10000}
+NEW=${3:-1000}
+REPS=${4:-3}
+WORK=$BENCH_WORK/ledger
+CACHE=$BENCH_WORK/ledger-cache
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+SIM_URL=http://127.0.0.1:$PORT
+
+fresh_dir "$WORK"
+mkdir -p "$CACHE"
+trap stop_sim EXIT
+
+# fill_ledger HOME COPIES: a home whose ledger holds COPIES copies.
+fill_ledger() {
+    echo "building a ledger of $2 copies..." >&2
+    new_connector "$1" "$WORK/unused-archive"
+    "$BIN" --home "$1" status >/dev/null
+    python3 "$BENCH_ROOT/bench/ledger/fill.py" "$1/ledger.sqlite" bench "$2" >/dev/null
+    touch "$1/filled"
+}
+
+# ledger_home NAME COPIES [in-place]: $WORK/NAME-home, a home with connector
+# `bench` on this run's simulator and a ledger of COPIES copies, copied from
+# the cache; with in-place, the cached home itself (a 10M-copy ledger is
+# 2.7 GB: one copy on disk is enough; each run adds its few copies to it).
+ledger_home() {
+    local cached=$CACHE/home-$2 home=$WORK/$1-home
+    [ -f "$cached/filled" ] || fill_ledger "$cached" "$2"
+    new_connector "$home" "$WORK/$1-archive"
+    if [ "${3:-}" = in-place ]; then
+        cp "$home/config.toml" "$cached/config.toml"
+        rm -rf "$home"
+        ln -s "$cached" "$home"
+    else
+        cp "$cached/ledger.sqlite" "$home/ledger.sqlite"
+    fi
+}
+
+# start_sim_at SPEC: the simulator on the fixed port the connectors use.
+start_sim_at() {
+    setsid "$BIN" simulate --listen "127.0.0.1:$PORT" --set "$1" >"$WORK/sim.out" 2>&1 &
+    SIM_PID=$!
+    for _ in $(seq 300); do
+        grep -q "listening" "$WORK/sim.out" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "the simulator did not start" >&2
+    cat "$WORK/sim.out" >&2
+    exit 1
+}
+
+small_secs=() big_secs=()
+for rep in $(seq "$REPS"); do
+    if [ "$rep" = 1 ]; then
+        ledger_home small "$SMALL"
+        ledger_home big "$BIG" in-place
+        echo "ledger benchmark: $(du -h "$WORK/big-home/ledger.sqlite" | cut -f1) ledger of $BIG copies" >&2
+    fi
+    # A seed never used before: new item ids, even for the kept big ledger.
+    start_sim_at "items=$NEW,seed=$(($(date +%s) * 10 + rep))"
+    # Lists once so the simulator has hashed every content before a clock runs.
+    python3 "$BENCH_ROOT/bench/sync_maildir/plan.py" "$SIM_URL" "$SIM_USER" "$SIM_PASSWORD" \
+        "$WINDOW_SINCE" "$WINDOW_UNTIL" "$WORK/unused" "$WORK"
+    copies=$(json_field "$WORK/plan.json" copies)
+    for which in small big; do
+        flush_disk
+        sync_window "$WORK/$which-home" "$WORK/$which.time"
+        read -r secs _ <"$WORK/$which.time"
+        written=$(json_field "$WORK/$which.time.out" written)
+        [ "$written" = "$copies" ] || { echo "$which: wrote $written of $copies copies" >&2; exit 1; }
+        if [ "$which" = small ]; then small_secs+=("$secs"); else big_secs+=("$secs"); fi
+    done
+    stop_sim
+    echo "  run $rep: $NEW items ($copies copies): ${small_secs[-1]} s on $SMALL copies, ${big_secs[-1]} s on $BIG" >&2
+done
+
+s=$(median "${small_secs[@]}")
+b=$(median "${big_secs[@]}")
+row "4. sync $NEW new items, ledger of $BIG vs $SMALL copies, s" "$b" "$s" "$(calc "$b / $s")" "~1.0 (<= 1.2)" \
+    "$(verdict "$b / $s <= 1.2")"

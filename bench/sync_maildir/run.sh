@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Benchmark 1 (and the window half of 3): `sync` from the simulator on
+# loopback into a Maildir tree, against the floor of the same work without
+# the tool: curl downloading every item's content (parallel, keep-alive, the
+# same 16 transfers in flight as the tool), copying it to every further
+# mailbox, then one `sync` so it is on disk. Both write to the same disk.
+#
+#   bench/sync_maildir/run.sh [ITEMS] [REPS] [LARGE_FRACTION]
+#       defaults: 20000 items, 3 repetitions, 0.1% large (20 items of 10.5-12 MB)
+#
+# Runs are interleaved (baseline, tool, baseline, tool, ...) and the median
+# of each is reported. Each run writes into a new directory; nothing is
+# deleted (the next run of the suite does it; see lib.sh for why). Each tool run must write exactly the copies the
+# baseline wrote, with no failure, or the benchmark fails.
+set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
+
+ITEMS=${1:-20000}
+REPS=${2:-3}
+LARGE=${3:-0.001}
+WORK=$BENCH_WORK/sync
+PARALLEL=16
+
+fresh_dir "$WORK"
+trap stop_sim EXIT
+
+start_sim "items=$ITEMS,large=$LARGE,seed=2026"
+echo "sync benchmark: listing $ITEMS items (the simulator hashes every content once)..." >&2
+python3 "$BENCH_ROOT/bench/sync_maildir/plan.py" "$SIM_URL" "$SIM_USER" "$SIM_PASSWORD" \
+    "$WINDOW_SINCE" "$WINDOW_UNTIL" "$WORK/curl-archive" "$WORK"
+plan=$WORK/plan.json
+COPIES=$(json_field "$plan" copies)
+printf 'header = "Authorization: Bearer %s"\nheader = "Accept: message/rfc822"\n' \
+    "$(json_field "$plan" token)" >"$WORK/auth.cfg"
+python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); p.pop("token"); print("corpus:", json.dumps(p))' "$plan" >&2
+
+baseline() {
+    curl --silent --show-error --fail --parallel --parallel-max "$PARALLEL" \
+        --create-dirs -K "$WORK/auth.cfg" -K "$WORK/curl-$1.cfg" &&
+        python3 "$BENCH_ROOT/bench/sync_maildir/copy.py" "$WORK/copies-$1.tsv" &&
+        sync
+}
+export -f baseline
+export WORK PARALLEL BENCH_ROOT
+
+tool_secs=() tool_rss=() base_secs=() base_rss=()
+for rep in $(seq "$REPS"); do
+    # The plan names curl-archive/; each run gets its own copy of it.
+    sed "s#/curl-archive/#/curl-archive-$rep/#" "$WORK/curl.cfg" >"$WORK/curl-$rep.cfg"
+    sed "s#/curl-archive/#/curl-archive-$rep/#g" "$WORK/copies.tsv" >"$WORK/copies-$rep.tsv"
+    flush_disk
+    timed "$WORK/base.time" bash -c "baseline $rep"
+    read -r secs kib <"$WORK/base.time"
+    files=$(find "$WORK/curl-archive-$rep" -type f | wc -l)
+    [ "$files" = "$COPIES" ] || { echo "baseline wrote $files of $COPIES copies" >&2; exit 1; }
+    base_secs+=("$secs") base_rss+=("$kib")
+
+    new_connector "$WORK/home-$rep" "$WORK/archive-$rep"
+    flush_disk
+    sync_window "$WORK/home-$rep" "$WORK/tool.time"
+    read -r secs kib <"$WORK/tool.time"
+    written=$(json_field "$WORK/tool.time.out" written)
+    failed=$(json_field "$WORK/tool.time.out" failed)
+    if [ "$written" != "$COPIES" ] || [ "$failed" != 0 ]; then
+        echo "the sync wrote $written of $COPIES copies, $failed failed" >&2
+        exit 1
+    fi
+    tool_secs+=("$secs") tool_rss+=("$kib")
+    echo "  run $rep: curl floor ${base_secs[-1]} s, wechat-archiver $secs s ($((kib / 1024)) MiB)" >&2
+done
+
+t=$(median "${tool_secs[@]}")
+b=$(median "${base_secs[@]}")
+rss=$(printf '%s\n' "${tool_rss[@]}" | sort -n | tail -n 1)
+brss=$(printf '%s\n' "${base_rss[@]}" | sort -n | tail -n 1)
+rate=$(calc "$COPIES / $t")
+brate=$(calc "$COPIES / $b")
+row "1. sync $ITEMS items ($COPIES copies) into Maildir, s" "$t" "$b (curl)" "$(calc "$t / $b")" "<= 1.5" \
+    "$(verdict "$t / $b <= 1.5")"
+row "1. copies per second" "${rate%.*}" "${brate%.*} (curl)" "$(calc "$rate / $brate")" ">= 1500/s" \
+    "$(verdict "$rate >= 1500")"
+row "3. peak RSS, $ITEMS-item window, MiB" "$((rss / 1024))" "$((brss / 1024)) (curl)" \
+    "$(calc "$rss / $brss")" "< 64 MiB" "$(verdict "$rss < 64 * 1024")"
