@@ -583,9 +583,10 @@ fn a_full_home_stops_the_run_and_the_next_run_writes_no_copy_twice() {
     let sim = simulator(200, |_| {});
     let env = TestEnv::new();
     let root = connector(&env, &sim, &[]);
-    // The ledger lives in the home: give it room for a few dozen items.
+    // The ledger lives in the home: give it room for a few dozen items
+    // (its rows are small since only items to retry keep their metadata).
     let config = std::fs::read(env.home.join("config.toml")).unwrap();
-    let full = Mount::tmpfs(&env.home, 400);
+    let full = Mount::tmpfs(&env.home, 200);
     std::fs::write(env.home.join("config.toml"), config).unwrap();
     let case = Case { sim, env, root };
     let full = full;
