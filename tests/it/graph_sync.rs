@@ -24,6 +24,15 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// Every registered user of the simulated account gets a mailbox.
+fn register_users(graph: &GraphSim, source: &Simulator) {
+    for user in source.dataset().users() {
+        if let Some(email) = &user.email {
+            graph.add_user(email, &[], MailboxKind::Enabled);
+        }
+    }
+}
+
 /// Creates connector `c` from the TeleMessage simulator into the Graph
 /// simulator; returns the password file (TeleMessage, then client secret).
 async fn graph_connector(
@@ -65,11 +74,7 @@ async fn sync_into_graph_lands_every_copy_once_as_received_mail_and_a_rerun_writ
     let source = simulator(60, |c| c.large_fraction = 0.05);
     let graph_config = GraphConfig::default();
     let graph = GraphSim::start(graph_config.clone()).await;
-    for user in source.dataset().users() {
-        if let Some(email) = &user.email {
-            graph.add_user(email, &[], MailboxKind::Enabled);
-        }
-    }
+    register_users(&graph, &source);
     let env = TestEnv::new();
     let csv = env.path("mapping.csv");
     source.dataset().write_mapping_csv(&csv).unwrap();
@@ -175,11 +180,7 @@ async fn a_crash_mid_run_into_graph_is_repaired_without_duplicates() {
     let source = simulator(40, |_| {});
     let graph_config = GraphConfig::default();
     let graph = GraphSim::start(graph_config.clone()).await;
-    for user in source.dataset().users() {
-        if let Some(email) = &user.email {
-            graph.add_user(email, &[], MailboxKind::Enabled);
-        }
-    }
+    register_users(&graph, &source);
     let env = TestEnv::new();
     let csv = env.path("mapping.csv");
     source.dataset().write_mapping_csv(&csv).unwrap();
