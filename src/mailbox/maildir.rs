@@ -189,6 +189,69 @@ impl MailboxWriter for MaildirWriter {
             bytes: len,
         })
     }
+
+    async fn write_again(
+        &self,
+        mailbox: &Mailbox,
+        copy: &Copy<'_>,
+        earlier: &Written,
+    ) -> Result<Written, WriteError> {
+        let folder = self.prepare(mailbox)?;
+        let len = copy.len();
+        let final_name = format!("{},S={len}:2,S", self.unique_name(copy.item));
+        let linked = tokio::task::spawn_blocking({
+            let source = self.root.join(&earlier.location);
+            let delivered = folder.join("cur").join(&final_name);
+            move || link_copy(&source, &delivered, len)
+        })
+        .await
+        .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
+        match linked {
+            Ok(()) => Ok(Written {
+                location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
+                bytes: len,
+            }),
+            Err(LinkError::Unlinkable(e)) => {
+                tracing::debug!(
+                    "cannot hard-link item {} into {mailbox} ({e}); writing it",
+                    copy.item.id
+                );
+                self.write(mailbox, copy).await
+            }
+            Err(LinkError::NotDurable(e)) => Err(WriteError::Copy(format!(
+                "cannot write into {}: {e}",
+                folder.display()
+            ))),
+        }
+    }
+}
+
+/// Why a further copy was not hard-linked.
+enum LinkError {
+    /// No link was made (another file system, the earlier copy moved or
+    /// changed): write the copy instead.
+    Unlinkable(io::Error),
+    /// The link was made but could not be made durable, and was removed.
+    NotDurable(io::Error),
+}
+
+/// A further copy as a hard link to the earlier one, whose content is
+/// already durable; then the directory is fsynced, as for a delivery.
+fn link_copy(source: &Path, delivered: &Path, len: u64) -> Result<(), LinkError> {
+    let meta = fs::symlink_metadata(source).map_err(LinkError::Unlinkable)?;
+    if !meta.is_file() || meta.len() != len {
+        return Err(LinkError::Unlinkable(io::Error::other(
+            "the earlier copy is no longer as written",
+        )));
+    }
+    fs::hard_link(source, delivered).map_err(LinkError::Unlinkable)?;
+    let cur = delivered.parent().unwrap_or(Path::new("."));
+    if let Err(e) = File::open(cur).and_then(|d| d.sync_all()) {
+        let _ = fs::remove_file(delivered);
+        return Err(LinkError::NotDurable(e));
+    }
+    faultpoint::hit(faultpoint::AFTER_RENAME);
+    Ok(())
 }
 
 enum Source {
@@ -345,6 +408,91 @@ mod tests {
         assert_eq!(modified_utf7("A&B"), "A&-B");
         assert!(maildir_folder_name("a.b").is_err());
         assert!(maildir_folder_name("../x").is_err());
+    }
+
+    fn item() -> Item {
+        serde_json::from_value(serde_json::json!({
+            "id": "itm_1", "platform": "wechat", "type": "message",
+            "conversation": {"id": "c", "kind": "direct", "title": ""},
+            "sent_at": "2026-11-22T08:15:00Z", "archived_at": "2026-11-22T09:00:00Z",
+            "sender": {"name": "", "mobile": null, "email": null, "wechat_id": "w"},
+            "participants": [], "size": 1, "sha256": "00"
+        }))
+        .unwrap()
+    }
+
+    fn mailbox(address: &str) -> Mailbox {
+        Mailbox::parse(address).unwrap()
+    }
+
+    fn inode_and_links(root: &Path, written: &Written) -> (u64, u64) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(root.join(&written.location)).unwrap();
+        (meta.ino(), meta.nlink())
+    }
+
+    #[tokio::test]
+    async fn a_further_copy_shares_the_earlier_copys_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = MaildirWriter::new(dir.path(), "Archive").unwrap();
+        let item = item();
+        let content = Content::Memory(bytes::Bytes::from_static(b"Subject: s\r\n\r\nbody\r\n"));
+        let copy = Copy {
+            item: &item,
+            connector: "c",
+            content: &content,
+        };
+        let first = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
+        let second = writer
+            .write_again(&mailbox("b@x.com"), &copy, &first)
+            .await
+            .unwrap();
+
+        assert_ne!(first.location, second.location);
+        assert!(second.location.starts_with("b@x.com/.Archive/cur/"));
+        let (inode, links) = inode_and_links(dir.path(), &first);
+        assert_eq!(inode_and_links(dir.path(), &second), (inode, 2));
+        assert_eq!(links, 2);
+        let text = fs::read(dir.path().join(&second.location)).unwrap();
+        assert!(text.starts_with(b"X-WeChat-Archiver-Item-Id: itm_1\r\n"));
+        assert!(text.ends_with(b"\r\nbody\r\n"));
+    }
+
+    #[tokio::test]
+    async fn a_further_copy_is_written_anew_when_the_earlier_one_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = MaildirWriter::new(dir.path(), "Archive").unwrap();
+        let item = item();
+        let content = Content::Memory(bytes::Bytes::from_static(b"Subject: s\r\n\r\nbody\r\n"));
+        let copy = Copy {
+            item: &item,
+            connector: "c",
+            content: &content,
+        };
+        let first = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
+        fs::write(dir.path().join(&first.location), b"edited").unwrap();
+        let second = writer
+            .write_again(&mailbox("b@x.com"), &copy, &first)
+            .await
+            .unwrap();
+        assert_eq!(inode_and_links(dir.path(), &second).1, 1);
+        assert_eq!(
+            fs::metadata(dir.path().join(&second.location))
+                .unwrap()
+                .len(),
+            copy.len()
+        );
+
+        fs::remove_file(dir.path().join(&first.location)).unwrap();
+        let third = writer
+            .write_again(&mailbox("c@x.com"), &copy, &first)
+            .await
+            .unwrap();
+        assert_eq!(inode_and_links(dir.path(), &third).1, 1);
+        assert_eq!(
+            fs::read(dir.path().join(&third.location)).unwrap(),
+            fs::read(dir.path().join(&second.location)).unwrap()
+        );
     }
 
     #[test]

@@ -105,6 +105,19 @@ pub trait MailboxWriter: Send + Sync {
     /// Writes one copy durably; returns only when the copy is safe.
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError>;
 
+    /// Writes a further copy of an item this run already wrote into
+    /// another mailbox of this target (at `earlier`). A target that can
+    /// share stored content does (Maildir hard-links the file, as
+    /// Dovecot does for copies); the others write it again.
+    async fn write_again(
+        &self,
+        mailbox: &Mailbox,
+        copy: &Copy<'_>,
+        _earlier: &Written,
+    ) -> Result<Written, WriteError> {
+        self.write(mailbox, copy).await
+    }
+
     /// Archive folder ids the target looked up this run (Graph), kept in
     /// the ledger so the next run saves a lookup per mailbox.
     fn folder_ids(&self) -> Vec<(Mailbox, String)> {

@@ -418,13 +418,20 @@ impl Run<'_> {
             connector: &self.plan.connector,
             content,
         };
+        let writer = &self.engine.writer;
         let mut failure = None;
+        let mut earlier: Option<Written> = None;
         for mailbox in pending {
-            match self.engine.writer.write(mailbox, &copy).await {
+            let result = match &earlier {
+                Some(e) => writer.write_again(mailbox, &copy, e).await,
+                None => writer.write(mailbox, &copy).await,
+            };
+            match result {
                 Ok(written) => {
                     faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
                     self.record_copy(item, mailbox, &written)?;
                     self.report().written(mailbox, written.bytes);
+                    earlier.get_or_insert(written);
                 }
                 Err(e) => {
                     let reason = e.to_string();

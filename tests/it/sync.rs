@@ -45,6 +45,19 @@ pub fn read_archive(root: &Path) -> Archive {
     archive
 }
 
+/// The distinct files (inodes) holding messages in `cur/` or `new/`.
+pub fn message_inodes(root: &Path) -> BTreeSet<u64> {
+    use std::os::unix::fs::MetadataExt;
+    files_under(root)
+        .into_iter()
+        .filter(|f| {
+            f.parent()
+                .is_some_and(|p| p.ends_with("cur") || p.ends_with("new"))
+        })
+        .map(|f| std::fs::metadata(f).unwrap().ino())
+        .collect()
+}
+
 /// Files left in any `tmp/` directory (there must be none after a run).
 pub fn tmp_files(root: &Path) -> Vec<std::path::PathBuf> {
     files_under(root)
@@ -165,6 +178,12 @@ fn a_window_lands_every_expected_copy_exactly_once_and_intact() {
     let archive = read_archive(&archive_root);
     assert_archive_exact(&sim, &archive, &expected);
     assert!(tmp_files(&archive_root).is_empty());
+    let items_stored = expected.iter().map(|(_, id)| id).collect::<BTreeSet<_>>();
+    assert_eq!(
+        message_inodes(&archive_root).len(),
+        items_stored.len(),
+        "an item's further copies must be hard links to its first"
+    );
 
     let unmapped = items
         .iter()
