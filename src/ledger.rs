@@ -27,7 +27,15 @@ pub enum LedgerError {
     Sql(#[from] rusqlite::Error),
     #[error("the ledger holds an item it cannot read back ({item}): {message}")]
     Corrupt { item: String, message: String },
+    /// The target could not make the batch's copies durable, so the batch
+    /// was not committed; the next run looks for those copies.
+    #[error("copies written could not be made durable, so they were not recorded: {0}")]
+    NotDurable(String),
 }
+
+/// Run before each commit of recorded copies: makes the copies durable on
+/// the target (Maildir defers its directory fsyncs to this point).
+pub type BeforeCommit = Box<dyn Fn() -> Result<(), String> + Send>;
 
 /// The state of an item in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -241,6 +249,7 @@ struct State {
     lost_records: bool,
     /// Whether writes are batched (the commit thread is running).
     batching: bool,
+    before_commit: Option<BeforeCommit>,
 }
 
 struct Batch {
@@ -283,11 +292,21 @@ impl Ledger {
                 batch: None,
                 lost_records: false,
                 batching: false,
+                before_commit: None,
             }),
         });
         let batching = spawn_batch_committer(Arc::downgrade(&shared));
         shared.lock().batching = batching;
         Ok(Ledger { shared })
+    }
+
+    /// Sets (or clears) what must happen before recorded copies are
+    /// committed; the open batch is committed first.
+    pub fn set_before_commit(&self, hook: Option<BeforeCommit>) -> Result<(), LedgerError> {
+        let mut state = self.state();
+        state.commit()?;
+        state.before_commit = hook;
+        Ok(())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -315,6 +334,7 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         let mut state = self.state();
         if !state.batching {
+            state.run_before_commit()?;
             return Ok(write(&state.conn)?);
         }
         if state.batch.is_none() {
@@ -510,7 +530,8 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records a copy that is already durable in its mailbox.
+    /// Records a written copy. It reaches the file only after the
+    /// before-commit hook made it durable (see [`Ledger::set_before_commit`]).
     pub fn record_copy(
         &self,
         connector: &str,
@@ -764,9 +785,16 @@ impl State {
     /// Commits the open batch, if any. A batch that cannot be committed is
     /// rolled back and remembered (see [`Ledger::finish_run`]).
     fn commit(&mut self) -> Result<(), LedgerError> {
-        if self.batch.take().is_none() {
+        if self.batch.is_none() {
             return Ok(());
         }
+        if let Err(e) = self.run_before_commit() {
+            self.batch = None;
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.lost_records = true;
+            return Err(e);
+        }
+        self.batch = None;
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
@@ -775,6 +803,13 @@ impl State {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    fn run_before_commit(&self) -> Result<(), LedgerError> {
+        match &self.before_commit {
+            Some(hook) => hook().map_err(LedgerError::NotDurable),
+            None => Ok(()),
+        }
     }
 
     /// After a failed statement SQLite keeps the transaction, or for some
@@ -1100,6 +1135,68 @@ mod tests {
         record_copies(&ledger, run, 7);
         drop(ledger);
         assert_eq!(recorded_elsewhere(&path), 7);
+    }
+
+    #[test]
+    fn copies_are_committed_only_after_the_target_made_them_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        let seen_at_sync = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&seen_at_sync);
+        let hook_path = path.clone();
+        ledger
+            .set_before_commit(Some(Box::new(move || {
+                seen.lock().unwrap().push(recorded_elsewhere(&hook_path));
+                Ok(())
+            })))
+            .unwrap();
+        record_copies(&ledger, run, 4);
+        ledger
+            .finish_run(run, &RunFigures::default(), RunOutcome::Ok, None)
+            .unwrap();
+        assert_eq!(recorded_elsewhere(&path), 4);
+        assert_eq!(seen_at_sync.lock().unwrap().first(), Some(&0));
+    }
+
+    #[test]
+    fn a_batch_the_target_cannot_make_durable_is_not_committed_and_the_run_crashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = ledger
+            .begin_run(
+                "c",
+                t("2026-11-22T00:00:00Z"),
+                t("2026-11-23T00:00:00Z"),
+                false,
+            )
+            .unwrap();
+        ledger
+            .set_before_commit(Some(Box::new(|| Err("cannot fsync /a/cur: EIO".into()))))
+            .unwrap();
+        record_copies(&ledger, run, 3);
+        let finished = ledger.finish_run(run, &RunFigures::default(), RunOutcome::Ok, None);
+        assert!(
+            matches!(&finished, Err(LedgerError::NotDurable(m)) if m.contains("EIO")),
+            "{finished:?}"
+        );
+        assert_eq!(recorded_elsewhere(&path), 0);
+        ledger.set_before_commit(None).unwrap();
+        ledger
+            .finish_run(run, &RunFigures::default(), RunOutcome::Ok, None)
+            .unwrap();
+        let last = &ledger.last_runs("c", 1).unwrap()[0];
+        assert_eq!(last.outcome, RunOutcome::Crashed);
+        assert_eq!(recorded_elsewhere(&path), 0);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The Maildir target (`maildir:DIR`): `DIR/<mailbox>/` is a Maildir++
 //! root in Dovecot's layout and the archive folder is its subfolder
 //! `.<folder>/`. Each copy is written to `tmp/`, fsynced, and renamed into
-//! `cur/` as a seen message, so a reader never sees half a message.
+//! `cur/` as a seen message, so a reader never sees half a message. An
+//! item's further copies are hard links to its first. The `cur/`
+//! directories are fsynced once per ledger batch ([`MailboxWriter::sync_written`]),
+//! before the batch records the copies in them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -30,6 +33,8 @@ pub struct MaildirWriter {
     prepared: Mutex<HashMap<String, ()>>,
     /// Per mailbox, after a crash: item tag to file name of copies on disk.
     on_disk: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// Directories given new entries since the last `sync_written`.
+    unsynced_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 /// Why a folder name cannot be used with Maildir++.
@@ -48,6 +53,7 @@ impl MaildirWriter {
             sequence: AtomicU64::new(0),
             prepared: Mutex::new(HashMap::new()),
             on_disk: Mutex::new(HashMap::new()),
+            unsynced_dirs: Mutex::new(HashSet::new()),
         })
     }
 
@@ -95,6 +101,14 @@ impl MaildirWriter {
         result.map_err(|e| WriteError::Copy(format!("cannot create {}: {e}", folder.display())))?;
         prepared.insert(mailbox.key().to_owned(), ());
         Ok(folder)
+    }
+
+    /// Notes a directory to fsync before its new entries are recorded.
+    fn unsynced(&self, dir: PathBuf) {
+        self.unsynced_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dir);
     }
 
     fn unique_name(&self, item: &Item) -> String {
@@ -158,6 +172,9 @@ impl MailboxWriter for MaildirWriter {
         };
         let path = folder.join(relative);
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if let Some(dir) = path.parent() {
+            self.unsynced(dir.to_path_buf());
+        }
         Ok(Some(Written {
             location: location(mailbox, &self.folder_dir, relative),
             bytes,
@@ -184,6 +201,7 @@ impl MailboxWriter for MaildirWriter {
         written.map_err(|e| {
             WriteError::Copy(format!("cannot write into {}: {e}", folder.display()))
         })?;
+        self.unsynced(folder.join("cur"));
         Ok(Written {
             location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
             bytes: len,
@@ -207,49 +225,51 @@ impl MailboxWriter for MaildirWriter {
         .await
         .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
         match linked {
-            Ok(()) => Ok(Written {
-                location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
-                bytes: len,
-            }),
-            Err(LinkError::Unlinkable(e)) => {
+            Ok(()) => {
+                self.unsynced(folder.join("cur"));
+                Ok(Written {
+                    location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
+                    bytes: len,
+                })
+            }
+            Err(e) => {
                 tracing::debug!(
                     "cannot hard-link item {} into {mailbox} ({e}); writing it",
                     copy.item.id
                 );
                 self.write(mailbox, copy).await
             }
-            Err(LinkError::NotDurable(e)) => Err(WriteError::Copy(format!(
-                "cannot write into {}: {e}",
-                folder.display()
-            ))),
         }
     }
-}
 
-/// Why a further copy was not hard-linked.
-enum LinkError {
-    /// No link was made (another file system, the earlier copy moved or
-    /// changed): write the copy instead.
-    Unlinkable(io::Error),
-    /// The link was made but could not be made durable, and was removed.
-    NotDurable(io::Error),
+    fn sync_written(&self) -> Result<(), WriteError> {
+        let dirs =
+            std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut dirs = dirs.into_iter();
+        while let Some(dir) = dirs.next() {
+            if let Err(e) = File::open(&dir).and_then(|d| d.sync_all()) {
+                let mut unsynced = self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner());
+                unsynced.insert(dir.clone());
+                unsynced.extend(dirs);
+                return Err(WriteError::Target(format!(
+                    "cannot fsync {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A further copy as a hard link to the earlier one, whose content is
-/// already durable; then the directory is fsynced, as for a delivery.
-fn link_copy(source: &Path, delivered: &Path, len: u64) -> Result<(), LinkError> {
-    let meta = fs::symlink_metadata(source).map_err(LinkError::Unlinkable)?;
+/// already durable. Fails, with no link made, when linking is not possible
+/// (another file system, the earlier copy moved or changed).
+fn link_copy(source: &Path, delivered: &Path, len: u64) -> io::Result<()> {
+    let meta = fs::symlink_metadata(source)?;
     if !meta.is_file() || meta.len() != len {
-        return Err(LinkError::Unlinkable(io::Error::other(
-            "the earlier copy is no longer as written",
-        )));
+        return Err(io::Error::other("the earlier copy is no longer as written"));
     }
-    fs::hard_link(source, delivered).map_err(LinkError::Unlinkable)?;
-    let cur = delivered.parent().unwrap_or(Path::new("."));
-    if let Err(e) = File::open(cur).and_then(|d| d.sync_all()) {
-        let _ = fs::remove_file(delivered);
-        return Err(LinkError::NotDurable(e));
-    }
+    fs::hard_link(source, delivered)?;
     faultpoint::hit(faultpoint::AFTER_RENAME);
     Ok(())
 }
@@ -260,7 +280,8 @@ enum Source {
 }
 
 /// The Maildir delivery: write `tmp/NAME` completely, fsync it, rename it
-/// to `cur/FINAL`, fsync the directory. On any error the tmp file goes.
+/// to `cur/FINAL` (whose directory the caller fsyncs later, through
+/// `sync_written`). On any error the tmp file goes.
 fn deliver(
     folder: &Path,
     name: &str,
@@ -273,12 +294,6 @@ fn deliver(
     let result = write_tmp(&tmp, headers, source).and_then(|()| {
         faultpoint::hit(faultpoint::AFTER_TMP_WRITE);
         fs::rename(&tmp, &delivered)?;
-        if let Err(e) = File::open(folder.join("cur")).and_then(|d| d.sync_all()) {
-            // Not durable, so not delivered: take it back rather than
-            // leave a copy the ledger will not record.
-            let _ = fs::remove_file(&delivered);
-            return Err(e);
-        }
         faultpoint::hit(faultpoint::AFTER_RENAME);
         Ok(())
     });

@@ -102,8 +102,17 @@ pub trait MailboxWriter: Send + Sync {
         item: &Item,
     ) -> Result<Option<Written>, WriteError>;
 
-    /// Writes one copy durably; returns only when the copy is safe.
+    /// Writes one copy: complete when this returns, durable once
+    /// [`MailboxWriter::sync_written`] has returned.
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError>;
+
+    /// Makes every copy written so far durable, for a target that defers
+    /// part of that (Maildir fsyncs each directory once per ledger batch,
+    /// not once per copy). The engine runs it before the ledger commits
+    /// the copies it recorded.
+    fn sync_written(&self) -> Result<(), WriteError> {
+        Ok(())
+    }
 
     /// Writes a further copy of an item this run already wrote into
     /// another mailbox of this target (at `earlier`). A target that can

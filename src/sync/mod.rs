@@ -104,10 +104,29 @@ impl Engine {
             fatal: Mutex::new(None),
         };
         self.preload_folder_ids(&plan.connector)?;
+        let writer = Arc::clone(&self.writer);
+        self.ledger.set_before_commit(Some(Box::new(move || {
+            writer.sync_written().map_err(|e| e.to_string())
+        })))?;
         let result = run.execute().await;
-        self.store_folder_ids(&plan.connector)?;
         let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.duration_ms = started.elapsed().as_millis() as u64;
+        let finished = self.finish(plan, id, result, report);
+        let cleared = self.ledger.set_before_commit(None);
+        let report = finished?;
+        cleared?;
+        Ok(report)
+    }
+
+    /// Records the run's end and figures in the ledger.
+    fn finish(
+        &self,
+        plan: &SyncPlan,
+        id: RunId,
+        result: Result<(), SyncError>,
+        report: SyncReport,
+    ) -> Result<SyncReport, SyncError> {
+        self.store_folder_ids(&plan.connector)?;
         let figures = report.figures();
         self.ledger.prune_runs(&plan.connector, RUNS_KEPT)?;
         match &result {
