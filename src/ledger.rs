@@ -608,13 +608,14 @@ impl Ledger {
         connector: &str,
         item: &ItemId,
     ) -> Result<Option<(String, Option<String>)>, LedgerError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT state, reason FROM items WHERE connector = ?1 AND item_id = ?2",
-                params![connector, item.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT state, reason FROM items WHERE connector = ?1 AND item_id = ?2",
+        )?;
+        Ok(stmt
+            .query_row(params![connector, item.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?)
     }
 
