@@ -883,19 +883,24 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
-    #[test]
-    fn copies_survive_reopening_and_are_keyed_case_insensitively() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
-        let ledger = Ledger::open(&path).unwrap();
-        let run = ledger
+    /// A writing run of connector `c` over 2026-11-22.
+    fn begin_day_run(ledger: &Ledger) -> RunId {
+        ledger
             .begin_run(
                 "c",
                 t("2026-11-22T00:00:00Z"),
                 t("2026-11-23T00:00:00Z"),
                 false,
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn copies_survive_reopening_and_are_keyed_case_insensitively() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = begin_day_run(&ledger);
         let it = item("itm_1");
         let written = Written {
             location: "x/cur/1".into(),
@@ -917,14 +922,7 @@ mod tests {
     fn failed_and_unmapped_items_come_back_for_retry_until_archived() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-        let run = ledger
-            .begin_run(
-                "c",
-                t("2026-11-22T00:00:00Z"),
-                t("2026-11-23T00:00:00Z"),
-                false,
-            )
-            .unwrap();
+        let run = begin_day_run(&ledger);
         ledger
             .record_item("c", &item("a"), ItemState::Failed, Some("disk full"), run)
             .unwrap();
@@ -986,14 +984,7 @@ mod tests {
             ledger.checkpoint("c").unwrap(),
             Some(t("2026-11-23T00:00:00Z"))
         );
-        ledger
-            .begin_run(
-                "c",
-                t("2026-11-22T00:00:00Z"),
-                t("2026-11-23T00:00:00Z"),
-                false,
-            )
-            .unwrap();
+        begin_day_run(&ledger);
         assert!(ledger.mark_crashed_runs("c").unwrap());
         assert!(!ledger.mark_crashed_runs("c").unwrap());
         assert_eq!(
@@ -1098,14 +1089,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
         let ledger = Ledger::open(&path).unwrap();
-        let run = ledger
-            .begin_run(
-                "c",
-                t("2026-11-22T00:00:00Z"),
-                t("2026-11-23T00:00:00Z"),
-                false,
-            )
-            .unwrap();
+        let run = begin_day_run(&ledger);
         record_copies(&ledger, run, 3);
         assert_eq!(ledger.copies_of("c", &item("itm_2").id).unwrap().len(), 1);
         let deadline = Instant::now() + BATCH_AGE * 10;
@@ -1120,14 +1104,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
         let ledger = Ledger::open(&path).unwrap();
-        let run = ledger
-            .begin_run(
-                "c",
-                t("2026-11-22T00:00:00Z"),
-                t("2026-11-23T00:00:00Z"),
-                false,
-            )
-            .unwrap();
+        let run = begin_day_run(&ledger);
         record_copies(&ledger, run, 5);
         ledger
             .finish_run(run, &RunFigures::default(), RunOutcome::Ok, None)
@@ -1143,14 +1120,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
         let ledger = Ledger::open(&path).unwrap();
-        let run = ledger
-            .begin_run(
-                "c",
-                t("2026-11-22T00:00:00Z"),
-                t("2026-11-23T00:00:00Z"),
-                false,
-            )
-            .unwrap();
+        let run = begin_day_run(&ledger);
         let seen_at_sync = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&seen_at_sync);
         let hook_path = path.clone();
@@ -1173,14 +1143,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite");
         let ledger = Ledger::open(&path).unwrap();
-        let run = ledger
-            .begin_run(
-                "c",
-                t("2026-11-22T00:00:00Z"),
-                t("2026-11-23T00:00:00Z"),
-                false,
-            )
-            .unwrap();
+        let run = begin_day_run(&ledger);
         ledger
             .set_before_commit(Some(Box::new(|| Err("cannot fsync /a/cur: EIO".into()))))
             .unwrap();
@@ -1204,14 +1167,7 @@ mod tests {
     fn a_run_whose_batch_was_lost_is_recorded_as_crashed() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
-        let run = ledger
-            .begin_run(
-                "c",
-                t("2026-11-22T00:00:00Z"),
-                t("2026-11-23T00:00:00Z"),
-                false,
-            )
-            .unwrap();
+        let run = begin_day_run(&ledger);
         record_copies(&ledger, run, 2);
         {
             let mut state = ledger.state();

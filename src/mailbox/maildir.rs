@@ -440,6 +440,13 @@ mod tests {
         Mailbox::parse(address).unwrap()
     }
 
+    fn fixture() -> (tempfile::TempDir, MaildirWriter, Item, Content) {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = MaildirWriter::new(dir.path(), "Archive").unwrap();
+        let content = Content::Memory(bytes::Bytes::from_static(b"Subject: s\r\n\r\nbody\r\n"));
+        (dir, writer, item(), content)
+    }
+
     fn inode_and_links(root: &Path, written: &Written) -> (u64, u64) {
         use std::os::unix::fs::MetadataExt;
         let meta = fs::metadata(root.join(&written.location)).unwrap();
@@ -448,10 +455,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_further_copy_shares_the_earlier_copys_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let writer = MaildirWriter::new(dir.path(), "Archive").unwrap();
-        let item = item();
-        let content = Content::Memory(bytes::Bytes::from_static(b"Subject: s\r\n\r\nbody\r\n"));
+        let (dir, writer, item, content) = fixture();
         let copy = Copy {
             item: &item,
             connector: "c",
@@ -475,10 +479,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_further_copy_is_written_anew_when_the_earlier_one_changed() {
-        let dir = tempfile::tempdir().unwrap();
-        let writer = MaildirWriter::new(dir.path(), "Archive").unwrap();
-        let item = item();
-        let content = Content::Memory(bytes::Bytes::from_static(b"Subject: s\r\n\r\nbody\r\n"));
+        let (dir, writer, item, content) = fixture();
         let copy = Copy {
             item: &item,
             connector: "c",
