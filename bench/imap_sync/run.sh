@@ -166,7 +166,7 @@ stop_dovecot() {
 check_stored() {
     local user want got bad=0 total=0
     while read -r user want; do
-        got=$(find "$DV/mail/$user/.$FOLDER/cur" "$DV/mail/$user/.$FOLDER/new" -type f 2>/dev/null | wc -l)
+        got=$({ find "$DV/mail/$user/.$FOLDER/cur" "$DV/mail/$user/.$FOLDER/new" -type f 2>/dev/null || true; } | wc -l)
         total=$((total + got))
         if [ "$got" != "$want" ]; then
             echo "$1: $user has $got of $want copies in '$FOLDER'" >&2
