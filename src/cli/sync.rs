@@ -16,9 +16,6 @@ use super::args::SyncArgs;
 use super::progress::{Bar, human_bytes};
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
-/// Items processed at once.
-const CONCURRENCY: usize = 16;
-
 pub async fn run(ctx: &Context, args: &SyncArgs) -> CommandResult {
     let config = ctx.home.load()?;
     let (name, connector) = config.connector(args.connector.as_deref())?;
@@ -98,7 +95,7 @@ pub async fn sync_connector(
         since,
         until,
         dry_run: args.dry_run,
-        concurrency: CONCURRENCY,
+        concurrency: engine.writer.items_in_flight(),
         fallback_mailbox: connector.fallback_mailbox.clone(),
         spool_dir: ctx.home.spool_dir(name),
         advance_checkpoint: checkpoint.is_none_or(|c| since <= c),

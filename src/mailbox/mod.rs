@@ -127,6 +127,13 @@ pub trait MailboxWriter: Send + Sync {
         self.write(mailbox, copy).await
     }
 
+    /// Items the engine should keep in flight for this target. Downloads
+    /// stay bounded by the client; more items waiting to be written lets a
+    /// writer batch them (IMAP `MULTIAPPEND` per mailbox).
+    fn items_in_flight(&self) -> usize {
+        16
+    }
+
     /// Archive folder ids the target looked up this run (Graph), kept in
     /// the ledger so the next run saves a lookup per mailbox.
     fn folder_ids(&self) -> Vec<(Mailbox, String)> {

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url, header};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use super::model::{Account, ApiErrorBody, Item, ItemPage, RegisteredUser, UserPage};
 use super::retry::{RetryPolicy, parse_retry_after};
@@ -78,6 +78,12 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Items per listing page (1..1000).
     pub page_limit: u32,
+    /// Content downloads at once, however many items the caller has in
+    /// flight (a writer that batches, like IMAP, wants many).
+    pub downloads_at_once: usize,
+    /// Bytes of downloaded bodies held in memory at once; a body that
+    /// does not fit is spooled to a file instead.
+    pub memory_budget: u64,
 }
 
 /// Environment variable setting the longest silence while reading a body,
@@ -97,6 +103,8 @@ impl Default for ClientOptions {
             read_timeout,
             retry: RetryPolicy::default(),
             page_limit: 1000,
+            downloads_at_once: 16,
+            memory_budget: 16 * 1024 * 1024,
         }
     }
 }
@@ -120,6 +128,8 @@ struct Inner {
     /// Until when TeleMessage asked us (`429` with `Retry-After`) to keep
     /// quiet: every call waits it out, not only the one that was told.
     quiet_until: std::sync::Mutex<Option<Instant>>,
+    download_slots: Arc<Semaphore>,
+    memory: MemoryBudget,
 }
 
 /// One failed attempt, and whether it is worth another.
@@ -151,10 +161,12 @@ impl Client {
                 base,
                 username: username.to_owned(),
                 password,
-                options,
                 token: Mutex::new(None),
                 uses: std::sync::Mutex::new(std::collections::HashMap::new()),
                 quiet_until: std::sync::Mutex::new(None),
+                download_slots: Arc::new(Semaphore::new(options.downloads_at_once.max(1))),
+                memory: MemoryBudget::new(options.memory_budget),
+                options,
             }),
         })
     }
@@ -210,11 +222,13 @@ impl Client {
 
     /// Downloads an item's content, verifies size and SHA-256 against the
     /// listing, and resumes an interrupted body with `Range`. Bodies over
-    /// [`MEMORY_LIMIT`] are spooled to a file in `spool_dir`.
+    /// [`MEMORY_LIMIT`], or beyond the memory budget, are spooled to a file
+    /// in `spool_dir`.
     pub async fn download(&self, item: &Item, spool_dir: &Path) -> Result<Content, ClientError> {
+        let _slot = self.inner.download_slots.acquire().await.ok();
         let what = format!("downloading item {}", item.id);
         let url = self.content_url(item)?;
-        let mut sink = Sink::new(item, spool_dir).await?;
+        let mut sink = Sink::new(item, spool_dir, &self.inner.memory).await?;
         let started = Instant::now();
         let mut attempt = 0;
         loop {
@@ -698,7 +712,7 @@ struct Sink {
 }
 
 enum SinkTarget {
-    Memory(BytesMut),
+    Memory(BytesMut, Option<OwnedSemaphorePermit>),
     File {
         path: std::path::PathBuf,
         file: tokio::fs::File,
@@ -706,9 +720,16 @@ enum SinkTarget {
 }
 
 impl Sink {
-    async fn new(item: &Item, spool_dir: &Path) -> Result<Sink, ClientError> {
-        let target = if item.size <= MEMORY_LIMIT {
-            SinkTarget::Memory(BytesMut::with_capacity(item.size as usize))
+    async fn new(
+        item: &Item,
+        spool_dir: &Path,
+        memory: &MemoryBudget,
+    ) -> Result<Sink, ClientError> {
+        let reserved = (item.size <= MEMORY_LIMIT)
+            .then(|| memory.try_reserve(item.size))
+            .flatten();
+        let target = if let Some(permit) = reserved {
+            SinkTarget::Memory(BytesMut::with_capacity(item.size as usize), Some(permit))
         } else {
             let path = spool_dir.join(format!("{}-{}.part", item.id.tag(), rand::random::<u32>()));
             let spool_err = |source| ClientError::Spool {
@@ -732,7 +753,7 @@ impl Sink {
         self.hasher.update(chunk);
         self.received += chunk.len() as u64;
         match &mut self.target {
-            SinkTarget::Memory(buf) => buf.extend_from_slice(chunk),
+            SinkTarget::Memory(buf, _) => buf.extend_from_slice(chunk),
             SinkTarget::File { path, file } => {
                 file.write_all(chunk)
                     .await
@@ -749,7 +770,7 @@ impl Sink {
         self.hasher = Sha256::new();
         self.received = 0;
         match &mut self.target {
-            SinkTarget::Memory(buf) => buf.clear(),
+            SinkTarget::Memory(buf, _) => buf.clear(),
             SinkTarget::File { path, file } => {
                 let spool_err = |source| ClientError::Spool {
                     path: path.display().to_string(),
@@ -783,9 +804,12 @@ impl Sink {
     }
 
     async fn finish(mut self) -> Result<Content, ClientError> {
-        let target = std::mem::replace(&mut self.target, SinkTarget::Memory(BytesMut::new()));
+        let target = std::mem::replace(&mut self.target, SinkTarget::Memory(BytesMut::new(), None));
         match target {
-            SinkTarget::Memory(buf) => Ok(Content::Memory(buf.freeze())),
+            SinkTarget::Memory(buf, permit) => Ok(Content::Memory(Bytes::from_owner(Budgeted {
+                bytes: buf.freeze(),
+                _permit: permit,
+            }))),
             SinkTarget::File { path, mut file } => {
                 let spool_err = |source| ClientError::Spool {
                     path: path.display().to_string(),
@@ -871,9 +895,88 @@ pub fn check_endpoint(endpoint: &str) -> Result<Url, ClientError> {
     }
 }
 
+/// Memory for downloaded bodies, in KiB permits: the engine may hold many
+/// items in flight without their bodies outgrowing the budget.
+struct MemoryBudget(Arc<Semaphore>);
+
+impl MemoryBudget {
+    fn new(bytes: u64) -> MemoryBudget {
+        let kib = (bytes / 1024).min(u64::from(u32::MAX >> 3)) as usize;
+        MemoryBudget(Arc::new(Semaphore::new(kib)))
+    }
+
+    /// Room for a body of `bytes`, if the budget has it now.
+    fn try_reserve(&self, bytes: u64) -> Option<OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
+        Arc::clone(&self.0).try_acquire_many_owned(kib).ok()
+    }
+}
+
+/// A body in memory with its share of the budget, returned when the last
+/// reference to the bytes is dropped.
+struct Budgeted {
+    bytes: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bodies beyond the memory budget are spooled, however small, and
+    /// the budget comes back when a body in memory is dropped.
+    #[tokio::test]
+    async fn bodies_beyond_the_memory_budget_are_spooled() {
+        use axum::routing::{get, post};
+        const BODY: &[u8] = &[b'x'; 40_000];
+        let app = axum::Router::new()
+            .route(
+                "/v1/auth/token",
+                post(|| async {
+                    axum::Json(serde_json::json!({
+                        "access_token": "t",
+                        "account": {"id": "a", "name": "A"},
+                    }))
+                }),
+            )
+            .route("/v1/archive/items/{id}/content", get(|| async { BODY }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let options = ClientOptions {
+            memory_budget: 64 * 1024,
+            ..ClientOptions::default()
+        };
+        let client = Client::new(&url, "u", Secret::new("p"), options).unwrap();
+        let item: Item = serde_json::from_value(serde_json::json!({
+            "id": "itm_1", "platform": "wechat", "type": "chat",
+            "conversation": {"id": "c", "kind": "direct", "title": ""},
+            "sent_at": "2026-11-22T08:15:00Z", "archived_at": "2026-11-22T08:15:03Z",
+            "sender": {"name": "", "mobile": null, "email": null, "wechat_id": "w"},
+            "participants": [], "size": BODY.len(), "sha256": hex::encode(Sha256::digest(BODY))
+        }))
+        .unwrap();
+        let spool = tempfile::tempdir().unwrap();
+
+        let first = client.download(&item, spool.path()).await.unwrap();
+        assert!(first.path().is_none(), "the first body fits the budget");
+        let second = client.download(&item, spool.path()).await.unwrap();
+        let spooled = second
+            .path()
+            .expect("the second body is spooled")
+            .to_owned();
+        assert_eq!(std::fs::read(&spooled).unwrap(), BODY);
+        assert_eq!(first.to_bytes().await.unwrap(), BODY);
+        drop(first);
+        let third = client.download(&item, spool.path()).await.unwrap();
+        assert!(third.path().is_none(), "the budget came back");
+    }
 
     /// A 404 that is not the API's `item_not_found` (a proxy's page, a
     /// wrong path) is retried and then fails the item; it is not "gone".

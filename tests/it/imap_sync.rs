@@ -145,6 +145,12 @@ fn sync_into_dovecot_lands_every_copy_once_intact_and_a_rerun_writes_nothing() {
     first.assert_code(0);
     let expected = case.assert_every_copy_once();
     assert_eq!(first.json()["written"], expected);
+    // Many items wait to be appended at once; downloads stay bounded.
+    let downloads = case.source.stats().max_concurrent_downloads;
+    assert!(
+        (1..=16).contains(&downloads),
+        "{downloads} downloads at once"
+    );
 
     let second = case.sync(None);
     second.assert_code(0);

@@ -514,6 +514,13 @@ fn lost_to_copy(mailbox: &Mailbox, what: &str, e: ConnError) -> WriteError {
 
 #[async_trait]
 impl MailboxWriter for ImapWriter {
+    /// Enough copies per mailbox at once for `MULTIAPPEND` to batch them:
+    /// at 16, 3,187 APPEND commands for 3,371 copies into 36 mailboxes;
+    /// at 256, 1,363 (and a quarter less Dovecot CPU).
+    fn items_in_flight(&self) -> usize {
+        256
+    }
+
     fn describe(&self) -> String {
         self.target_name()
     }
