@@ -12,7 +12,9 @@
 #
 # Ratios: for times, wechat-archiver / baseline (below 1 is faster); for
 # memory, RSS / baseline RSS; for IMAP, mbsync time / wechat-archiver time
-# (above 1 is faster), as that benchmark prints it.
+# (above 1 is faster), as those benchmarks print it. `imap` runs both the
+# end-to-end sync into Dovecot (bench/imap_sync) and the writer alone
+# (bench/imap).
 #
 # Needs: cargo, python3, curl, GNU time; for `map`, PyPI access once (the
 # phonenumbers package, in a venv); for `imap`, dovecot and isync (mbsync).
@@ -106,6 +108,13 @@ if wanted imap; then
         if [ "$SMOKE" = 1 ]; then IMAP_ROUNDS=1 run_bench imap imap_bench 200 4; else run_bench imap imap_bench 5000 40; fi
     else
         row "2. IMAP vs mbsync" "-" "-" "-" ">= 1.0" "not in this tree (bench/imap/ comes with the IMAP work)"
+    fi
+fi
+if wanted imap; then
+    if [ "$SMOKE" = 1 ]; then
+        run_bench imap-sync bash "$here/imap_sync/run.sh" 300 1
+    else
+        run_bench imap-sync bash "$here/imap_sync/run.sh" 20000 3
     fi
 fi
 if wanted sync; then
