@@ -13,6 +13,8 @@
 # every run is checked to have stored every copy. Prints a table and the
 # ratios (mbsync time / writer time: above 1.0 means the writer is faster).
 set -euo pipefail
+# shellcheck source=bench/imap/dovecot-conf.sh
+source "$(dirname "$0")/dovecot-conf.sh"
 
 ITEMS=${1:-5000}
 USERS=${2:-40}
@@ -62,53 +64,7 @@ write_dovecot_config() {
     for user in $(ls "$CORPUS"); do
         echo "$user:{PLAIN}unused-$RANDOM$RANDOM:$RUN_UID:$RUN_GID::$DV/home/$user::" >> "$DV/users"
     done
-    cat > "$DV/dovecot.conf" <<EOF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $DV/run
-state_dir = $DV/state
-log_path = $DV/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_master_user_separator = *
-default_internal_user = $RUN_USER
-default_internal_group = $RUN_GROUP
-default_login_user = $RUN_USER
-first_valid_uid = $RUN_UID
-first_valid_gid = $RUN_GID
-mail_location = maildir:$DV/mail/%u
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $DV/masters
-  master = yes
-  pass = yes
-}
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $DV/users
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%u $DV/users
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  chroot =
-}
-service pop3-login {
-  chroot =
-}
-service anvil {
-  chroot =
-}
-EOF
+    dovecot_conf "$DV" "$PORT" >"$DV/dovecot.conf"
     if [ "$(id -u)" = 0 ]; then chown -R "$RUN_UID:$RUN_GID" "$DV"; fi
 }
 

@@ -35,6 +35,8 @@
 # Needs: dovecot-imapd dovecot-core isync, GNU time, python3. Dovecot runs as
 # `nobody` when this runs as root.
 set -euo pipefail
+# shellcheck source=bench/imap/dovecot-conf.sh
+source "$(dirname "$0")/../imap/dovecot-conf.sh"
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
@@ -80,53 +82,7 @@ write_dovecot_config() {
     while read -r user; do
         echo "$user:{PLAIN}unused-$RANDOM$RANDOM:$RUN_UID:$RUN_GID::$dv/home/$user::"
     done <"$WORK/users.list" >"$dv/users"
-    cat >"$dv/dovecot.conf" <<EOF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $dv/run
-state_dir = $dv/state
-log_path = $dv/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_master_user_separator = *
-default_internal_user = $RUN_USER
-default_internal_group = $RUN_GROUP
-default_login_user = $RUN_USER
-first_valid_uid = $RUN_UID
-first_valid_gid = $RUN_GID
-mail_location = maildir:$dv/mail/%u
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $dv/masters
-  master = yes
-  pass = yes
-}
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $dv/users
-}
-userdb {
-  driver = passwd-file
-  args = username_format=%u $dv/users
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = $PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  chroot =
-}
-service pop3-login {
-  chroot =
-}
-service anvil {
-  chroot =
-}
-EOF
+    dovecot_conf "$dv" "$PORT" >"$dv/dovecot.conf"
     if [ "$(id -u)" = 0 ]; then chown -R "$RUN_UID:$RUN_GID" "$dv"; fi
 }
 
