@@ -929,26 +929,32 @@ impl AsRef<[u8]> for Budgeted {
 mod tests {
     use super::*;
 
-    /// Bodies beyond the memory budget are spooled, however small, and
-    /// the budget comes back when a body in memory is dropped.
-    #[tokio::test]
-    async fn bodies_beyond_the_memory_budget_are_spooled() {
-        use axum::routing::{get, post};
-        const BODY: &[u8] = &[b'x'; 40_000];
+    /// A TeleMessage API on loopback that issues tokens and answers
+    /// content requests with `content`; returns its URL.
+    async fn serve_content(content: axum::routing::MethodRouter) -> String {
         let app = axum::Router::new()
             .route(
                 "/v1/auth/token",
-                post(|| async {
+                axum::routing::post(|| async {
                     axum::Json(serde_json::json!({
                         "access_token": "t",
                         "account": {"id": "a", "name": "A"},
                     }))
                 }),
             )
-            .route("/v1/archive/items/{id}/content", get(|| async { BODY }));
+            .route("/v1/archive/items/{id}/content", content);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// Bodies beyond the memory budget are spooled, however small, and
+    /// the budget comes back when a body in memory is dropped.
+    #[tokio::test]
+    async fn bodies_beyond_the_memory_budget_are_spooled() {
+        const BODY: &[u8] = &[b'x'; 40_000];
+        let url = serve_content(axum::routing::get(|| async { BODY })).await;
         let options = ClientOptions {
             memory_budget: 64 * 1024,
             ..ClientOptions::default()
@@ -982,32 +988,17 @@ mod tests {
     /// wrong path) is retried and then fails the item; it is not "gone".
     #[tokio::test]
     async fn only_item_not_found_marks_an_item_gone() {
-        use axum::routing::{get, post};
-        let app = axum::Router::new()
-            .route(
-                "/v1/auth/token",
-                post(|| async {
-                    axum::Json(serde_json::json!({
-                        "access_token": "t",
-                        "account": {"id": "a", "name": "A"},
-                    }))
-                }),
-            )
-            .route(
-                "/v1/archive/items/{id}/content",
-                get(
-                    |axum::extract::Path(id): axum::extract::Path<String>| async move {
-                        let code = if id == "purged" { "item_not_found" } else { "" };
-                        (
-                            StatusCode::NOT_FOUND,
-                            axum::Json(serde_json::json!({"error": code})),
-                        )
-                    },
-                ),
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        use axum::routing::get;
+        let url = serve_content(get(
+            |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                let code = if id == "purged" { "item_not_found" } else { "" };
+                (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(serde_json::json!({"error": code})),
+                )
+            },
+        ))
+        .await;
         let mut options = ClientOptions::default();
         options.retry.max_attempts = 2;
         let client = Client::new(&url, "u", Secret::new("p"), options).unwrap();
