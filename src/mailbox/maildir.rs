@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use base64::Engine;
 
+use super::imap::encode_mailbox_name;
 use super::{Copy, MailboxWriter, WriteError, Written};
 use crate::content::Content;
 use crate::faultpoint;
@@ -376,37 +376,7 @@ fn maildir_folder_name(folder: &str) -> Result<String, InvalidFolderName> {
     if bad {
         return Err(InvalidFolderName(folder.to_owned()));
     }
-    Ok(modified_utf7(folder))
-}
-
-fn modified_utf7(s: &str) -> String {
-    let mut out = String::new();
-    let mut pending: Vec<u16> = Vec::new();
-    let flush = |pending: &mut Vec<u16>, out: &mut String| {
-        if pending.is_empty() {
-            return;
-        }
-        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
-        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes);
-        out.push('&');
-        out.push_str(&encoded.replace('/', ","));
-        out.push('-');
-        pending.clear();
-    };
-    for c in s.chars() {
-        if (' '..='~').contains(&c) {
-            flush(&mut pending, &mut out);
-            out.push(c);
-            if c == '&' {
-                out.push('-');
-            }
-        } else {
-            let mut buf = [0u16; 2];
-            pending.extend_from_slice(c.encode_utf16(&mut buf));
-        }
-    }
-    flush(&mut pending, &mut out);
-    out
+    Ok(encode_mailbox_name(folder))
 }
 
 #[cfg(test)]
@@ -419,8 +389,8 @@ mod tests {
             maildir_folder_name("WeChat Archiver").unwrap(),
             "WeChat Archiver"
         );
-        assert_eq!(modified_utf7("微信"), "&X65P4Q-");
-        assert_eq!(modified_utf7("A&B"), "A&-B");
+        assert_eq!(maildir_folder_name("微信").unwrap(), "&X65P4Q-");
+        assert_eq!(maildir_folder_name("A&B").unwrap(), "A&-B");
         assert!(maildir_folder_name("a.b").is_err());
         assert!(maildir_folder_name("../x").is_err());
     }

@@ -20,6 +20,9 @@ mod pool;
 mod proto;
 mod tls;
 
+/// Dovecot also names Maildir++ folders in IMAP's modified UTF-7.
+pub(crate) use proto::encode_mailbox_name;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
