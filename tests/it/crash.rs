@@ -20,50 +20,14 @@ use wechat_archiver::telemessage::Item;
 use wechat_archiver::types::{ItemId, Mailbox};
 
 use crate::support::{Run, TestEnv, files_under};
-use crate::sync::{PASSWORD, SINCE, UNTIL, connector, expected_copies, simulator, t, tmp_files};
+use crate::sync::{
+    PASSWORD, SINCE, UNTIL, connector, expected_copies, read_copies, simulator, t, tmp_files,
+    trace_headers,
+};
 
 /// The copies on disk written by one connector: (mailbox directory, item
 /// id) to the bytes of every file holding that copy.
-pub type Copies = BTreeMap<(String, String), Vec<Vec<u8>>>;
-
-/// Reads every message file of a Maildir tree whose trace header names
-/// `connector`. A file in `cur/` or `new/` without the trace headers is a
-/// partial or foreign message and fails the test.
-pub fn read_copies(root: &Path, connector: &str) -> Copies {
-    let mut copies = Copies::new();
-    for file in files_under(root) {
-        let rel = file.strip_prefix(root).unwrap();
-        let parts: Vec<_> = rel
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        if parts.len() != 4 || !["cur", "new"].contains(&parts[2].as_str()) {
-            continue;
-        }
-        let bytes = std::fs::read(&file).unwrap();
-        let (id, owner) = trace_headers(&bytes)
-            .unwrap_or_else(|| panic!("{} has no trace headers", file.display()));
-        if owner == connector {
-            copies
-                .entry((parts[0].clone(), id))
-                .or_default()
-                .push(bytes);
-        }
-    }
-    copies
-}
-
-/// The item id and connector named by a copy's first two lines.
-fn trace_headers(bytes: &[u8]) -> Option<(String, String)> {
-    let mut lines = bytes.split(|b| *b == b'\n');
-    let mut field = |name: &str| {
-        let line = String::from_utf8_lossy(lines.next()?).trim_end().to_owned();
-        line.strip_prefix(name).map(str::to_owned)
-    };
-    let id = field("X-WeChat-Archiver-Item-Id: ")?;
-    let connector = field("X-WeChat-Archiver-Connector: ")?;
-    Some((id, connector))
-}
+pub type Copies = crate::sync::Archive;
 
 /// Checks that every copy on disk is an expected one, held by exactly one
 /// file, byte-identical to the simulator's content after the trace

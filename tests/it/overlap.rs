@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use wechat_archiver::simulator::Simulator;
 
-use crate::crash::{assert_copies, assert_ledger_agrees, read_copies};
+use crate::crash::{assert_copies, assert_ledger_agrees};
 use crate::support::{Run, TestEnv};
+use crate::sync::read_copies;
 use crate::sync::{PASSWORD, SINCE, UNTIL, expected_copies, simulator, t, tmp_files};
 
 /// A simulator whose content bodies each stall `stall` half-way, so a

@@ -20,6 +20,17 @@ pub type Archive = BTreeMap<(String, String), Vec<Vec<u8>>>;
 /// Reads every message file of a Maildir tree, keyed by mailbox directory
 /// and the item id in its trace header.
 pub fn read_archive(root: &Path) -> Archive {
+    read_messages(root, |_| true)
+}
+
+/// Reads every message file of a Maildir tree whose trace header names
+/// `connector`. A file in `cur/` or `new/` without the trace headers is a
+/// partial or foreign message and fails the test.
+pub fn read_copies(root: &Path, connector: &str) -> Archive {
+    read_messages(root, |owner| owner == connector)
+}
+
+fn read_messages(root: &Path, keep: impl Fn(&str) -> bool) -> Archive {
     let mut archive = Archive::new();
     for file in files_under(root) {
         let rel = file.strip_prefix(root).unwrap();
@@ -31,18 +42,28 @@ pub fn read_archive(root: &Path) -> Archive {
             continue;
         }
         let bytes = std::fs::read(&file).unwrap();
-        let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-        let id = String::from_utf8_lossy(first)
-            .trim_end()
-            .strip_prefix("X-WeChat-Archiver-Item-Id: ")
-            .unwrap_or_else(|| panic!("{} has no trace header", file.display()))
-            .to_owned();
-        archive
-            .entry((parts[0].clone(), id))
-            .or_default()
-            .push(bytes);
+        let (id, owner) = trace_headers(&bytes)
+            .unwrap_or_else(|| panic!("{} has no trace headers", file.display()));
+        if keep(&owner) {
+            archive
+                .entry((parts[0].clone(), id))
+                .or_default()
+                .push(bytes);
+        }
     }
     archive
+}
+
+/// The item id and connector named by a copy's first two lines.
+pub fn trace_headers(bytes: &[u8]) -> Option<(String, String)> {
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let mut field = |name: &str| {
+        let line = String::from_utf8_lossy(lines.next()?).trim_end().to_owned();
+        line.strip_prefix(name).map(str::to_owned)
+    };
+    let id = field("X-WeChat-Archiver-Item-Id: ")?;
+    let connector = field("X-WeChat-Archiver-Connector: ")?;
+    Some((id, connector))
 }
 
 /// The distinct files (inodes) holding messages in `cur/` or `new/`.
