@@ -1,7 +1,6 @@
 //! `sync` and `map validate --check-target` end to end into the Graph
 //! simulator: the real binary, TeleMessage simulator as the source.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use wechat_archiver::simulator::Simulator;
@@ -42,9 +41,7 @@ async fn graph_connector(
     config: &GraphConfig,
     extra: &[&str],
 ) -> PathBuf {
-    let secrets = env.path("secrets");
-    std::fs::write(&secrets, format!("{PASSWORD}\n{}\n", config.client_secret)).unwrap();
-    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secrets = env.password_file(PASSWORD, &config.client_secret);
     let target = format!("graph:{}", config.tenant);
     let url = source.url();
     let mut args = strings(&[

@@ -1,7 +1,6 @@
 //! `sync` end to end into a real Dovecot: every copy read back over IMAP.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use wechat_archiver::faultpoint::CRASH_AT_ENV;
@@ -26,9 +25,7 @@ impl Case {
         let user_refs: Vec<&str> = users.iter().map(String::as_str).collect();
         let dovecot = Dovecot::start(&user_refs);
         let env = TestEnv::new();
-        let secrets = env.path("secrets");
-        std::fs::write(&secrets, format!("{PASSWORD}\n{ADMIN_PASSWORD}\n")).unwrap();
-        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secrets = env.password_file(PASSWORD, ADMIN_PASSWORD);
         let target = format!("imap://127.0.0.1:{}", dovecot.port);
         let url = source.url();
         let mut args = vec![

@@ -73,6 +73,16 @@ impl TestEnv {
         self.dir.path().join(rel)
     }
 
+    /// A `WECHAT_ARCHIVER_PASSWORD_FILE` only its owner can read: the
+    /// TeleMessage password, then the target's secret.
+    pub fn password_file(&self, password: &str, target_secret: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let file = self.path("secrets");
+        std::fs::write(&file, format!("{password}\n{target_secret}\n")).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        file
+    }
+
     /// A command for the binary with `--home` set and a clean environment.
     pub fn command<I, S>(&self, args: I) -> Command
     where
