@@ -267,7 +267,14 @@ impl Run<'_> {
     }
 
     async fn process_item(&self, item: &Item) -> Result<(), SyncError> {
-        if self.is_gone(item)? {
+        let state = self
+            .engine
+            .ledger
+            .item_state(&self.plan.connector, &item.id)?
+            .map(|(state, _)| state);
+        // An item an earlier run found purged (`404`) is gone for good:
+        // listing it again must not fail the run again.
+        if state.as_deref() == Some("gone") {
             tracing::info!(
                 "item {} was purged from TeleMessage earlier; skipping it",
                 item.id
@@ -307,7 +314,9 @@ impl Run<'_> {
         if unmapped.is_some() {
             self.report().unmapped_item(item);
         }
-        let (pending, unchecked) = self.pending_mailboxes(item, &mailboxes).await?;
+        let (pending, unchecked) = self
+            .pending_mailboxes(item, state.as_deref(), &mailboxes)
+            .await?;
         if pending.is_empty() {
             self.settle(item, unmapped.as_deref(), unchecked.as_deref())?;
             return Ok(());
@@ -341,16 +350,6 @@ impl Run<'_> {
         self.settle(item, unmapped.as_deref(), failure.as_deref())
     }
 
-    /// Whether an earlier run found the item purged (`404`): permanent, so
-    /// listing it again must not fail the run again.
-    fn is_gone(&self, item: &Item) -> Result<bool, SyncError> {
-        let state = self
-            .engine
-            .ledger
-            .item_state(&self.plan.connector, &item.id)?;
-        Ok(state.is_some_and(|(state, _)| state == "gone"))
-    }
-
     /// The mailboxes that still need a copy; counts the others as already
     /// archived. After a crash, asks the target for unrecorded copies; a
     /// mailbox that cannot be checked is not written (a duplicate would be
@@ -358,6 +357,7 @@ impl Run<'_> {
     async fn pending_mailboxes(
         &self,
         item: &Item,
+        state: Option<&str>,
         mailboxes: &[Mailbox],
     ) -> Result<(Vec<Mailbox>, Option<String>), SyncError> {
         let mut unchecked = None;
@@ -365,7 +365,7 @@ impl Run<'_> {
             .engine
             .ledger
             .copies_of(&self.plan.connector, &item.id)?;
-        let look = self.may_be_unrecorded(item)?;
+        let look = self.may_be_unrecorded(state);
         let mut pending = Vec::new();
         for mailbox in mailboxes {
             if recorded.contains(mailbox.key()) {
@@ -409,20 +409,14 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Whether a crashed run may have written copies of this item without
-    /// recording them: it listed the same window, or retried the item.
-    fn may_be_unrecorded(&self, item: &Item) -> Result<bool, SyncError> {
+    /// Whether a crashed run may have written copies of this item (whose
+    /// ledger state is `state`) without recording them: it listed the same
+    /// window, or retried the item.
+    fn may_be_unrecorded(&self, state: Option<&str>) -> bool {
         if self.plan.dry_run || !self.recovery.retries {
-            return Ok(false);
+            return false;
         }
-        if self.recovery.listed {
-            return Ok(true);
-        }
-        let state = self
-            .engine
-            .ledger
-            .item_state(&self.plan.connector, &item.id)?;
-        Ok(state.is_some_and(|(s, _)| s == "failed" || s == "unmapped"))
+        self.recovery.listed || matches!(state, Some("failed" | "unmapped"))
     }
 
     /// Writes each pending copy; returns the first failure's reason.
