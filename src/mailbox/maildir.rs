@@ -111,6 +111,15 @@ impl MaildirWriter {
             .insert(dir);
     }
 
+    /// A copy now in `cur/`: its directory awaits `sync_written`.
+    fn delivered(&self, mailbox: &Mailbox, folder: &Path, final_name: &str, len: u64) -> Written {
+        self.unsynced(folder.join("cur"));
+        Written {
+            location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
+            bytes: len,
+        }
+    }
+
     fn unique_name(&self, item: &Item) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -201,11 +210,7 @@ impl MailboxWriter for MaildirWriter {
         written.map_err(|e| {
             WriteError::Copy(format!("cannot write into {}: {e}", folder.display()))
         })?;
-        self.unsynced(folder.join("cur"));
-        Ok(Written {
-            location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
-            bytes: len,
-        })
+        Ok(self.delivered(mailbox, &folder, &final_name, len))
     }
 
     async fn write_again(
@@ -225,13 +230,7 @@ impl MailboxWriter for MaildirWriter {
         .await
         .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
         match linked {
-            Ok(()) => {
-                self.unsynced(folder.join("cur"));
-                Ok(Written {
-                    location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
-                    bytes: len,
-                })
-            }
+            Ok(()) => Ok(self.delivered(mailbox, &folder, &final_name, len)),
             Err(e) => {
                 tracing::debug!(
                     "cannot hard-link item {} into {mailbox} ({e}); writing it",
