@@ -75,6 +75,18 @@ sync_window() {
         "$BIN" --home "$1" sync --since "$WINDOW_SINCE" --until "$WINDOW_UNTIL" --json
 }
 
+# assert_wrote_all RESULT COPIES: the sync whose --json output is RESULT
+# wrote COPIES copies and failed none, or the benchmark stops.
+assert_wrote_all() {
+    local written failed
+    written=$(json_field "$1" written)
+    failed=$(json_field "$1" failed)
+    if [ "$written" != "$2" ] || [ "$failed" != 0 ]; then
+        echo "the sync wrote $written of $2 copies, $failed failed" >&2
+        exit 1
+    fi
+}
+
 # json_field FILE KEY: a top-level number of a JSON object.
 json_field() {
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"

@@ -245,7 +245,7 @@ run_baseline() {
 }
 
 run_tool() {
-    local rep=$1 home=$WORK/home-imap-$1 secs kib written failed ticks
+    local rep=$1 home=$WORK/home-imap-$1 secs kib ticks
     start_dovecot "$WORK/dovecot-tool-$rep"
     "$BIN" --home "$home" create bench --endpoint "$SIM_URL" --username "$SIM_USER" \
         --target "imap://127.0.0.1:$PORT" --target-user "$ADMIN" --accept-terms >/dev/null
@@ -255,12 +255,7 @@ run_tool() {
     WECHAT_ARCHIVER_PASSWORD_FILE=$WORK/secrets timed_cpu "$WORK/tool-$rep.time" ${SYNC_PREFIX:-} \
         "$BIN" --home "$home" sync --since "$WINDOW_SINCE" --until "$WINDOW_UNTIL" --json
     ticks=$(($(sim_ticks) - ticks))
-    written=$(json_field "$WORK/tool-$rep.time.out" written)
-    failed=$(json_field "$WORK/tool-$rep.time.out" failed)
-    if [ "$written" != "$COPIES" ] || [ "$failed" != 0 ]; then
-        echo "the sync wrote $written of $COPIES copies, $failed failed" >&2
-        exit 1
-    fi
+    assert_wrote_all "$WORK/tool-$rep.time.out" "$COPIES"
     check_stored "wechat-archiver (run $rep)"
     stop_dovecot
     read -r secs kib _ <"$WORK/tool-$rep.time"

@@ -35,12 +35,7 @@ new_connector "$WORK/home" "$WORK/archive"
 flush_disk
 sync_window "$WORK/home" "$WORK/tool.time"
 read -r secs kib <"$WORK/tool.time"
-written=$(json_field "$WORK/tool.time.out" written)
-failed=$(json_field "$WORK/tool.time.out" failed)
-if [ "$written" != "$COPIES" ] || [ "$failed" != 0 ]; then
-    echo "the sync wrote $written of $COPIES copies, $failed failed" >&2
-    exit 1
-fi
+assert_wrote_all "$WORK/tool.time.out" "$COPIES"
 echo "  curl ${bsecs} s $((bkib / 1024)) MiB; wechat-archiver ${secs} s $((kib / 1024)) MiB" >&2
 
 row "3. peak RSS, $ITEMS items of $SIZE ($COPIES copies), MiB" "$((kib / 1024))" "$((bkib / 1024)) (curl)" \

@@ -56,17 +56,12 @@ run_baseline() {
 }
 
 run_tool() {
-    local rep=$1 secs kib written failed
+    local rep=$1 secs kib
     new_connector "$WORK/home-$rep" "$WORK/archive-$rep"
     flush_disk
     sync_window "$WORK/home-$rep" "$WORK/tool.time"
     read -r secs kib <"$WORK/tool.time"
-    written=$(json_field "$WORK/tool.time.out" written)
-    failed=$(json_field "$WORK/tool.time.out" failed)
-    if [ "$written" != "$COPIES" ] || [ "$failed" != 0 ]; then
-        echo "the sync wrote $written of $COPIES copies, $failed failed" >&2
-        exit 1
-    fi
+    assert_wrote_all "$WORK/tool.time.out" "$COPIES"
     tool_secs+=("$secs") tool_rss+=("$kib")
 }
 
