@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use wechat_archiver::Mailbox;
 use wechat_archiver::content::Content;
 use wechat_archiver::mailbox::imap::{ImapConfig, ImapWriter};
-use wechat_archiver::mailbox::{Copy, MailboxWriter, WriteError};
+use wechat_archiver::mailbox::{Copy, MailboxWriter, WriteError, Written};
 use wechat_archiver::secrets::Secret;
 use wechat_archiver::telemessage::Item;
 
@@ -61,6 +61,25 @@ fn message(id: &str, size: usize) -> Bytes {
 
 fn config(dovecot: &Dovecot) -> ImapConfig {
     ImapConfig::new(false, "127.0.0.1", dovecot.port, ADMIN, FOLDER)
+}
+
+/// Writes the test message `id` of `size` bytes, sent at `sent_at`, into
+/// `mailbox` as connector `contoso`.
+async fn write_message(
+    writer: &ImapWriter,
+    mailbox: &Mailbox,
+    id: &str,
+    sent_at: &str,
+    size: usize,
+) -> Result<Written, WriteError> {
+    let item = item(id, sent_at, size);
+    let content = Content::Memory(message(id, size));
+    let copy = Copy {
+        item: &item,
+        connector: "contoso",
+        content: &content,
+    };
+    writer.write(mailbox, &copy).await
 }
 
 fn writer(dovecot: &Dovecot) -> ImapWriter {
@@ -168,15 +187,7 @@ async fn a_user_the_server_does_not_know_is_not_valid() {
     let ghost = mailbox("ghost@contoso.com");
     assert!(!writer.is_valid_user(&ghost).await.expect("check"));
     assert!(!writer.is_valid_user(&ghost).await.expect("cached check"));
-    let item = item("itm_ghost", "2026-11-22T08:15:00Z", 100);
-    let content = Content::Memory(message("itm_ghost", 100));
-    let copy = Copy {
-        item: &item,
-        connector: "contoso",
-        content: &content,
-    };
-    let err = writer
-        .write(&ghost, &copy)
+    let err = write_message(&writer, &ghost, "itm_ghost", "2026-11-22T08:15:00Z", 100)
         .await
         .expect_err("no such mailbox");
     assert!(
@@ -408,28 +419,12 @@ async fn a_connection_dropped_mid_run_is_replaced_without_losing_the_copy() {
     let mut dovecot = Dovecot::start(&[LI]);
     let writer = writer(&dovecot);
     let li = mailbox(LI);
-    let a = item("itm_a", "2026-11-22T08:15:00Z", 5_000);
-    let a_content = Content::Memory(message("itm_a", 5_000));
-    let copy = Copy {
-        item: &a,
-        connector: "contoso",
-        content: &a_content,
-    };
-    writer
-        .write(&li, &copy)
+    write_message(&writer, &li, "itm_a", "2026-11-22T08:15:00Z", 5_000)
         .await
         .expect("first write opens the connection");
     dovecot.stop();
     dovecot.start_again();
-    let b = item("itm_b", "2026-11-22T08:15:00Z", 5_000);
-    let b_content = Content::Memory(message("itm_b", 5_000));
-    let copy = Copy {
-        item: &b,
-        connector: "contoso",
-        content: &b_content,
-    };
-    writer
-        .write(&li, &copy)
+    write_message(&writer, &li, "itm_b", "2026-11-22T08:15:00Z", 5_000)
         .await
         .expect("the stale connection is replaced");
     let ids: Vec<_> = dovecot
@@ -619,14 +614,9 @@ async fn a_connection_cut_in_the_middle_of_an_append_is_retried_once_on_a_new_on
     let config = ImapConfig::new(false, "127.0.0.1", proxy.port, ADMIN, FOLDER);
     let writer = ImapWriter::new(config, Secret::new(ADMIN_PASSWORD)).expect("writer");
     let li = mailbox(LI);
-    let a = item("itm_a", "2026-11-22T08:15:00Z", 2_000);
-    let a_content = Content::Memory(message("itm_a", 2_000));
-    let copy = Copy {
-        item: &a,
-        connector: "contoso",
-        content: &a_content,
-    };
-    writer.write(&li, &copy).await.expect("first write");
+    write_message(&writer, &li, "itm_a", "2026-11-22T08:15:00Z", 2_000)
+        .await
+        .expect("first write");
 
     proxy.arm(Cut::AfterClientBytes(300_000));
     let b = item("itm_b", "2026-11-22T08:16:00Z", 1_000_000);
