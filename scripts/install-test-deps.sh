@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine, if missing:
-# a real Dovecot IMAP server and a real Secret Service (gnome-keyring on a
-# D-Bus session bus, with secret-tool to inspect it).
+# a real Dovecot IMAP server, a real Secret Service (gnome-keyring on a
+# D-Bus session bus, with secret-tool to inspect it), and the programs the
+# tests run (openssl, kill, mount, script).
 set -euo pipefail
 
 needed=()
@@ -10,6 +11,11 @@ command -v dovecot >/dev/null || needed+=(dovecot-core dovecot-imapd)
 command -v gnome-keyring-daemon >/dev/null || needed+=(gnome-keyring)
 command -v secret-tool >/dev/null || needed+=(libsecret-tools)
 command -v openssl >/dev/null || needed+=(openssl)
+# Tools the tests run as programs: kill (a shell builtin too, hence the
+# path), mount for the tmpfs and read-only mounts, script for a terminal.
+[[ -x /bin/kill || -x /usr/bin/kill ]] || needed+=(procps)
+{ command -v mount && command -v umount; } >/dev/null || needed+=(mount)
+command -v script >/dev/null || needed+=(bsdutils)
 
 if [[ ${#needed[@]} -eq 0 ]]; then
     exit 0
