@@ -1,17 +1,26 @@
 """Fills a ledger (whose schema the tool created) with COPIES archived
-copies for one connector, as years of syncing would leave it: about 1.8
-copies per item, ids shaped like TeleMessage's and spread over the key
-space like them, realistic locations, and a full history of 1,000 runs. One transaction, rows in key order: minutes, not hours.
+copies for one connector, as years of daily syncing would leave it: about
+1.8 copies per item, ids shaped like TeleMessage's and in no particular
+order, realistic locations, and a history of 1,000 runs.
+
+Rows go in in archive order, as the tool writes them, so the id indexes
+grow by random inserts and have the free space such growth leaves in
+their pages (a fill sorted by id would pack them full, and every insert
+of the measured run would split a page). No journal and a large cache:
+minutes, not hours.
 
 usage: fill.py LEDGER CONNECTOR COPIES
 """
 
 import sqlite3
 import sys
+from datetime import datetime, timedelta, timezone
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MASK = (1 << 50) - 1
 MAILBOXES = [f"user{n:02d}@contoso.com" for n in range(40)]
+RUNS = 1000
+FIRST_DAY = datetime(2024, 3, 1, tzinfo=timezone.utc)
 # Archived items keep no listing metadata (only items to retry do).
 META = ""
 
@@ -22,46 +31,65 @@ def item_id(n):
     return f"itm_{digits}"
 
 
+def stamp(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def main():
     path, connector, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
     items = max(1, round(copies / 1.8))
-    ids = sorted(item_id(n) for n in range(items))
+    per_run = max(1, -(-items // RUNS))
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode = OFF")
     db.execute("PRAGMA synchronous = OFF")
-    db.execute("PRAGMA cache_size = -262144")
+    db.execute("PRAGMA cache_size = -1048576")
     db.execute("BEGIN")
     db.executemany(
         "INSERT INTO runs (id, connector, started_at, finished_at, since, until, outcome, written) "
-        "VALUES (?, ?, '2024-03-01T00:00:00.000Z', '2024-03-01T00:01:00.000Z', "
-        "'2024-02-29T00:00:00Z', '2024-03-01T00:00:00Z', 'ok', ?)",
-        ((n, connector, copies // 1000) for n in range(1, 1001)),
+        "VALUES (?, ?, ?, ?, ?, ?, 'ok', ?)",
+        (
+            (
+                run,
+                connector,
+                stamp(FIRST_DAY + timedelta(days=run)),
+                stamp(FIRST_DAY + timedelta(days=run, minutes=1)),
+                stamp(FIRST_DAY + timedelta(days=run - 1)),
+                stamp(FIRST_DAY + timedelta(days=run)),
+                copies // RUNS,
+            )
+            for run in range(1, RUNS + 1)
+        ),
     )
 
-    def copy_rows():
-        left = copies
-        for n, iid in enumerate(ids):
-            count = 1 if n % 5 == 0 else 2
-            first = n % len(MAILBOXES)
-            boxes = sorted({MAILBOXES[first], MAILBOXES[(first + 7) % len(MAILBOXES)]})[:count]
-            for box in boxes:
-                if left == 0:
-                    return
-                left -= 1
-                location = (
-                    f"{box}/.WeChat Archiver/cur/1709280903.M123456P4242Q{n}R1a2b3c4d_"
-                    f"0123456789abcdef0123.archive-host,S=20611:2,S"
-                )
-                yield (connector, iid, box, "chat", location, 20611, 1 + n % 1000,
-                       "2024-03-01T08:20:00.000Z")
-
-    db.executemany("INSERT INTO copies VALUES (?, ?, ?, ?, ?, ?, ?, ?)", copy_rows())
-    db.executemany(
-        "INSERT INTO items VALUES (?, ?, '2024-03-01T08:15:03Z', 'chat', 'archived', NULL, ?, ?)",
-        ((connector, iid, META, 1 + n % 1000) for n, iid in enumerate(ids)),
-    )
+    left = copies
+    for n in range(items):
+        if left == 0:
+            break
+        run = 1 + n // per_run
+        iid = item_id(n)
+        archived = stamp(FIRST_DAY + timedelta(days=run - 1, seconds=(n % per_run) * 86400 // per_run))
+        db.execute(
+            "INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run) "
+            "VALUES (?, ?, ?, 'chat', 'archived', NULL, ?, ?)",
+            (connector, iid, archived, META, run),
+        )
+        count = 1 if n % 5 == 0 else 2
+        first = n % len(MAILBOXES)
+        boxes = sorted({MAILBOXES[first], MAILBOXES[(first + 7) % len(MAILBOXES)]})[:count]
+        for box in boxes[:left]:
+            left -= 1
+            location = (
+                f"{box}/.WeChat Archiver/cur/1709280903.M123456P4242Q{n}R1a2b3c4d_"
+                f"0123456789abcdef0123.archive-host,S=20611:2,S"
+            )
+            db.execute(
+                "INSERT INTO copies (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) "
+                "VALUES (?, ?, ?, 'chat', ?, 20611, ?, ?)",
+                (connector, iid, box, location, run, archived),
+            )
     db.execute(
-        "INSERT OR REPLACE INTO checkpoints VALUES (?, '2024-03-01T00:00:00Z')", (connector,)
+        "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)",
+        (connector, stamp(FIRST_DAY + timedelta(days=RUNS))),
     )
     db.commit()
     total = db.execute("SELECT count(*) FROM copies").fetchone()[0]

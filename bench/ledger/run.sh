@@ -27,13 +27,17 @@ fresh_dir "$WORK"
 mkdir -p "$CACHE"
 trap stop_sim EXIT
 
+# Marks a cached ledger filled by this fill.py for the tool's version 2
+# tables; a cache without it is rebuilt.
+FILLED=filled-v2
+
 # fill_ledger HOME COPIES: a home whose ledger holds COPIES copies.
 fill_ledger() {
     echo "building a ledger of $2 copies..." >&2
     new_connector "$1" "$WORK/unused-archive"
     "$BIN" --home "$1" status >/dev/null
     python3 "$BENCH_ROOT/bench/ledger/fill.py" "$1/ledger.sqlite" bench "$2" >/dev/null
-    touch "$1/filled"
+    touch "$1/$FILLED"
 }
 
 # ledger_home NAME COPIES [in-place]: $WORK/NAME-home, a home with connector
@@ -42,7 +46,7 @@ fill_ledger() {
 # 2.7 GB: one copy on disk is enough; each run adds its few copies to it).
 ledger_home() {
     local cached=$CACHE/home-$2 home=$WORK/$1-home
-    [ -f "$cached/filled" ] || fill_ledger "$cached" "$2"
+    [ -f "$cached/$FILLED" ] || fill_ledger "$cached" "$2"
     new_connector "$home" "$WORK/$1-archive"
     if [ "${3:-}" = in-place ]; then
         cp "$home/config.toml" "$cached/config.toml"

@@ -79,3 +79,14 @@ impl From<wechat_archiver::config::ConfigError> for CliError {
         CliError::failure(e).hint(hint)
     }
 }
+
+/// What to do about a ledger that cannot be used.
+pub fn ledger_hint(e: &wechat_archiver::ledger::LedgerError) -> &'static str {
+    use wechat_archiver::ledger::LedgerError as E;
+    match e {
+        E::NewerVersion { .. } => {
+            "run the newer wechat-archiver that wrote it; this version leaves the ledger untouched"
+        }
+        _ => "check that the home directory is writable (see --home)",
+    }
+}

@@ -13,6 +13,7 @@ use wechat_archiver::sync::window::{self, WindowError};
 use wechat_archiver::sync::{Engine, SyncError, SyncPlan, SyncReport, setup};
 
 use super::args::SyncArgs;
+use super::error::ledger_hint;
 use super::progress::{Bar, human_bytes};
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
@@ -141,7 +142,8 @@ fn setup_error(e: setup::SetupError) -> CliError {
         }
         E::Client(_) => "fix the endpoint in the connector's configuration",
         E::Mapping(_) => "check the mapping file with `wechat-archiver map validate FILE`",
-        E::Ledger(_) | E::Home(_) => "check that the home directory is writable (see --home)",
+        E::Ledger(l) => ledger_hint(l),
+        E::Home(_) => "check that the home directory is writable (see --home)",
     };
     CliError::failure(&e).hint(hint)
 }
@@ -161,6 +163,9 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
         SyncError::Source(_) => format!(
             "check that {endpoint} is reachable from this machine; nothing is lost, the next run picks up where this one stopped"
         ),
+        SyncError::Ledger(l @ wechat_archiver::ledger::LedgerError::NewerVersion { .. }) => {
+            ledger_hint(l).to_owned()
+        }
         SyncError::Ledger(_) => "check the disk and permissions of the home directory".to_owned(),
         SyncError::Target { .. } => "make the target reachable and run sync again".to_owned(),
     };

@@ -68,3 +68,47 @@ fn status_flags_a_connector_with_no_successful_run_in_26_hours() {
         human.stdout
     );
 }
+
+#[test]
+fn a_ledger_from_a_newer_version_stops_sync_and_status_with_a_hint_and_is_not_touched() {
+    let sim = simulator(10, |_| {});
+    let env = TestEnv::new();
+    connector(&env, &sim, &[]);
+    sync(&env, &["--since", SINCE, "--until", UNTIL]).assert_code(0);
+    let file = env.home.join("ledger.sqlite");
+    let ledger = Connection::open(&file).unwrap();
+    ledger.pragma_update(None, "user_version", 99).unwrap();
+    let copies = || -> i64 {
+        ledger
+            .query_row("SELECT count(*) FROM copies", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = copies();
+
+    for run in [
+        sync(&env, &["--since", SINCE, "--until", UNTIL]),
+        env.run(["status"]),
+    ] {
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains(&file.display().to_string()),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("newer wechat-archiver"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("Hint: run the newer wechat-archiver"),
+            "{}",
+            run.stderr
+        );
+    }
+    let version: i64 = ledger
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 99);
+    assert_eq!(copies(), before);
+}

@@ -16,6 +16,8 @@ use crate::mailbox::Written;
 use crate::telemessage::Item;
 use crate::types::{ItemId, Mailbox};
 
+mod schema;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("the ledger {path} cannot be opened: {source}")]
@@ -23,6 +25,11 @@ pub enum LedgerError {
         path: String,
         source: rusqlite::Error,
     },
+    #[error(
+        "the ledger {path} was written by a newer wechat-archiver (its tables are version {version}; this version reads up to {known})",
+        known = schema::VERSION
+    )]
+    NewerVersion { path: String, version: i64 },
     #[error("the ledger failed: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("the ledger holds an item it cannot read back ({item}): {message}")]
@@ -152,61 +159,6 @@ pub struct Recovery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RunId(pub i64);
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
-    connector TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    since TEXT NOT NULL,
-    until TEXT NOT NULL,
-    dry_run INTEGER NOT NULL DEFAULT 0,
-    outcome TEXT NOT NULL DEFAULT 'running',
-    listed INTEGER NOT NULL DEFAULT 0,
-    written INTEGER NOT NULL DEFAULT 0,
-    already_archived INTEGER NOT NULL DEFAULT 0,
-    unmapped INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    bytes_written INTEGER NOT NULL DEFAULT 0,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_connector ON runs (connector, id);
-CREATE TABLE IF NOT EXISTS items (
-    connector TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    archived_at TEXT NOT NULL,
-    item_type TEXT NOT NULL,
-    state TEXT NOT NULL,
-    reason TEXT,
-    meta TEXT NOT NULL,
-    last_run INTEGER NOT NULL,
-    PRIMARY KEY (connector, item_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS items_to_retry ON items (connector, state)
-    WHERE state IN ('unmapped', 'failed');
-CREATE TABLE IF NOT EXISTS copies (
-    connector TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    mailbox TEXT NOT NULL,
-    item_type TEXT NOT NULL,
-    location TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    run_id INTEGER NOT NULL,
-    written_at TEXT NOT NULL,
-    PRIMARY KEY (connector, item_id, mailbox)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS checkpoints (
-    connector TEXT PRIMARY KEY,
-    archived_until TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS folders (
-    connector TEXT NOT NULL,
-    mailbox TEXT NOT NULL,
-    folder_id TEXT NOT NULL,
-    PRIMARY KEY (connector, mailbox)
-);
-"#;
-
 /// Recorded copies and item states are committed in batches: one SQLite
 /// transaction per batch instead of one per row (each of which rewrites
 /// whole pages into the WAL). A batch is committed once it is this old...
@@ -217,6 +169,12 @@ const BATCH_WRITES: u32 = 1000;
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
 /// Page cache of the connection, in KiB (SQLite's default is 2000).
 const CACHE_KIB: u32 = 8192;
+
+/// The mailboxes holding a copy of an item: read from its index alone.
+const COPIES_OF_QUERY: &str = "SELECT mailbox FROM copies WHERE connector = ?1 AND item_id = ?2";
+/// The state of one item, found through its index.
+const ITEM_STATE_QUERY: &str =
+    "SELECT state, reason FROM items WHERE connector = ?1 AND item_id = ?2";
 
 /// The items to retry. Without `INDEXED BY` SQLite prefers the primary
 /// key's `connector` prefix and reads every item of the connector: seconds
@@ -274,7 +232,7 @@ impl Ledger {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(path).map_err(open_err)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -285,7 +243,18 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "cache_size", -i64::from(CACHE_KIB))
             .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        match schema::prepare(&mut conn).map_err(open_err)? {
+            schema::Prepared::Newer { version } => {
+                return Err(LedgerError::NewerVersion {
+                    path: path.display().to_string(),
+                    version,
+                });
+            }
+            schema::Prepared::Upgraded { copies } => {
+                tracing::info!("upgraded the ledger's tables ({copies} copies)")
+            }
+            schema::Prepared::Ready => {}
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 conn,
@@ -524,8 +493,7 @@ impl Ledger {
         item: &ItemId,
     ) -> Result<HashSet<String>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached("SELECT mailbox FROM copies WHERE connector = ?1 AND item_id = ?2")?;
+        let mut stmt = conn.prepare_cached(COPIES_OF_QUERY)?;
         let rows = stmt.query_map(params![connector, item.as_str()], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -609,9 +577,7 @@ impl Ledger {
         item: &ItemId,
     ) -> Result<Option<(String, Option<String>)>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT state, reason FROM items WHERE connector = ?1 AND item_id = ?2",
-        )?;
+        let mut stmt = conn.prepare_cached(ITEM_STATE_QUERY)?;
         Ok(stmt
             .query_row(params![connector, item.as_str()], |r| {
                 Ok((r.get(0)?, r.get(1)?))

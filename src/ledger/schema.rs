@@ -1,0 +1,312 @@
+//! The ledger's tables, their version, and the upgrade of a ledger an
+//! earlier version of the tool wrote.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// The tables' version, kept in `PRAGMA user_version`. Version 1 (which
+/// left `user_version` at 0) kept items and copies in WITHOUT ROWID tables.
+pub(super) const VERSION: i64 = 2;
+
+/// Items and copies are rowid tables, looked up by a unique index on the
+/// item id. A WITHOUT ROWID table repeats whole rows in its interior pages
+/// (17 copies per page), so at 10M copies each new item cost five or six
+/// cold page reads per table; the index holds some 60 keys per page, and
+/// new rows go to the table's last page.
+const TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    connector TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    since TEXT NOT NULL,
+    until TEXT NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    listed INTEGER NOT NULL DEFAULT 0,
+    written INTEGER NOT NULL DEFAULT 0,
+    already_archived INTEGER NOT NULL DEFAULT 0,
+    unmapped INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    bytes_written INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_connector ON runs (connector, id);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    connector TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    archived_at TEXT NOT NULL,
+    item_type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    meta TEXT NOT NULL,
+    last_run INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS copies (
+    id INTEGER PRIMARY KEY,
+    connector TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    mailbox TEXT NOT NULL,
+    item_type TEXT NOT NULL,
+    location TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    written_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    connector TEXT PRIMARY KEY,
+    archived_until TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS folders (
+    connector TEXT NOT NULL,
+    mailbox TEXT NOT NULL,
+    folder_id TEXT NOT NULL,
+    PRIMARY KEY (connector, mailbox)
+);
+"#;
+
+/// Created after the tables' rows when upgrading: building an index from
+/// sorted rows is much faster than growing it row by row.
+const INDEXES: &str = r#"
+CREATE UNIQUE INDEX IF NOT EXISTS items_by_id ON items (connector, item_id);
+CREATE INDEX IF NOT EXISTS items_to_retry ON items (connector, state)
+    WHERE state IN ('unmapped', 'failed');
+CREATE UNIQUE INDEX IF NOT EXISTS copies_by_item ON copies (connector, item_id, mailbox);
+"#;
+
+/// Moves version 1's items and copies into version 2's tables.
+const UPGRADE_FROM_1: &str = r#"
+DROP INDEX IF EXISTS items_to_retry;
+ALTER TABLE items RENAME TO items_v1;
+ALTER TABLE copies RENAME TO copies_v1;
+"#;
+
+const COPY_ROWS_FROM_1: &str = r#"
+INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run)
+    SELECT connector, item_id, archived_at, item_type, state, reason, meta, last_run FROM items_v1;
+INSERT INTO copies (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at)
+    SELECT connector, item_id, mailbox, item_type, location, bytes, run_id, written_at FROM copies_v1;
+DROP TABLE items_v1;
+DROP TABLE copies_v1;
+"#;
+
+/// What [`prepare`] found in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Prepared {
+    /// The tables were there, or were created in an empty file.
+    Ready,
+    /// A version 1 ledger was upgraded (once; it takes a while at millions
+    /// of copies).
+    Upgraded { copies: u64 },
+    /// A newer version of the tool wrote the file: this one must not touch it.
+    Newer { version: i64 },
+}
+
+/// Creates the tables, or upgrades an older ledger to them, in one
+/// transaction: a crash or a second process opening the same file at the
+/// same time leaves either the old tables or the new ones.
+pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<Prepared> {
+    if user_version(conn)? == VERSION {
+        return Ok(Prepared::Ready);
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version = user_version(&tx)?;
+    if version > VERSION {
+        return Ok(Prepared::Newer { version });
+    }
+    if version == VERSION {
+        return Ok(Prepared::Ready);
+    }
+    let prepared = if has_table(&tx, "copies")? {
+        let copies = tx.query_row("SELECT count(*) FROM copies", [], |r| r.get::<_, i64>(0))?;
+        tracing::info!("upgrading the ledger's tables to version {VERSION} ({copies} copies)");
+        tx.execute_batch(UPGRADE_FROM_1)?;
+        tx.execute_batch(TABLES)?;
+        tx.execute_batch(COPY_ROWS_FROM_1)?;
+        Prepared::Upgraded {
+            copies: copies as u64,
+        }
+    } else {
+        tx.execute_batch(TABLES)?;
+        Prepared::Ready
+    };
+    tx.execute_batch(INDEXES)?;
+    tx.pragma_update(None, "user_version", VERSION)?;
+    tx.commit()?;
+    Ok(prepared)
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Ledger, LedgerError};
+    use crate::telemessage::Item;
+    use crate::types::ItemId;
+
+    /// The tables as version 1 of the tool created them.
+    const VERSION_1: &str = r#"
+CREATE TABLE runs (id INTEGER PRIMARY KEY, connector TEXT NOT NULL, started_at TEXT NOT NULL,
+    finished_at TEXT, since TEXT NOT NULL, until TEXT NOT NULL, dry_run INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT NOT NULL DEFAULT 'running', listed INTEGER NOT NULL DEFAULT 0,
+    written INTEGER NOT NULL DEFAULT 0, already_archived INTEGER NOT NULL DEFAULT 0,
+    unmapped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    bytes_written INTEGER NOT NULL DEFAULT 0, error TEXT);
+CREATE INDEX runs_by_connector ON runs (connector, id);
+CREATE TABLE items (connector TEXT NOT NULL, item_id TEXT NOT NULL, archived_at TEXT NOT NULL,
+    item_type TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, meta TEXT NOT NULL,
+    last_run INTEGER NOT NULL, PRIMARY KEY (connector, item_id)) WITHOUT ROWID;
+CREATE INDEX items_to_retry ON items (connector, state) WHERE state IN ('unmapped', 'failed');
+CREATE TABLE copies (connector TEXT NOT NULL, item_id TEXT NOT NULL, mailbox TEXT NOT NULL,
+    item_type TEXT NOT NULL, location TEXT NOT NULL, bytes INTEGER NOT NULL,
+    run_id INTEGER NOT NULL, written_at TEXT NOT NULL,
+    PRIMARY KEY (connector, item_id, mailbox)) WITHOUT ROWID;
+CREATE TABLE checkpoints (connector TEXT PRIMARY KEY, archived_until TEXT NOT NULL);
+CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id TEXT NOT NULL,
+    PRIMARY KEY (connector, mailbox));
+"#;
+
+    fn item(id: &str) -> Item {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "platform": "wechat", "type": "chat",
+            "conversation": {"id": "c", "kind": "direct", "title": ""},
+            "sent_at": "2026-11-22T08:15:00Z", "archived_at": "2026-11-22T08:15:03Z",
+            "sender": {"name": "A", "mobile": "+8613800138000", "email": null, "wechat_id": "a"},
+            "participants": [], "size": 10, "sha256": "00", "attachments": []
+        }))
+        .unwrap()
+    }
+
+    /// A version 1 ledger: one item archived in two mailboxes, one failed.
+    fn version_1_ledger(path: &std::path::Path) {
+        let db = Connection::open(path).unwrap();
+        db.execute_batch(VERSION_1).unwrap();
+        db.execute_batch(
+            "INSERT INTO runs (id, connector, started_at, since, until, outcome) \
+             VALUES (7, 'c', '2026-11-22T00:00:00Z', '2026-11-21T00:00:00Z', '2026-11-22T00:00:00Z', 'ok');
+             INSERT INTO checkpoints VALUES ('c', '2026-11-22T00:00:00Z');
+             INSERT INTO items VALUES ('c', 'itm_A', '2026-11-21T08:00:00Z', 'chat', 'archived', NULL, '', 7);
+             INSERT INTO copies VALUES ('c', 'itm_A', 'li.wei@contoso.com', 'chat', 'li/cur/1', 100, 7, 'x');
+             INSERT INTO copies VALUES ('c', 'itm_A', 'zhang.min@contoso.com', 'chat', 'zm/cur/1', 100, 7, 'x');",
+        )
+        .unwrap();
+        let failed = serde_json::to_string(&item("itm_B")).unwrap();
+        db.execute(
+            "INSERT INTO items VALUES ('c', 'itm_B', '2026-11-22T08:15:03Z', 'chat', 'failed', 'disk full', ?1, 7)",
+            [failed],
+        )
+        .unwrap();
+    }
+
+    fn version_of(path: &std::path::Path) -> i64 {
+        user_version(&Connection::open(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_version_1_ledger_is_upgraded_keeping_every_copy_item_and_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        version_1_ledger(&path);
+
+        let ledger = Ledger::open(&path).unwrap();
+
+        let id = |s: &str| ItemId::parse(s).unwrap();
+        let copies = ledger.copies_of("c", &id("itm_A")).unwrap();
+        assert_eq!(copies.len(), 2, "{copies:?}");
+        assert!(copies.contains("zhang.min@contoso.com"));
+        let state = ledger.item_state("c", &id("itm_A")).unwrap();
+        assert_eq!(state, Some(("archived".into(), None)));
+        let retries = ledger.items_to_retry("c").unwrap();
+        assert_eq!(retries.len(), 1);
+        assert_eq!(retries[0].id.as_str(), "itm_B");
+        assert!(ledger.checkpoint("c").unwrap().is_some());
+        assert_eq!(ledger.mailbox_totals("c").unwrap().len(), 2);
+        assert_eq!(ledger.last_runs("c", 5).unwrap()[0].id, 7);
+        drop(ledger);
+        assert_eq!(version_of(&path), VERSION);
+        let db = Connection::open(&path).unwrap();
+        assert!(
+            !has_table(&db, "copies_v1").unwrap(),
+            "the old table was left behind"
+        );
+    }
+
+    #[test]
+    fn an_upgraded_ledger_still_refuses_a_second_row_for_the_same_copy_or_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        version_1_ledger(&path);
+        drop(Ledger::open(&path).unwrap());
+        let db = Connection::open(&path).unwrap();
+        let again = db.execute(
+            "INSERT INTO copies (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) \
+             VALUES ('c', 'itm_A', 'li.wei@contoso.com', 'chat', 'li/cur/2', 100, 8, 'y')",
+            [],
+        );
+        assert!(again.is_err(), "a second row for one copy was accepted");
+        let again = db.execute(
+            "INSERT INTO items (connector, item_id, archived_at, item_type, state, meta, last_run) \
+             VALUES ('c', 'itm_A', 'x', 'chat', 'archived', '', 8)",
+            [],
+        );
+        assert!(again.is_err(), "a second row for one item was accepted");
+    }
+
+    #[test]
+    fn a_ledger_from_a_newer_version_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        version_1_ledger(&path);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
+
+        let err = Ledger::open(&path)
+            .err()
+            .expect("a newer ledger was opened");
+
+        assert!(matches!(err, LedgerError::NewerVersion { version, .. } if version == VERSION + 1));
+        assert!(err.to_string().contains("newer wechat-archiver"), "{err}");
+        let db = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&db).unwrap(), VERSION + 1);
+        assert!(has_table(&db, "copies").unwrap());
+        assert!(!has_table(&db, "copies_v1").unwrap());
+    }
+
+    /// The lookups each new item makes read the compact indexes (the
+    /// copies one alone, as it holds the mailbox), never a table scan.
+    #[test]
+    fn looking_up_an_item_reads_only_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        drop(Ledger::open(&path).unwrap());
+        let db = Connection::open(&path).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let steps = stmt
+                .query_map(["c", "i"], |r| r.get::<_, String>(3))
+                .unwrap();
+            steps.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let copies = plan(super::super::COPIES_OF_QUERY);
+        assert!(
+            copies.contains("USING COVERING INDEX copies_by_item"),
+            "{copies}"
+        );
+        let state = plan(super::super::ITEM_STATE_QUERY);
+        assert!(state.contains("USING INDEX items_by_id"), "{state}");
+    }
+}
