@@ -20,7 +20,7 @@
 # phonenumbers package, in a venv); for `imap`, dovecot and isync (mbsync).
 # Scratch files go to target/bench-work/ on the project's disk and stay
 # there until the next run (about 11 GB at full size at the peak: the sync
-# runs, the memory benchmark's archive and spool, the 2.7 GB ledger).
+# runs, the memory benchmark's archive and spool, the 3 GB ledger).
 # Exit status: 0 when every benchmark ran (a missed target is shown in the
 # table, not as a failure), 1 when one of them broke.
 set -euo pipefail

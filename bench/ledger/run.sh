@@ -43,7 +43,7 @@ fill_ledger() {
 # ledger_home NAME COPIES [in-place]: $WORK/NAME-home, a home with connector
 # `bench` on this run's simulator and a ledger of COPIES copies, copied from
 # the cache; with in-place, the cached home itself (a 10M-copy ledger is
-# 2.7 GB: one copy on disk is enough; each run adds its few copies to it).
+# 3.1 GB: one copy on disk is enough; each run adds its few copies to it).
 ledger_home() {
     local cached=$CACHE/home-$2 home=$WORK/$1-home
     [ -f "$cached/$FILLED" ] || fill_ledger "$cached" "$2"
