@@ -834,7 +834,8 @@ fn spawn_batch_committer(shared: Weak<Shared>) -> bool {
 mod tests {
     use super::*;
 
-    fn item(id: &str) -> Item {
+    /// A chat item archived at 2026-11-22T08:15:03Z.
+    pub(super) fn item(id: &str) -> Item {
         serde_json::from_value(serde_json::json!({
             "id": id, "platform": "wechat", "type": "chat",
             "conversation": {"id": "c", "kind": "direct", "title": ""},

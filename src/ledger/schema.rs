@@ -152,8 +152,8 @@ fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::tests::item;
     use crate::ledger::{Ledger, LedgerError};
-    use crate::telemessage::Item;
     use crate::types::ItemId;
 
     /// The tables as version 1 of the tool created them.
@@ -177,17 +177,6 @@ CREATE TABLE checkpoints (connector TEXT PRIMARY KEY, archived_until TEXT NOT NU
 CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id TEXT NOT NULL,
     PRIMARY KEY (connector, mailbox));
 "#;
-
-    fn item(id: &str) -> Item {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "platform": "wechat", "type": "chat",
-            "conversation": {"id": "c", "kind": "direct", "title": ""},
-            "sent_at": "2026-11-22T08:15:00Z", "archived_at": "2026-11-22T08:15:03Z",
-            "sender": {"name": "A", "mobile": "+8613800138000", "email": null, "wechat_id": "a"},
-            "participants": [], "size": 10, "sha256": "00", "attachments": []
-        }))
-        .unwrap()
-    }
 
     /// A version 1 ledger: one item archived in two mailboxes, one failed.
     fn version_1_ledger(path: &std::path::Path) {
