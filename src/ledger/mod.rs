@@ -165,6 +165,8 @@ pub struct RunId(pub i64);
 const BATCH_AGE: Duration = Duration::from_millis(200);
 /// ...or holds this many writes, whichever comes first.
 const BATCH_WRITES: u32 = 1000;
+/// How long a call waits for another process's write to the ledger.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// WAL pages between automatic checkpoints (SQLite's default is 1000).
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
 /// Page cache of the connection, in KiB (SQLite's default is 2000).
@@ -233,10 +235,8 @@ impl Ledger {
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        enable_wal(&conn).map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
@@ -802,6 +802,23 @@ impl std::ops::Deref for ConnGuard<'_> {
 /// Commits batches left idle (a long download, the end of a run) so no
 /// record waits longer than about [`BATCH_AGE`] and the write lock is not
 /// held while nothing is written. Ends when the ledger is dropped.
+/// Switches the file to WAL. SQLite does not wait (no busy handler) when
+/// another connection holds the file while it switches, which happens when
+/// two processes open a new ledger at once, so a busy file is retried.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn spawn_batch_committer(shared: Weak<Shared>) -> bool {
     let spawned = std::thread::Builder::new()
         .name("ledger-commit".into())
@@ -1148,5 +1165,31 @@ mod tests {
         let last = &ledger.last_runs("c", 1).unwrap()[0];
         assert_eq!(last.outcome, RunOutcome::Crashed);
         assert!(last.error.as_deref().unwrap().contains("could not save"));
+    }
+
+    /// Two processes syncing two connectors of one home open one ledger
+    /// at the same moment, the first time included.
+    #[test]
+    fn ledgers_opened_at_once_by_several_processes_all_open() {
+        for round in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger.sqlite");
+            let barrier = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                let opens: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            Ledger::open(&path).map(drop)
+                        })
+                    })
+                    .collect();
+                for open in opens {
+                    if let Err(e) = open.join().unwrap() {
+                        panic!("round {round}: {e:?}");
+                    }
+                }
+            });
+        }
     }
 }
