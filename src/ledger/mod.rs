@@ -178,6 +178,18 @@ const COPIES_OF_QUERY: &str = "SELECT mailbox FROM copies WHERE connector = ?1 A
 const ITEM_STATE_QUERY: &str =
     "SELECT state, reason FROM items WHERE connector = ?1 AND item_id = ?2";
 
+/// `status`'s queries: running totals and a partial index, so they answer
+/// at once however many copies the ledger holds.
+const MAILBOX_TOTALS_QUERY: &str = "SELECT mailbox, sum(copies), sum(bytes) FROM copy_totals \
+     WHERE connector = ?1 GROUP BY mailbox HAVING sum(copies) > 0 ORDER BY mailbox";
+const TYPE_TOTALS_QUERY: &str = "SELECT item_type, sum(copies), sum(bytes) FROM copy_totals \
+     WHERE connector = ?1 GROUP BY item_type HAVING sum(copies) > 0 ORDER BY item_type";
+const ITEM_COUNTS_QUERY: &str =
+    "SELECT state, items FROM item_counts WHERE connector = ?1 AND items > 0 ORDER BY state";
+const PROBLEM_ITEMS_QUERY: &str = "SELECT item_id, state, reason FROM items \
+     WHERE connector = ?1 AND state IN ('unmapped', 'failed', 'gone') \
+     ORDER BY archived_at DESC LIMIT ?2";
+
 /// The items to retry. Without `INDEXED BY` SQLite prefers the primary
 /// key's `connector` prefix and reads every item of the connector: seconds
 /// at millions of items, on every run.
@@ -250,8 +262,8 @@ impl Ledger {
                     version,
                 });
             }
-            schema::Prepared::Upgraded { copies } => {
-                tracing::info!("upgraded the ledger's tables ({copies} copies)")
+            schema::Prepared::Upgraded { from, copies } => {
+                tracing::info!("upgraded the ledger from version {from} ({copies} copies)")
             }
             schema::Prepared::Ready => {}
         }
@@ -510,9 +522,12 @@ impl Ledger {
     ) -> Result<(), LedgerError> {
         self.batched(|conn| {
             let mut stmt = conn.prepare_cached(
-                "INSERT OR REPLACE INTO copies \
+                "INSERT INTO copies \
                  (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (connector, item_id, mailbox) DO UPDATE SET \
+                 item_type = excluded.item_type, location = excluded.location, \
+                 bytes = excluded.bytes, run_id = excluded.run_id, written_at = excluded.written_at",
             )?;
             stmt.execute(params![
                 connector,
@@ -607,9 +622,7 @@ impl Ledger {
     /// Counts of items per state.
     pub fn item_counts(&self, connector: &str) -> Result<Vec<(String, u64)>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT state, count(*) FROM items WHERE connector = ?1 GROUP BY state ORDER BY state",
-        )?;
+        let mut stmt = conn.prepare_cached(ITEM_COUNTS_QUERY)?;
         let rows = stmt.query_map(params![connector], |r| {
             Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
         })?;
@@ -623,10 +636,7 @@ impl Ledger {
         limit: u32,
     ) -> Result<Vec<(String, String, Option<String>)>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT item_id, state, reason FROM items WHERE connector = ?1 \
-             AND state IN ('unmapped', 'failed', 'gone') ORDER BY archived_at DESC LIMIT ?2",
-        )?;
+        let mut stmt = conn.prepare_cached(PROBLEM_ITEMS_QUERY)?;
         let rows = stmt.query_map(params![connector, limit], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
@@ -666,20 +676,12 @@ impl Ledger {
 
     /// Copies and bytes per mailbox.
     pub fn mailbox_totals(&self, connector: &str) -> Result<Vec<Total>, LedgerError> {
-        self.totals(
-            "SELECT mailbox, count(*), sum(bytes) FROM copies WHERE connector = ?1 \
-             GROUP BY mailbox ORDER BY mailbox",
-            connector,
-        )
+        self.totals(MAILBOX_TOTALS_QUERY, connector)
     }
 
     /// Copies and bytes per item type.
     pub fn type_totals(&self, connector: &str) -> Result<Vec<Total>, LedgerError> {
-        self.totals(
-            "SELECT item_type, count(*), sum(bytes) FROM copies WHERE connector = ?1 \
-             GROUP BY item_type ORDER BY item_type",
-            connector,
-        )
+        self.totals(TYPE_TOTALS_QUERY, connector)
     }
 
     fn totals(&self, sql: &str, connector: &str) -> Result<Vec<Total>, LedgerError> {
@@ -850,6 +852,7 @@ fn spawn_batch_committer(shared: Weak<Shared>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemessage::ItemType;
 
     /// A chat item archived at 2026-11-22T08:15:03Z.
     pub(super) fn item(id: &str) -> Item {
@@ -900,6 +903,115 @@ mod tests {
         assert!(copies.contains("li.wei@contoso.com"));
         assert!(ledger.copies_of("other", &it.id).unwrap().is_empty());
         assert_eq!(ledger.mailbox_totals("c").unwrap()[0].bytes, 12);
+    }
+
+    /// Copies and bytes per mailbox, and items per state: what `status` shows.
+    type Shown = (Vec<(String, u64, u64)>, Vec<(String, u64)>);
+
+    /// What `status` shows, counted from the rows themselves.
+    fn recount(path: &Path) -> Shown {
+        let db = Connection::open(path).unwrap();
+        let copies = db
+            .prepare(
+                "SELECT mailbox, count(*), sum(bytes) FROM copies WHERE connector = 'c' \
+                 GROUP BY mailbox ORDER BY mailbox",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let items = db
+            .prepare(
+                "SELECT state, count(*) FROM items WHERE connector = 'c' \
+                 GROUP BY state ORDER BY state",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        (copies, items)
+    }
+
+    fn shown(ledger: &Ledger) -> Shown {
+        let copies = ledger.mailbox_totals("c").unwrap();
+        let copies = copies.into_iter().map(|t| (t.key, t.copies, t.bytes));
+        (copies.collect(), ledger.item_counts("c").unwrap())
+    }
+
+    /// `status` reads running totals; they must agree with the rows after
+    /// copies are rewritten and items move between states.
+    #[test]
+    fn status_totals_agree_with_the_rows_after_rewrites_and_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = begin_day_run(&ledger);
+        let li = Mailbox::parse("li.wei@contoso.com").unwrap();
+        let zhang = Mailbox::parse("zhang.min@contoso.com").unwrap();
+        let written = |bytes| Written {
+            location: "x/cur/1".into(),
+            bytes,
+        };
+        let (a, mut b) = (item("itm_A"), item("itm_B"));
+        b.kind = ItemType::Call;
+        ledger
+            .record_copy("c", &a, &li, &written(100), run)
+            .unwrap();
+        ledger
+            .record_copy("c", &a, &zhang, &written(100), run)
+            .unwrap();
+        ledger
+            .record_item("c", &a, ItemState::Archived, None, run)
+            .unwrap();
+        ledger.record_copy("c", &b, &li, &written(7), run).unwrap();
+        ledger
+            .record_item("c", &b, ItemState::Failed, Some("disk full"), run)
+            .unwrap();
+        ledger
+            .record_item("c", &item("itm_C"), ItemState::Unmapped, None, run)
+            .unwrap();
+        ledger
+            .record_copy("c", &item("itm_D"), &li, &written(5), run)
+            .unwrap();
+
+        ledger.record_copy("c", &b, &li, &written(9), run).unwrap();
+        ledger
+            .record_copy("c", &b, &zhang, &written(9), run)
+            .unwrap();
+        ledger
+            .record_item("c", &b, ItemState::Archived, None, run)
+            .unwrap();
+        ledger
+            .record_item("c", &item("itm_C"), ItemState::Unmapped, None, run)
+            .unwrap();
+        ledger
+            .record_copy("other", &a, &li, &written(1000), run)
+            .unwrap();
+        ledger
+            .record_item("other", &a, ItemState::Archived, None, run)
+            .unwrap();
+        ledger
+            .finish_run(run, &RunFigures::default(), RunOutcome::Ok, None)
+            .unwrap();
+
+        let (copies, items) = shown(&ledger);
+        assert_eq!(
+            copies,
+            [
+                ("li.wei@contoso.com".to_string(), 3, 114),
+                ("zhang.min@contoso.com".to_string(), 2, 109)
+            ]
+        );
+        assert_eq!(
+            items,
+            [("archived".to_string(), 2), ("unmapped".to_string(), 1)]
+        );
+        assert_eq!((copies, items), recount(&path));
+        let types = ledger.type_totals("c").unwrap();
+        let types: Vec<_> = types.iter().map(|t| (t.key.as_str(), t.copies)).collect();
+        assert_eq!(types, [("call", 2), ("chat", 3)]);
     }
 
     #[test]
