@@ -950,48 +950,36 @@ mod tests {
         let run = begin_day_run(&ledger);
         let li = Mailbox::parse("li.wei@contoso.com").unwrap();
         let zhang = Mailbox::parse("zhang.min@contoso.com").unwrap();
-        let written = |bytes| Written {
-            location: "x/cur/1".into(),
-            bytes,
+        let copy = |connector, it: &Item, mailbox: &Mailbox, bytes| {
+            let written = Written {
+                location: "x/cur/1".into(),
+                bytes,
+            };
+            ledger
+                .record_copy(connector, it, mailbox, &written, run)
+                .unwrap()
         };
-        let (a, mut b) = (item("itm_A"), item("itm_B"));
+        let set = |connector, it: &Item, state, reason| {
+            ledger
+                .record_item(connector, it, state, reason, run)
+                .unwrap()
+        };
+        let (a, mut b, c) = (item("itm_A"), item("itm_B"), item("itm_C"));
         b.kind = ItemType::Call;
-        ledger
-            .record_copy("c", &a, &li, &written(100), run)
-            .unwrap();
-        ledger
-            .record_copy("c", &a, &zhang, &written(100), run)
-            .unwrap();
-        ledger
-            .record_item("c", &a, ItemState::Archived, None, run)
-            .unwrap();
-        ledger.record_copy("c", &b, &li, &written(7), run).unwrap();
-        ledger
-            .record_item("c", &b, ItemState::Failed, Some("disk full"), run)
-            .unwrap();
-        ledger
-            .record_item("c", &item("itm_C"), ItemState::Unmapped, None, run)
-            .unwrap();
-        ledger
-            .record_copy("c", &item("itm_D"), &li, &written(5), run)
-            .unwrap();
+        copy("c", &a, &li, 100);
+        copy("c", &a, &zhang, 100);
+        set("c", &a, ItemState::Archived, None);
+        copy("c", &b, &li, 7);
+        set("c", &b, ItemState::Failed, Some("disk full"));
+        set("c", &c, ItemState::Unmapped, None);
+        copy("c", &item("itm_D"), &li, 5);
 
-        ledger.record_copy("c", &b, &li, &written(9), run).unwrap();
-        ledger
-            .record_copy("c", &b, &zhang, &written(9), run)
-            .unwrap();
-        ledger
-            .record_item("c", &b, ItemState::Archived, None, run)
-            .unwrap();
-        ledger
-            .record_item("c", &item("itm_C"), ItemState::Unmapped, None, run)
-            .unwrap();
-        ledger
-            .record_copy("other", &a, &li, &written(1000), run)
-            .unwrap();
-        ledger
-            .record_item("other", &a, ItemState::Archived, None, run)
-            .unwrap();
+        copy("c", &b, &li, 9);
+        copy("c", &b, &zhang, 9);
+        set("c", &b, ItemState::Archived, None);
+        set("c", &c, ItemState::Unmapped, None);
+        copy("other", &a, &li, 1000);
+        set("other", &a, ItemState::Archived, None);
         ledger
             .finish_run(run, &RunFigures::default(), RunOutcome::Ok, None)
             .unwrap();
