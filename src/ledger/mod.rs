@@ -15,7 +15,9 @@ use serde::Serialize;
 use crate::mailbox::Written;
 use crate::telemessage::Item;
 use crate::types::{ItemId, Mailbox};
+use prefetch::Prefetcher;
 
+mod prefetch;
 mod schema;
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +209,7 @@ const RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_r
 /// for the copies it wrote, exactly as after a crash before the record.
 pub struct Ledger {
     shared: Arc<Shared>,
+    prefetcher: Prefetcher,
 }
 
 struct Shared {
@@ -278,7 +281,8 @@ impl Ledger {
         });
         let batching = spawn_batch_committer(Arc::downgrade(&shared));
         shared.lock().batching = batching;
-        Ok(Ledger { shared })
+        let prefetcher = Prefetcher::new(path.to_path_buf(), prefetch::MIN_LEDGER_BYTES);
+        Ok(Ledger { shared, prefetcher })
     }
 
     /// Sets (or clears) what must happen before recorded copies are
@@ -496,6 +500,14 @@ impl Ledger {
             )
             .optional()?
             .flatten())
+    }
+
+    /// Starts reading, in the background, the index pages that looking up
+    /// these items will need (see [`prefetch`]). Returns how many threads
+    /// started: none for a ledger small enough to read as needed.
+    pub fn prefetch(&self, connector: &str, items: &[Item]) -> usize {
+        let ids = items.iter().map(|item| item.id.clone()).collect();
+        self.prefetcher.start(connector, ids)
     }
 
     /// The mailboxes (lowercase keys) that already hold a copy of the item.

@@ -215,6 +215,7 @@ impl Run<'_> {
             if self.is_stopping() {
                 return Ok(());
             }
+            self.engine.ledger.prefetch(&self.plan.connector, &page);
             for item in page {
                 let first_time = listed_ids.insert(item.id.clone());
                 if !first_time {
