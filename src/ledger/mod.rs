@@ -202,7 +202,7 @@ const RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_r
 ///
 /// Writes of a run's hot path ([`Ledger::record_copy`],
 /// [`Ledger::record_item`]) are batched: they are visible to this ledger at
-/// once but reach the file within [`BATCH_AGE`] (a background thread
+/// once but reach the file within `BATCH_AGE` (a background thread
 /// commits an idle batch; any other write, and dropping the ledger, commits
 /// it first). A process killed in between loses at most that batch: its
 /// run stays `running`, the next run marks it crashed and asks the target
@@ -503,8 +503,8 @@ impl Ledger {
     }
 
     /// Starts reading, in the background, the index pages that looking up
-    /// these items will need (see [`prefetch`]). Returns how many threads
-    /// started: none for a ledger small enough to read as needed.
+    /// these items will need (see `ledger/prefetch.rs`). Returns how many
+    /// threads started: none for a ledger small enough to read as needed.
     pub fn prefetch(&self, connector: &str, items: &[Item]) -> usize {
         let ids = items.iter().map(|item| item.id.clone()).collect();
         self.prefetcher.start(connector, ids)
