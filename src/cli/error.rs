@@ -80,13 +80,27 @@ impl From<wechat_archiver::config::ConfigError> for CliError {
     }
 }
 
-/// What to do about a ledger that cannot be used.
-pub fn ledger_hint(e: &wechat_archiver::ledger::LedgerError) -> &'static str {
-    use wechat_archiver::ledger::LedgerError as E;
-    match e {
-        E::NewerVersion { .. } => {
+/// What to do when the home directory cannot be used.
+pub const HOME_HINT: &str = "check that the home directory is writable (see --home)";
+
+/// What to do about a part of a sync (target, client, mapping, ledger,
+/// home) that could not be set up.
+pub fn setup_error(e: wechat_archiver::sync::setup::SetupError) -> CliError {
+    use wechat_archiver::ledger::LedgerError;
+    use wechat_archiver::sync::setup::SetupError as E;
+    let hint = match &e {
+        E::Target { .. } | E::TargetConfig { .. } => {
+            "re-create the connector with a valid --target (see `wechat-archiver create --help`)"
+        }
+        E::TargetUnusable(_) => {
+            "make the target reachable and writable (permissions, disk space, server), then run sync again"
+        }
+        E::Client(_) => "fix the endpoint in the connector's configuration",
+        E::Mapping(_) => "check the mapping file with `wechat-archiver map validate FILE`",
+        E::Ledger(LedgerError::NewerVersion { .. }) => {
             "run the newer wechat-archiver that wrote it; this version leaves the ledger untouched"
         }
-        _ => "check that the home directory is writable (see --home)",
-    }
+        E::Ledger(_) | E::Home(_) => HOME_HINT,
+    };
+    CliError::failure(&e).hint(hint)
 }

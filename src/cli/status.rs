@@ -10,7 +10,7 @@ use wechat_archiver::secrets;
 use wechat_archiver::sync::setup;
 
 use super::args::StatusArgs;
-use super::error::ledger_hint;
+use super::error::setup_error;
 use super::progress::human_bytes;
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
@@ -83,13 +83,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> CommandResult {
         Some(name) => vec![config.connector(Some(name))?.0],
         None => config.connectors.keys().cloned().collect(),
     };
-    let ledger = setup::ledger(&ctx.home).map_err(|e| {
-        let hint = match &e {
-            setup::SetupError::Ledger(l) => ledger_hint(l),
-            _ => "check that the home directory is writable (see --home)",
-        };
-        CliError::failure(&e).hint(hint)
-    })?;
+    let ledger = setup::ledger(&ctx.home).map_err(setup_error)?;
     let mut statuses = Vec::new();
     for name in names {
         let connector = &config.connectors[&name];

@@ -13,7 +13,7 @@ use wechat_archiver::sync::window::{self, WindowError};
 use wechat_archiver::sync::{Engine, SyncError, SyncPlan, SyncReport, setup};
 
 use super::args::SyncArgs;
-use super::error::ledger_hint;
+use super::error::{HOME_HINT, setup_error};
 use super::progress::{Bar, human_bytes};
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
@@ -125,27 +125,8 @@ fn lock_error(e: LockError) -> CliError {
     match e {
         LockError::Held { .. } => CliError::new(ExitStatus::Locked, &e)
             .hint("wait for it to finish; a lock left by a killed run is released by the system"),
-        LockError::Io { .. } => {
-            CliError::failure(&e).hint("check that the home directory is writable (see --home)")
-        }
+        LockError::Io { .. } => CliError::failure(&e).hint(HOME_HINT),
     }
-}
-
-fn setup_error(e: setup::SetupError) -> CliError {
-    use setup::SetupError as E;
-    let hint = match &e {
-        E::Target { .. } | E::TargetConfig { .. } => {
-            "re-create the connector with a valid --target (see `wechat-archiver create --help`)"
-        }
-        E::TargetUnusable(_) => {
-            "make the target reachable and writable (permissions, disk space, server), then run sync again"
-        }
-        E::Client(_) => "fix the endpoint in the connector's configuration",
-        E::Mapping(_) => "check the mapping file with `wechat-archiver map validate FILE`",
-        E::Ledger(l) => ledger_hint(l),
-        E::Home(_) => "check that the home directory is writable (see --home)",
-    };
-    CliError::failure(&e).hint(hint)
 }
 
 fn sync_error(e: SyncError, endpoint: &str) -> CliError {
@@ -163,9 +144,6 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
         SyncError::Source(_) => format!(
             "check that {endpoint} is reachable from this machine; nothing is lost, the next run picks up where this one stopped"
         ),
-        SyncError::Ledger(l @ wechat_archiver::ledger::LedgerError::NewerVersion { .. }) => {
-            ledger_hint(l).to_owned()
-        }
         SyncError::Ledger(_) => "check the disk and permissions of the home directory".to_owned(),
         SyncError::Target { .. } => "make the target reachable and run sync again".to_owned(),
     };
