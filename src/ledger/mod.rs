@@ -506,8 +506,7 @@ impl Ledger {
     /// these items will need (see `ledger/prefetch.rs`). Returns how many
     /// threads started: none for a ledger small enough to read as needed.
     pub fn prefetch(&self, connector: &str, items: &[Item]) -> usize {
-        let ids = items.iter().map(|item| item.id.clone()).collect();
-        self.prefetcher.start(connector, ids)
+        self.prefetcher.start(connector, items)
     }
 
     /// The mailboxes (lowercase keys) that already hold a copy of the item.
@@ -813,9 +812,6 @@ impl std::ops::Deref for ConnGuard<'_> {
     }
 }
 
-/// Commits batches left idle (a long download, the end of a run) so no
-/// record waits longer than about [`BATCH_AGE`] and the write lock is not
-/// held while nothing is written. Ends when the ledger is dropped.
 /// Switches the file to WAL. SQLite does not wait (no busy handler) when
 /// another connection holds the file while it switches, which happens when
 /// two processes open a new ledger at once, so a busy file is retried.
@@ -833,6 +829,9 @@ fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Commits batches left idle (a long download, the end of a run) so no
+/// record waits longer than about [`BATCH_AGE`] and the write lock is not
+/// held while nothing is written. Ends when the ledger is dropped.
 fn spawn_batch_committer(shared: Weak<Shared>) -> bool {
     let spawned = std::thread::Builder::new()
         .name("ledger-commit".into())

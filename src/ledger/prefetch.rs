@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{COPIES_OF_QUERY, ITEM_STATE_QUERY};
+use crate::telemessage::Item;
 use crate::types::ItemId;
 
 /// Below this size the ledger's pages are cheap to read as needed (and
@@ -41,21 +42,22 @@ impl Prefetcher {
         }
     }
 
-    /// Starts looking up `ids` of `connector` in the background, split
+    /// Starts looking up `items` of `connector` in the background, split
     /// between a few threads, unless the ledger is small. Returns how many
     /// threads started. Best effort: a failure only loses the head start.
-    pub(super) fn start(&self, connector: &str, ids: Vec<ItemId>) -> usize {
+    pub(super) fn start(&self, connector: &str, items: &[Item]) -> usize {
         let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        if ids.is_empty() || size < self.min_bytes {
+        if items.is_empty() || size < self.min_bytes {
             return 0;
         }
         let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
         threads.retain(|t| !t.is_finished());
-        let chunk = ids.len().div_ceil(THREADS);
+        let chunk = items.len().div_ceil(THREADS);
         let mut started = 0;
-        for part in ids.chunks(chunk) {
+        for part in items.chunks(chunk) {
             let (path, stop) = (self.path.clone(), self.stop.clone());
-            let (connector, part) = (connector.to_owned(), part.to_vec());
+            let connector = connector.to_owned();
+            let part: Vec<ItemId> = part.iter().map(|item| item.id.clone()).collect();
             let thread = std::thread::Builder::new()
                 .name("ledger-prefetch".into())
                 .spawn(move || {
@@ -135,8 +137,7 @@ mod tests {
         let items: Vec<_> = (0..2000).map(|n| item(&format!("itm_{n:06}"))).collect();
         let prefetcher = Prefetcher::new(path.clone(), 0);
 
-        let ids = items.iter().map(|i| i.id.clone()).collect();
-        assert_eq!(prefetcher.start("c", ids), THREADS);
+        assert_eq!(prefetcher.start("c", &items), THREADS);
         let mailbox = Mailbox::parse("li.wei@contoso.com").unwrap();
         for it in &items {
             let written = Written {
