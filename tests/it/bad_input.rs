@@ -3,8 +3,9 @@
 
 use crate::support::TestEnv;
 
+/// Exit status `code`, no panic, and every one of `mentions` on stderr.
 #[track_caller]
-fn assert_clear_error(run: &crate::support::Run, code: i32, mentions: &[&str]) {
+pub fn assert_clear_error(run: &crate::support::Run, code: i32, mentions: &[&str]) {
     run.assert_code(code);
     assert!(
         !run.stderr.contains("panicked"),

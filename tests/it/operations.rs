@@ -3,6 +3,7 @@
 
 use rusqlite::Connection;
 
+use crate::bad_input::assert_clear_error;
 use crate::support::TestEnv;
 use crate::sync::{PASSWORD, SINCE, UNTIL, connector, simulator, sync};
 
@@ -89,22 +90,13 @@ fn a_ledger_from_a_newer_version_stops_sync_and_status_with_a_hint_and_is_not_to
         sync(&env, &["--since", SINCE, "--until", UNTIL]),
         env.run(["status"]),
     ] {
-        run.assert_code(1);
-        assert!(
-            run.stderr.contains(&file.display().to_string()),
-            "{}",
-            run.stderr
-        );
-        assert!(
-            run.stderr.contains("newer wechat-archiver"),
-            "{}",
-            run.stderr
-        );
-        assert!(
-            run.stderr.contains("Hint: run the newer wechat-archiver"),
-            "{}",
-            run.stderr
-        );
+        let path = file.display().to_string();
+        let mentions = [
+            path.as_str(),
+            "newer wechat-archiver",
+            "Hint: run the newer wechat-archiver",
+        ];
+        assert_clear_error(&run, 1, &mentions);
     }
     let version: i64 = ledger
         .pragma_query_value(None, "user_version", |r| r.get(0))
