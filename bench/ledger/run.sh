@@ -105,9 +105,12 @@ for rep in $(seq "$REPS"); do
         read -r secs _ <"$WORK/$which.time"
         written=$(json_field "$WORK/$which.time.out" written)
         [ "$written" = "$copies" ] || { echo "$which: wrote $written of $copies copies" >&2; exit 1; }
-        if [ "$which" = small ]; then small_secs+=("$secs"); else big_secs+=("$secs"); fi
         ms=$(status_ms "$WORK/$which-home")
-        if [ "$which" = small ]; then small_status+=("$ms"); else big_status+=("$ms"); fi
+        if [ "$which" = small ]; then
+            small_secs+=("$secs") small_status+=("$ms")
+        else
+            big_secs+=("$secs") big_status+=("$ms")
+        fi
     done
     stop_sim
     echo "  run $rep: $NEW items ($copies copies): ${small_secs[-1]} s on $SMALL copies, ${big_secs[-1]} s on $BIG" >&2
