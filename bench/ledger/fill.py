@@ -68,11 +68,11 @@ def main():
         run = 1 + n // per_run
         iid = item_id(n)
         archived = stamp(FIRST_DAY + timedelta(days=run - 1, seconds=(n % per_run) * 86400 // per_run))
-        db.execute(
+        item_ref = db.execute(
             "INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run) "
             "VALUES (?, ?, ?, 'chat', 'archived', NULL, ?, ?)",
             (connector, iid, archived, META, run),
-        )
+        ).lastrowid
         count = 1 if n % 5 == 0 else 2
         first = n % len(MAILBOXES)
         boxes = sorted({MAILBOXES[first], MAILBOXES[(first + 7) % len(MAILBOXES)]})[:count]
@@ -83,9 +83,9 @@ def main():
                 f"0123456789abcdef0123.archive-host,S=20611:2,S"
             )
             db.execute(
-                "INSERT INTO copies (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) "
+                "INSERT INTO copies (item_ref, connector, mailbox, item_type, location, bytes, run_id, written_at) "
                 "VALUES (?, ?, ?, 'chat', ?, 20611, ?, ?)",
-                (connector, iid, box, location, run, archived),
+                (item_ref, connector, box, location, run, archived),
             )
     db.execute(
         "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)",

@@ -30,8 +30,8 @@ fresh_dir "$WORK"
 mkdir -p "$CACHE"
 trap stop_sim EXIT
 
-# Marks a cached ledger filled by this fill.py for the tool's version 2
-# tables; a cache without it is rebuilt.
+# Marks a cached ledger filled by fill.py in archive order (its second
+# format); a cache without it is rebuilt. The tool upgrades older tables.
 FILLED=filled-v2
 
 # fill_ledger HOME COPIES: a home whose ledger holds COPIES copies.

@@ -174,8 +174,15 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
 /// Page cache of the connection, in KiB (SQLite's default is 2000).
 const CACHE_KIB: u32 = 8192;
 
-/// The mailboxes holding a copy of an item: read from its index alone.
-const COPIES_OF_QUERY: &str = "SELECT mailbox FROM copies WHERE connector = ?1 AND item_id = ?2";
+/// The mailboxes holding a copy of an item: read from the two indexes alone.
+const COPIES_OF_QUERY: &str = "SELECT c.mailbox FROM items AS i \
+     JOIN copies AS c ON c.item_ref = i.id WHERE i.connector = ?1 AND i.item_id = ?2";
+/// The row of an item, which its copies point at.
+const ITEM_ROW_QUERY: &str = "SELECT id FROM items WHERE connector = ?1 AND item_id = ?2";
+/// Why an item whose copies are being written is failed until its outcome
+/// is recorded: it stays so if the run stops in between.
+const UNSETTLED_REASON: &str =
+    "the run stopped while writing this item's copies; the next run finishes it";
 /// The state of one item, found through its index.
 const ITEM_STATE_QUERY: &str =
     "SELECT state, reason FROM items WHERE connector = ?1 AND item_id = ?2";
@@ -194,9 +201,11 @@ const PROBLEM_ITEMS_QUERY: &str = "SELECT item_id, state, reason FROM items \
 
 /// The items to retry. Without `INDEXED BY` SQLite prefers the primary
 /// key's `connector` prefix and reads every item of the connector: seconds
-/// at millions of items, on every run.
+/// at millions of items, on every run. Items without a listing (see the
+/// upgrade to version 4) wait to be listed again.
 const RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_retry \
-     WHERE connector = ?1 AND state IN ('unmapped', 'failed') ORDER BY archived_at, item_id";
+     WHERE connector = ?1 AND state IN ('unmapped', 'failed') AND meta <> '' \
+     ORDER BY archived_at, item_id";
 
 /// The ledger file. Calls are short and serialised through one connection.
 ///
@@ -240,6 +249,42 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// The listing metadata an item to retry keeps.
+fn listing(item: &Item) -> serde_json::Result<String> {
+    serde_json::to_string(item)
+}
+
+/// The row of an item about to get a copy, created if the item is new: as
+/// failed with [`UNSETTLED_REASON`] and its listing, so that a run stopping
+/// before the item's outcome is recorded leaves it to be retried.
+fn item_row(conn: &Connection, connector: &str, item: &Item, run: RunId) -> rusqlite::Result<i64> {
+    let mut find = conn.prepare_cached(ITEM_ROW_QUERY)?;
+    let found = find
+        .query_row(params![connector, item.id.as_str()], |r| r.get(0))
+        .optional()?;
+    if let Some(row) = found {
+        return Ok(row);
+    }
+    let meta = listing(item).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+    )?;
+    insert.query_row(
+        params![
+            connector,
+            item.id.as_str(),
+            time(item.archived_at),
+            item.kind.as_str(),
+            ItemState::Failed.as_str(),
+            UNSETTLED_REASON,
+            meta,
+            run.0
+        ],
+        |r| r.get(0),
+    )
+}
+
 impl Ledger {
     /// Opens (and creates) the ledger. WAL with `synchronous=NORMAL`: a
     /// copy recorded just before a power cut may be forgotten, which the
@@ -270,6 +315,9 @@ impl Ledger {
             }
             schema::Prepared::Ready => {}
         }
+        // After the upgrade, which would check each of millions of rows.
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_err)?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 conn,
@@ -532,17 +580,18 @@ impl Ledger {
         run: RunId,
     ) -> Result<(), LedgerError> {
         self.batched(|conn| {
+            let item_ref = item_row(conn, connector, item, run)?;
             let mut stmt = conn.prepare_cached(
                 "INSERT INTO copies \
-                 (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) \
+                 (item_ref, connector, mailbox, item_type, location, bytes, run_id, written_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT (connector, item_id, mailbox) DO UPDATE SET \
+                 ON CONFLICT (item_ref, mailbox) DO UPDATE SET \
                  item_type = excluded.item_type, location = excluded.location, \
                  bytes = excluded.bytes, run_id = excluded.run_id, written_at = excluded.written_at",
             )?;
             stmt.execute(params![
+                item_ref,
                 connector,
-                item.id.as_str(),
                 mailbox.key(),
                 item.kind.as_str(),
                 written.location,
@@ -567,7 +616,7 @@ impl Ledger {
         run: RunId,
     ) -> Result<(), LedgerError> {
         let meta = if state.is_retried() {
-            serde_json::to_string(item).map_err(|e| LedgerError::Corrupt {
+            listing(item).map_err(|e| LedgerError::Corrupt {
                 item: item.id.to_string(),
                 message: e.to_string(),
             })?
@@ -917,7 +966,7 @@ mod tests {
     }
 
     /// Copies and bytes per mailbox, and items per state: what `status` shows.
-    type Shown = (Vec<(String, u64, u64)>, Vec<(String, u64)>);
+    pub(super) type Shown = (Vec<(String, u64, u64)>, Vec<(String, u64)>);
 
     /// What `status` shows, counted from the rows themselves.
     fn recount(path: &Path) -> Shown {
@@ -945,7 +994,7 @@ mod tests {
         (copies, items)
     }
 
-    fn shown(ledger: &Ledger) -> Shown {
+    pub(super) fn shown(ledger: &Ledger) -> Shown {
         let copies = ledger.mailbox_totals("c").unwrap();
         let copies = copies.into_iter().map(|t| (t.key, t.copies, t.bytes));
         (copies.collect(), ledger.item_counts("c").unwrap())
@@ -983,6 +1032,7 @@ mod tests {
         copy("c", &b, &li, 7);
         set("c", &b, ItemState::Failed, Some("disk full"));
         set("c", &c, ItemState::Unmapped, None);
+        // A copy whose item's outcome is never recorded: the item is failed.
         copy("c", &item("itm_D"), &li, 5);
 
         copy("c", &b, &li, 9);
@@ -1005,7 +1055,11 @@ mod tests {
         );
         assert_eq!(
             items,
-            [("archived".to_string(), 2), ("unmapped".to_string(), 1)]
+            [
+                ("archived".to_string(), 2),
+                ("failed".to_string(), 1),
+                ("unmapped".to_string(), 1)
+            ]
         );
         assert_eq!((copies, items), recount(&path));
         let types = ledger.type_totals("c").unwrap();
@@ -1044,6 +1098,56 @@ mod tests {
         let retried = ledger.items_to_retry("c").unwrap();
         assert_eq!(retried.len(), 2);
         assert_eq!(retried[0].sender.mobile.as_deref(), Some("+8613800138000"));
+    }
+
+    /// A run that stops after writing an item's first copy, before the
+    /// item's outcome, leaves the item failed with its listing: the next run
+    /// retries it even if it does not list its window again.
+    #[test]
+    fn an_item_with_copies_but_no_outcome_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let run = begin_day_run(&ledger);
+        let li = Mailbox::parse("li.wei@contoso.com").unwrap();
+        let written = Written {
+            location: "li/cur/1".into(),
+            bytes: 10,
+        };
+        ledger
+            .record_copy("c", &item("itm_A"), &li, &written, run)
+            .unwrap();
+        drop(ledger);
+
+        let ledger = Ledger::open(&path).unwrap();
+        let (state, reason) = ledger.item_state("c", &item("itm_A").id).unwrap().unwrap();
+        assert_eq!(
+            (state.as_str(), reason.as_deref()),
+            ("failed", Some(UNSETTLED_REASON))
+        );
+        let retried = ledger.items_to_retry("c").unwrap();
+        assert_eq!(retried.len(), 1);
+        assert_eq!(retried[0].sender.mobile.as_deref(), Some("+8613800138000"));
+        assert!(
+            ledger
+                .copies_of("c", &item("itm_A").id)
+                .unwrap()
+                .contains("li.wei@contoso.com")
+        );
+    }
+
+    /// A copy must belong to an item the ledger holds.
+    #[test]
+    fn a_copy_of_no_item_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let refused = ledger.conn().execute(
+            "INSERT INTO copies (item_ref, connector, mailbox, item_type, location, bytes, run_id, written_at) \
+             VALUES (42, 'c', 'li.wei@contoso.com', 'chat', 'li/cur/1', 1, 1, 'x')",
+            [],
+        );
+        let err = refused.expect_err("a copy of no item was recorded");
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
     }
 
     #[test]

@@ -5,14 +5,19 @@ use rusqlite::{Connection, TransactionBehavior};
 
 /// The tables' version, kept in `PRAGMA user_version`. Version 1 (which
 /// left `user_version` at 0) kept items and copies in WITHOUT ROWID tables;
-/// version 2 had no running totals, so `status` counted every row.
-pub(super) const VERSION: i64 = 3;
+/// version 2 had no running totals, so `status` counted every row;
+/// version 3 keyed copies by item id rather than by their item's row.
+pub(super) const VERSION: i64 = 4;
 
-/// Items and copies are rowid tables, looked up by a unique index on the
-/// item id. A WITHOUT ROWID table repeats whole rows in its interior pages
-/// (17 copies per page), so at 10M copies each new item cost five or six
-/// cold page reads per table; the index holds some 60 keys per page, and
-/// new rows go to the table's last page.
+/// Items and copies are rowid tables: a WITHOUT ROWID table repeats whole
+/// rows in its interior pages (17 copies per page), so at 10M copies each
+/// new item cost five or six cold page reads per table.
+///
+/// Items are found by a unique index on their id. Copies point at their
+/// item's row (`item_ref`), which is unique per (connector, item id): item
+/// rows only grow, so a new item's copies go to the last page of their
+/// index instead of a random page of a 10M-entry one (ids are random). An
+/// item's row is therefore written before its first copy.
 const TABLES: &str = r#"
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -45,8 +50,8 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE TABLE IF NOT EXISTS copies (
     id INTEGER PRIMARY KEY,
+    item_ref INTEGER NOT NULL REFERENCES items (id),
     connector TEXT NOT NULL,
-    item_id TEXT NOT NULL,
     mailbox TEXT NOT NULL,
     item_type TEXT NOT NULL,
     location TEXT NOT NULL,
@@ -72,7 +77,7 @@ const INDEXES: &str = r#"
 CREATE UNIQUE INDEX IF NOT EXISTS items_by_id ON items (connector, item_id);
 CREATE INDEX IF NOT EXISTS items_to_retry ON items (connector, state)
     WHERE state IN ('unmapped', 'failed');
-CREATE UNIQUE INDEX IF NOT EXISTS copies_by_item ON copies (connector, item_id, mailbox);
+CREATE UNIQUE INDEX IF NOT EXISTS copies_by_item ON copies (item_ref, mailbox);
 CREATE INDEX IF NOT EXISTS items_with_problems ON items (connector, archived_at)
     WHERE state IN ('unmapped', 'failed', 'gone');
 "#;
@@ -147,20 +152,45 @@ WHEN OLD.connector IS NOT NEW.connector OR OLD.state IS NOT NEW.state BEGIN
 END;
 "#;
 
-/// Moves version 1's items and copies into version 2's tables.
-const UPGRADE_FROM_1: &str = r#"
+/// Sets version 1's items aside (a WITHOUT ROWID table) to be copied into
+/// the current table.
+const SET_ASIDE_ITEMS_1: &str = r#"
 DROP INDEX IF EXISTS items_to_retry;
-ALTER TABLE items RENAME TO items_v1;
-ALTER TABLE copies RENAME TO copies_v1;
+ALTER TABLE items RENAME TO old_items;
 "#;
 
-const COPY_ROWS_FROM_1: &str = r#"
+const COPY_ITEMS_FROM_1: &str = r#"
 INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run)
-    SELECT connector, item_id, archived_at, item_type, state, reason, meta, last_run FROM items_v1;
-INSERT INTO copies (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at)
-    SELECT connector, item_id, mailbox, item_type, location, bytes, run_id, written_at FROM copies_v1;
-DROP TABLE items_v1;
-DROP TABLE copies_v1;
+    SELECT connector, item_id, archived_at, item_type, state, reason, meta, last_run FROM old_items;
+DROP TABLE old_items;
+"#;
+
+/// Sets aside copies of versions 1 to 3, which named their item by id.
+/// Dropping the table later drops its triggers too.
+const SET_ASIDE_COPIES: &str = r#"
+DROP INDEX IF EXISTS copies_by_item;
+ALTER TABLE copies RENAME TO old_copies;
+"#;
+
+/// Points each old copy at its item's row. A crash between recording an
+/// item's copies and its outcome left copies with no item row: such an
+/// item gets a failed row saying so. It has no listing to retry from, so
+/// it waits to be listed again.
+const COPY_COPIES_FROM_OLD: &str = r#"
+CREATE UNIQUE INDEX IF NOT EXISTS items_by_id ON items (connector, item_id);
+INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run)
+    SELECT connector, item_id, min(written_at), min(item_type), 'failed',
+        'a run stopped after writing copies of this item but before recording its outcome; '
+            || 'sync a window that includes it to finish it',
+        '', max(run_id)
+    FROM old_copies AS c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM items AS i WHERE i.connector = c.connector AND i.item_id = c.item_id)
+    GROUP BY connector, item_id;
+INSERT INTO copies (item_ref, connector, mailbox, item_type, location, bytes, run_id, written_at)
+    SELECT i.id, c.connector, c.mailbox, c.item_type, c.location, c.bytes, c.run_id, c.written_at
+    FROM old_copies AS c JOIN items AS i ON i.connector = c.connector AND i.item_id = c.item_id;
+DROP TABLE old_copies;
 "#;
 
 /// What [`prepare`] found in the file.
@@ -201,14 +231,22 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<Prepared> {
             version.max(1)
         );
         if version < 2 {
-            tx.execute_batch(UPGRADE_FROM_1)?;
-            tx.execute_batch(TABLES)?;
-            tx.execute_batch(COPY_ROWS_FROM_1)?;
+            tx.execute_batch(SET_ASIDE_ITEMS_1)?;
         }
+        tx.execute_batch(SET_ASIDE_COPIES)?;
+        tx.execute_batch(TABLES)?;
+        if version < 2 {
+            tx.execute_batch(COPY_ITEMS_FROM_1)?;
+        }
+        tx.execute_batch(COPY_COPIES_FROM_OLD)?;
     }
     tx.execute_batch(INDEXES)?;
     tx.execute_batch(TOTALS)?;
-    tx.execute_batch(FILL_TOTALS)?;
+    // Version 3's totals still hold: its copies moved unchanged, and its
+    // item triggers counted the rows added for items without one.
+    if version < 3 {
+        tx.execute_batch(FILL_TOTALS)?;
+    }
     tx.execute_batch(TRIGGERS)?;
     let copies: i64 = tx.query_row(
         "SELECT coalesce(sum(copies), 0) FROM copy_totals",
@@ -243,7 +281,7 @@ fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::tests::item;
+    use crate::ledger::tests::{item, shown};
     use crate::ledger::{Ledger, LedgerError};
     use crate::types::ItemId;
 
@@ -269,7 +307,8 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
     PRIMARY KEY (connector, mailbox));
 "#;
 
-    /// A version 1 ledger: one item archived in two mailboxes, one failed.
+    /// A version 1 ledger: one item archived in two mailboxes, one failed,
+    /// and one whose copy was recorded but not its outcome.
     fn version_1_ledger(path: &std::path::Path) {
         let db = Connection::open(path).unwrap();
         db.execute_batch(VERSION_1).unwrap();
@@ -279,7 +318,9 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
              INSERT INTO checkpoints VALUES ('c', '2026-11-22T00:00:00Z');
              INSERT INTO items VALUES ('c', 'itm_A', '2026-11-21T08:00:00Z', 'chat', 'archived', NULL, '', 7);
              INSERT INTO copies VALUES ('c', 'itm_A', 'li.wei@contoso.com', 'chat', 'li/cur/1', 100, 7, 'x');
-             INSERT INTO copies VALUES ('c', 'itm_A', 'zhang.min@contoso.com', 'chat', 'zm/cur/1', 100, 7, 'x');",
+             INSERT INTO copies VALUES ('c', 'itm_A', 'zhang.min@contoso.com', 'chat', 'zm/cur/1', 100, 7, 'x');
+             INSERT INTO copies VALUES ('c', 'itm_C', 'li.wei@contoso.com', 'call', 'li/cur/2', 40, 7,
+                 '2026-11-22T08:30:00Z');",
         )
         .unwrap();
         let failed = serde_json::to_string(&item("itm_B")).unwrap();
@@ -294,14 +335,8 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         user_version(&Connection::open(path).unwrap()).unwrap()
     }
 
-    #[test]
-    fn a_version_1_ledger_is_upgraded_keeping_every_copy_item_and_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
-        version_1_ledger(&path);
-
-        let ledger = Ledger::open(&path).unwrap();
-
+    /// Asserts that the ledger holds `version_1_ledger`'s rows.
+    fn assert_fixture_rows_kept(ledger: &Ledger) {
         let id = |s: &str| ItemId::parse(s).unwrap();
         let copies = ledger.copies_of("c", &id("itm_A")).unwrap();
         assert_eq!(copies.len(), 2, "{copies:?}");
@@ -312,19 +347,66 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         assert_eq!(retries.len(), 1);
         assert_eq!(retries[0].id.as_str(), "itm_B");
         assert!(ledger.checkpoint("c").unwrap().is_some());
-        assert_eq!(ledger.mailbox_totals("c").unwrap().len(), 2);
         assert_eq!(ledger.last_runs("c", 5).unwrap()[0].id, 7);
+    }
+
+    /// An item with a copy but no outcome (a crash between the two records)
+    /// is failed, keeps its copy, and says to sync its window: with no
+    /// listing, it cannot be retried on its own.
+    fn assert_copy_without_outcome_is_failed(ledger: &Ledger) {
+        let item = ItemId::parse("itm_C").unwrap();
+        let copies = ledger.copies_of("c", &item).unwrap();
+        assert!(copies.contains("li.wei@contoso.com"), "{copies:?}");
+        let (state, reason) = ledger.item_state("c", &item).unwrap().unwrap();
+        assert_eq!(state, "failed");
+        assert!(reason.unwrap().contains("sync a window that includes it"));
+    }
+
+    #[test]
+    fn a_version_1_ledger_is_upgraded_keeping_every_copy_item_and_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        version_1_ledger(&path);
+
+        let ledger = Ledger::open(&path).unwrap();
+
+        assert_fixture_rows_kept(&ledger);
+        assert_copy_without_outcome_is_failed(&ledger);
+        assert_eq!(ledger.mailbox_totals("c").unwrap().len(), 2);
         drop(ledger);
         assert_eq!(version_of(&path), VERSION);
         let db = Connection::open(&path).unwrap();
-        assert!(
-            !has_table(&db, "copies_v1").unwrap(),
-            "the old table was left behind"
-        );
+        for old in ["old_items", "old_copies"] {
+            assert!(!has_table(&db, old).unwrap(), "{old} was left behind");
+        }
+    }
+
+    /// Turns a current ledger back into what version 3 left: copies keyed
+    /// by item id, counted by the same triggers.
+    fn back_to_version_3(path: &std::path::Path) {
+        let db = Connection::open(path).unwrap();
+        db.execute_batch(
+            "CREATE TABLE v3_copies (id INTEGER PRIMARY KEY, connector TEXT NOT NULL,
+                 item_id TEXT NOT NULL, mailbox TEXT NOT NULL, item_type TEXT NOT NULL,
+                 location TEXT NOT NULL, bytes INTEGER NOT NULL, run_id INTEGER NOT NULL,
+                 written_at TEXT NOT NULL);
+             INSERT INTO v3_copies (connector, item_id, mailbox, item_type, location, bytes,
+                     run_id, written_at)
+                 SELECT c.connector, i.item_id, c.mailbox, c.item_type, c.location, c.bytes,
+                     c.run_id, c.written_at
+                 FROM copies AS c JOIN items AS i ON i.id = c.item_ref ORDER BY c.id;
+             DROP TABLE copies;
+             ALTER TABLE v3_copies RENAME TO copies;
+             CREATE UNIQUE INDEX copies_by_item ON copies (connector, item_id, mailbox);",
+        )
+        .unwrap();
+        db.execute_batch(TRIGGERS).unwrap();
+        db.pragma_update(None, "user_version", 3).unwrap();
     }
 
     /// Turns a current ledger into what version 2 left: no totals.
     fn back_to_version_2(path: &std::path::Path) {
+        back_to_version_3(path);
         let db = Connection::open(path).unwrap();
         db.execute_batch(
             "DROP TRIGGER copy_added; DROP TRIGGER copy_removed; DROP TRIGGER copy_changed;
@@ -334,6 +416,11 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         )
         .unwrap();
     }
+
+    const FIXTURE_TOTALS: [(&str, u64, u64); 2] = [
+        ("li.wei@contoso.com", 2, 140),
+        ("zhang.min@contoso.com", 1, 100),
+    ];
 
     #[test]
     fn a_version_2_ledger_gains_totals_that_count_its_rows_and_keep_counting() {
@@ -346,20 +433,13 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         let ledger = Ledger::open(&path).unwrap();
 
         assert_eq!(version_of(&path), VERSION);
-        let totals = ledger.mailbox_totals("c").unwrap();
-        let totals: Vec<_> = totals
+        let (copies, counts) = shown(&ledger);
+        let copies: Vec<_> = copies
             .iter()
-            .map(|t| (t.key.as_str(), t.copies, t.bytes))
+            .map(|(m, c, b)| (m.as_str(), *c, *b))
             .collect();
-        assert_eq!(
-            totals,
-            [
-                ("li.wei@contoso.com", 1, 100),
-                ("zhang.min@contoso.com", 1, 100)
-            ]
-        );
-        let counts = ledger.item_counts("c").unwrap();
-        assert_eq!(counts, [("archived".into(), 1), ("failed".into(), 1)]);
+        assert_eq!(copies, FIXTURE_TOTALS);
+        assert_eq!(counts, [("archived".into(), 1), ("failed".into(), 2)]);
         let run = ledger
             .begin_run("c", item("x").archived_at, item("x").archived_at, false)
             .unwrap();
@@ -372,7 +452,47 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
                 run,
             )
             .unwrap();
-        assert_eq!(ledger.item_counts("c").unwrap(), [("archived".into(), 2)]);
+        assert_eq!(
+            ledger.item_counts("c").unwrap(),
+            [("archived".into(), 2), ("failed".into(), 1)]
+        );
+    }
+
+    /// Version 4 points copies at their item's row: every copy keeps its
+    /// item, mailbox and size, and the totals go on agreeing with the rows.
+    #[test]
+    fn a_version_3_ledger_moves_its_copies_to_their_items_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        version_1_ledger(&path);
+        drop(Ledger::open(&path).unwrap());
+        back_to_version_3(&path);
+        let db = Connection::open(&path).unwrap();
+        db.execute("DELETE FROM items WHERE item_id = 'itm_C'", [])
+            .unwrap();
+        drop(db);
+
+        let ledger = Ledger::open(&path).unwrap();
+
+        assert_eq!(version_of(&path), VERSION);
+        assert_fixture_rows_kept(&ledger);
+        assert_copy_without_outcome_is_failed(&ledger);
+        let (copies, counts) = shown(&ledger);
+        let copies: Vec<_> = copies
+            .iter()
+            .map(|(m, c, b)| (m.as_str(), *c, *b))
+            .collect();
+        assert_eq!(copies, FIXTURE_TOTALS);
+        assert_eq!(counts, [("archived".into(), 1), ("failed".into(), 2)]);
+        let db = Connection::open(&path).unwrap();
+        let orphans: i64 = db
+            .query_row(
+                "SELECT count(*) FROM copies WHERE item_ref NOT IN (SELECT id FROM items)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(orphans, 0);
     }
 
     #[test]
@@ -383,8 +503,9 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         drop(Ledger::open(&path).unwrap());
         let db = Connection::open(&path).unwrap();
         let again = db.execute(
-            "INSERT INTO copies (connector, item_id, mailbox, item_type, location, bytes, run_id, written_at) \
-             VALUES ('c', 'itm_A', 'li.wei@contoso.com', 'chat', 'li/cur/2', 100, 8, 'y')",
+            "INSERT INTO copies (item_ref, connector, mailbox, item_type, location, bytes, run_id, written_at) \
+             SELECT id, 'c', 'li.wei@contoso.com', 'chat', 'li/cur/2', 100, 8, 'y' \
+             FROM items WHERE item_id = 'itm_A'",
             [],
         );
         assert!(again.is_err(), "a second row for one copy was accepted");

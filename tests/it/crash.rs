@@ -121,7 +121,10 @@ pub fn assert_recorded_copies_exist(home: &Path, root: &Path, connector: &str) {
 fn recorded_locations(home: &Path, connector: &str) -> Vec<(String, String, u64)> {
     let db = rusqlite::Connection::open(home.join("ledger.sqlite")).unwrap();
     let mut stmt = db
-        .prepare("SELECT item_id, location, bytes FROM copies WHERE connector = ?1")
+        .prepare(
+            "SELECT i.item_id, c.location, c.bytes FROM copies AS c \
+             JOIN items AS i ON i.id = c.item_ref WHERE c.connector = ?1",
+        )
         .unwrap();
     stmt.query_map([connector], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
