@@ -198,7 +198,7 @@ DROP TABLE old_copies;
 pub(super) enum Prepared {
     /// The tables were there, or were created in an empty file.
     Ready,
-    /// An older ledger was upgraded (once; it takes a minute or two at
+    /// An older ledger was upgraded (once; it takes a few minutes at
     /// millions of copies).
     Upgraded { from: i64, copies: u64 },
     /// A newer version of the tool wrote the file: this one must not touch it.
@@ -226,7 +226,7 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<Prepared> {
     } else {
         tracing::warn!(
             "upgrading the ledger's tables from version {} to {VERSION}, once: \
-             at millions of copies this takes a minute or two; an interrupted \
+             at millions of copies this takes a few minutes; an interrupted \
              upgrade is rolled back and starts again next time",
             version.max(1)
         );
