@@ -496,7 +496,7 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__sync)
-            opts="-v -h --connector --since --until --dry-run --json --home --verbose --help"
+            opts="-v -h --connector --since --until --dry-run --retry-unmapped --json --home --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -168,6 +168,10 @@ pub struct SyncArgs {
     /// List what would be written, write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Retry every unmapped item now, as after adding users to the target
+    /// [default: when the mapping changed, or at least every 7 days]
+    #[arg(long)]
+    pub retry_unmapped: bool,
     /// Print the run's figures as JSON
     #[arg(long)]
     pub json: bool,

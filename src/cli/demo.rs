@@ -47,6 +47,7 @@ pub async fn run(args: &DemoArgs) -> CommandResult {
         since: None,
         until: None,
         dry_run: false,
+        retry_unmapped: false,
         json: false,
     };
     let report = {

@@ -100,6 +100,8 @@ pub async fn sync_connector(
         fallback_mailbox: connector.fallback_mailbox.clone(),
         spool_dir: ctx.home.spool_dir(name),
         advance_checkpoint: checkpoint.is_none_or(|c| since <= c),
+        mapping_fingerprint: setup::mapping_fingerprint(connector),
+        retry_unmapped: args.retry_unmapped,
     };
     let result = engine.run(&plan).await;
     if let Some(bar) = &bar {

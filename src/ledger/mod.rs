@@ -76,6 +76,14 @@ impl ItemState {
     }
 }
 
+/// The last time a run retried every unmapped item, and the mapping it
+/// used (a fingerprint: see `sync::setup::mapping_fingerprint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmappedRetry {
+    pub mapping: String,
+    pub at: DateTime<Utc>,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,6 +214,11 @@ const PROBLEM_ITEMS_QUERY: &str = "SELECT item_id, state, reason FROM items \
 const RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_retry \
      WHERE connector = ?1 AND state IN ('unmapped', 'failed') AND meta <> '' \
      ORDER BY archived_at, item_id";
+/// The failed items alone. The index's own condition is repeated: SQLite
+/// uses a partial index only when the query's conditions imply its own.
+const FAILED_RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_retry \
+     WHERE connector = ?1 AND state IN ('unmapped', 'failed') AND state = 'failed' \
+     AND meta <> '' ORDER BY archived_at, item_id";
 
 /// The ledger file. Calls are short and serialised through one connection.
 ///
@@ -662,8 +675,18 @@ impl Ledger {
 
     /// Items an earlier run left unmapped or failed, to try again.
     pub fn items_to_retry(&self, connector: &str) -> Result<Vec<Item>, LedgerError> {
+        self.retries(RETRY_QUERY, connector)
+    }
+
+    /// Items an earlier run left failed, to try again; the unmapped ones
+    /// wait for a change of mapping (see [`Ledger::unmapped_retry`]).
+    pub fn failed_items_to_retry(&self, connector: &str) -> Result<Vec<Item>, LedgerError> {
+        self.retries(FAILED_RETRY_QUERY, connector)
+    }
+
+    fn retries(&self, query: &str, connector: &str) -> Result<Vec<Item>, LedgerError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(RETRY_QUERY)?;
+        let mut stmt = conn.prepare_cached(query)?;
         let rows = stmt.query_map(params![connector], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
@@ -677,6 +700,39 @@ impl Ledger {
             items.push(item);
         }
         Ok(items)
+    }
+
+    /// When a run last retried every unmapped item of the connector, and
+    /// under which mapping.
+    pub fn unmapped_retry(&self, connector: &str) -> Result<Option<UnmappedRetry>, LedgerError> {
+        let row: Option<(String, String)> = self
+            .conn()
+            .query_row(
+                "SELECT mapping, retried_at FROM unmapped_retries WHERE connector = ?1",
+                params![connector],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(mapping, at)| {
+            let at = DateTime::parse_from_rfc3339(&at).ok()?.with_timezone(&Utc);
+            Some(UnmappedRetry { mapping, at })
+        }))
+    }
+
+    /// Records that a run retried every unmapped item under `mapping`.
+    pub fn record_unmapped_retry(
+        &self,
+        connector: &str,
+        mapping: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.write_conn()?.execute(
+            "INSERT INTO unmapped_retries (connector, mapping, retried_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (connector) DO UPDATE SET \
+             mapping = excluded.mapping, retried_at = excluded.retried_at",
+            params![connector, mapping, time(at)],
+        )?;
+        Ok(())
     }
 
     /// Counts of items per state.
@@ -1155,18 +1211,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
         let conn = ledger.conn();
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {RETRY_QUERY}"))
-            .unwrap()
-            .query_map(["c"], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        for query in [RETRY_QUERY, FAILED_RETRY_QUERY] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+                .unwrap()
+                .query_map(["c"], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let seek = "USING INDEX items_to_retry (connector=? AND state=?)";
+            assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+        }
+    }
+
+    /// Failed items are retried by every run; unmapped ones only when the
+    /// run retries them (see `sync::UNMAPPED_RETRY_DAYS`), which it records.
+    #[test]
+    fn failed_items_can_be_retried_without_the_unmapped_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = begin_day_run(&ledger);
+        ledger
+            .record_item("c", &item("a"), ItemState::Unmapped, None, run)
             .unwrap();
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("USING INDEX items_to_retry")),
-            "{plan:?}"
-        );
+        ledger
+            .record_item("c", &item("b"), ItemState::Failed, Some("disk full"), run)
+            .unwrap();
+        let failed = ledger.failed_items_to_retry("c").unwrap();
+        let failed: Vec<_> = failed.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(failed, ["b"]);
+        assert_eq!(ledger.items_to_retry("c").unwrap().len(), 2);
+
+        assert_eq!(ledger.unmapped_retry("c").unwrap(), None);
+        let at = item("x").archived_at;
+        ledger.record_unmapped_retry("c", "f1", at).unwrap();
+        ledger.record_unmapped_retry("c", "f2", at).unwrap();
+        let last = ledger.unmapped_retry("c").unwrap().unwrap();
+        assert_eq!((last.mapping.as_str(), last.at), ("f2", at));
+        assert_eq!(ledger.unmapped_retry("other").unwrap(), None);
     }
 
     #[test]

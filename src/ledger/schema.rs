@@ -6,8 +6,9 @@ use rusqlite::{Connection, TransactionBehavior};
 /// The tables' version, kept in `PRAGMA user_version`. Version 1 (which
 /// left `user_version` at 0) kept items and copies in WITHOUT ROWID tables;
 /// version 2 had no running totals, so `status` counted every row;
-/// version 3 keyed copies by item id rather than by their item's row.
-pub(super) const VERSION: i64 = 4;
+/// version 3 keyed copies by item id rather than by their item's row;
+/// version 4 retried every unmapped item on every run.
+pub(super) const VERSION: i64 = 5;
 
 /// Items and copies are rowid tables: a WITHOUT ROWID table repeats whole
 /// rows in its interior pages (17 copies per page), so at 10M copies each
@@ -62,6 +63,11 @@ CREATE TABLE IF NOT EXISTS copies (
 CREATE TABLE IF NOT EXISTS checkpoints (
     connector TEXT PRIMARY KEY,
     archived_until TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unmapped_retries (
+    connector TEXT PRIMARY KEY,
+    mapping TEXT NOT NULL,
+    retried_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS folders (
     connector TEXT NOT NULL,
@@ -221,7 +227,7 @@ pub(super) fn prepare(conn: &mut Connection) -> rusqlite::Result<Prepared> {
         return Ok(Prepared::Ready);
     }
     let upgrading = has_table(&tx, "copies")?;
-    if !upgrading {
+    if !upgrading || version >= 4 {
         tx.execute_batch(TABLES)?;
     } else {
         tracing::warn!(
@@ -493,6 +499,29 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
             )
             .unwrap();
         assert_eq!(orphans, 0);
+    }
+
+    /// Version 5 adds the record of unmapped retries, without a warning
+    /// or a copy of any row.
+    #[test]
+    fn a_version_4_ledger_gains_the_record_of_unmapped_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        version_1_ledger(&path);
+        drop(Ledger::open(&path).unwrap());
+        let db = Connection::open(&path).unwrap();
+        db.execute_batch("DROP TABLE unmapped_retries; PRAGMA user_version = 4;")
+            .unwrap();
+        drop(db);
+
+        let ledger = Ledger::open(&path).unwrap();
+
+        assert_eq!(version_of(&path), VERSION);
+        assert_fixture_rows_kept(&ledger);
+        assert_eq!(ledger.unmapped_retry("c").unwrap(), None);
+        let at = item("x").archived_at;
+        ledger.record_unmapped_retry("c", "f", at).unwrap();
+        assert!(ledger.unmapped_retry("c").unwrap().is_some());
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub use report::{CopyFailure, PlannedCopy, SyncReport};
 /// Run records kept per connector; older ones are pruned.
 pub const RUNS_KEPT: u32 = 1000;
 
+/// Unmapped items are retried when the mapping changes, and at least this
+/// often: a user added to the target (automatic mapping) changes nothing
+/// the tool can see. Retrying them on every run would make each run's work
+/// grow with every unmapped item ever seen.
+pub const UNMAPPED_RETRY_DAYS: i64 = 7;
+
 /// Why a run stopped before its end.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -60,6 +66,12 @@ pub struct SyncPlan {
     pub spool_dir: PathBuf,
     /// Whether to advance the checkpoint when the window is fully listed.
     pub advance_checkpoint: bool,
+    /// A fingerprint of what maps participants to mailboxes (see
+    /// `setup::mapping_fingerprint`): unmapped items are retried when it
+    /// changes.
+    pub mapping_fingerprint: String,
+    /// Retry every unmapped item now, whatever the mapping.
+    pub retry_unmapped: bool,
 }
 
 /// Everything a run works with.
@@ -78,6 +90,9 @@ struct Run<'a> {
     /// Which items to look for on the target before writing them: copies
     /// a crashed run wrote but did not record.
     recovery: Recovery,
+    /// Whether this run retries the unmapped items, not only the failed.
+    retry_unmapped: bool,
+    started_at: DateTime<Utc>,
     report: Mutex<SyncReport>,
     /// The first error that must stop the run; later items are skipped.
     fatal: Mutex<Option<SyncError>>,
@@ -92,6 +107,7 @@ impl Engine {
         let recovery = self
             .ledger
             .recovery(&plan.connector, plan.since, plan.until)?;
+        let retry_unmapped = self.unmapped_retry_due(plan)?;
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
@@ -100,6 +116,8 @@ impl Engine {
             plan,
             id,
             recovery,
+            retry_unmapped,
+            started_at: Utc::now(),
             report: Mutex::new(SyncReport::new(plan)),
             fatal: Mutex::new(None),
         };
@@ -108,7 +126,10 @@ impl Engine {
         self.ledger.set_before_commit(Some(Box::new(move || {
             writer.sync_written().map_err(|e| e.to_string())
         })))?;
-        let result = run.execute().await;
+        let result = run
+            .execute()
+            .await
+            .and_then(|()| run.mark_unmapped_retried());
         let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.duration_ms = started.elapsed().as_millis() as u64;
         let finished = self.finish(plan, id, result, report);
@@ -150,6 +171,34 @@ impl Engine {
 }
 
 impl Engine {
+    /// Whether this run retries the unmapped items: asked to, or the
+    /// mapping changed since they were last retried, or that was
+    /// [`UNMAPPED_RETRY_DAYS`] ago.
+    fn unmapped_retry_due(&self, plan: &SyncPlan) -> Result<bool, LedgerError> {
+        let last = self.ledger.unmapped_retry(&plan.connector)?;
+        let due = plan.retry_unmapped
+            || last.is_none_or(|last| {
+                last.mapping != plan.mapping_fingerprint
+                    || Utc::now() - last.at >= chrono::Duration::days(UNMAPPED_RETRY_DAYS)
+            });
+        if !due {
+            let waiting = self
+                .ledger
+                .item_counts(&plan.connector)?
+                .into_iter()
+                .find_map(|(state, n)| (state == "unmapped").then_some(n))
+                .unwrap_or(0);
+            if waiting > 0 {
+                tracing::info!(
+                    "{waiting} unmapped items wait for the mapping to change; they are retried \
+                     when it does, at least every {UNMAPPED_RETRY_DAYS} days, or now with \
+                     `sync --retry-unmapped`"
+                );
+            }
+        }
+        Ok(due)
+    }
+
     fn preload_folder_ids(&self, connector: &str) -> Result<(), LedgerError> {
         for (key, id) in self.ledger.folder_ids(connector)? {
             if let Ok(mailbox) = Mailbox::parse(&key) {
@@ -171,7 +220,12 @@ impl Run<'_> {
     async fn execute(&self) -> Result<(), SyncError> {
         let engine = self.engine;
         let seen = Mutex::new(HashSet::<ItemId>::new());
-        let retries = engine.ledger.items_to_retry(&self.plan.connector)?;
+        let connector = &self.plan.connector;
+        let retries = if self.retry_unmapped {
+            engine.ledger.items_to_retry(connector)?
+        } else {
+            engine.ledger.failed_items_to_retry(connector)?
+        };
         let (tx, rx) = mpsc::channel::<Item>(2000);
         let lister = self.list_into(tx, retries);
         let worker = tokio_stream_from(rx)
@@ -194,6 +248,19 @@ impl Run<'_> {
             engine
                 .ledger
                 .advance_checkpoint(&self.plan.connector, self.plan.until)?;
+        }
+        Ok(())
+    }
+
+    /// Records that every unmapped item was retried under this mapping,
+    /// once the run got through them all.
+    fn mark_unmapped_retried(&self) -> Result<(), SyncError> {
+        if self.retry_unmapped && !self.plan.dry_run {
+            self.engine.ledger.record_unmapped_retry(
+                &self.plan.connector,
+                &self.plan.mapping_fingerprint,
+                self.started_at,
+            )?;
         }
         Ok(())
     }

@@ -338,6 +338,75 @@ fn unmapped_items_go_to_the_fallback_mailbox_and_stay_unmapped_in_the_ledger() {
     );
 }
 
+/// Unmapped items wait in the ledger for the mapping to change: retrying
+/// them on every run would make each run's work grow with every unmapped
+/// item ever seen. A changed mapping file delivers them; `--retry-unmapped`
+/// retries them at once.
+#[test]
+fn unmapped_items_are_retried_when_the_mapping_changes() {
+    let sim = simulator(150, |c| c.unmapped_fraction = 0.1);
+    let env = TestEnv::new();
+    let archive_root = connector(&env, &sim, &[]);
+    let first = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
+    first.assert_code(0);
+    let unmapped = first.json()["unmapped"].as_u64().unwrap();
+    assert!(unmapped > 0);
+    // A later window lists nothing: only retries are left to do.
+    let later = [
+        "--since",
+        UNTIL,
+        "--until",
+        "2026-11-22T19:00:00Z",
+        "--json",
+    ];
+    let unmapped_in = |run: &Run| run.json()["unmapped"].as_u64().unwrap();
+
+    let same_mapping = sync(&env, &[&later[..], &["-v"]].concat());
+    same_mapping.assert_code(0);
+    assert_eq!(
+        unmapped_in(&same_mapping),
+        0,
+        "retried with the same mapping"
+    );
+    assert!(
+        same_mapping.stderr.contains("--retry-unmapped"),
+        "{}",
+        same_mapping.stderr
+    );
+    let forced = sync(&env, &[&later[..], &["--retry-unmapped"]].concat());
+    forced.assert_code(0);
+    assert_eq!(unmapped_in(&forced), unmapped);
+
+    let (item, mobile) = in_window(&sim)
+        .into_iter()
+        .filter(|i| sim.dataset().expected_mailboxes(i, true, true).is_empty())
+        .find_map(|i| {
+            let mobile = i.parties().find_map(|p| p.mobile.clone())?;
+            Some((i.id.to_string(), mobile))
+        })
+        .expect("an unmapped item with a mobile number");
+    let csv = env.path("mapping.csv");
+    let mut rows = std::fs::read_to_string(&csv).unwrap();
+    rows.push_str(&format!("{mobile},compliance.review@contoso.com\n"));
+    std::fs::write(&csv, rows).unwrap();
+    let remapped = sync(&env, &later);
+    remapped.assert_code(0);
+    assert!(remapped.json()["written"].as_u64().unwrap() >= 1);
+    let archive = read_archive(&archive_root);
+    assert!(
+        archive.contains_key(&("compliance.review@contoso.com".to_owned(), item.clone())),
+        "{item} was not delivered after the mapping changed"
+    );
+    assert!(unmapped_in(&remapped) < unmapped);
+
+    let after = sync(&env, &later);
+    assert_eq!(
+        unmapped_in(&after),
+        0,
+        "retried again with the same mapping"
+    );
+}
+
 #[test]
 fn dry_run_lists_what_it_would_write_and_writes_nothing() {
     let sim = simulator(60, |_| {});
