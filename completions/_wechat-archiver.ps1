@@ -114,7 +114,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End of the window, same forms as --since [default: now]')
             [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'List what would be written, write nothing')
-            [CompletionResult]::new('--retry-unmapped', '--retry-unmapped', [CompletionResultType]::ParameterName, 'Retry every unmapped item now, as after adding users to the target [default: when the mapping changed, or at least every 7 days]')
+            [CompletionResult]::new('--retry-unmapped', '--retry-unmapped', [CompletionResultType]::ParameterName, 'Retry every unmapped item now, as after adding users to the target [default: those of the last 7 days; older ones when the mapping changed, or at least every 7 days]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the run''s figures as JSON')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')

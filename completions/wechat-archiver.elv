@@ -103,7 +103,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand --until 'End of the window, same forms as --since [default: now]'
             cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
             cand --dry-run 'List what would be written, write nothing'
-            cand --retry-unmapped 'Retry every unmapped item now, as after adding users to the target [default: when the mapping changed, or at least every 7 days]'
+            cand --retry-unmapped 'Retry every unmapped item now, as after adding users to the target [default: those of the last 7 days; older ones when the mapping changed, or at least every 7 days]'
             cand --json 'Print the run''s figures as JSON'
             cand -v 'More detail on standard error (repeat for more)'
             cand --verbose 'More detail on standard error (repeat for more)'

@@ -85,7 +85,7 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l until -d 'End of the window, same forms as --since [default: now]' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l dry-run -d 'List what would be written, write nothing'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l retry-unmapped -d 'Retry every unmapped item now, as after adding users to the target [default: when the mapping changed, or at least every 7 days]'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l retry-unmapped -d 'Retry every unmapped item now, as after adding users to the target [default: those of the last 7 days; older ones when the mapping changed, or at least every 7 days]'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -l json -d 'Print the run\'s figures as JSON'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -s v -l verbose -d 'More detail on standard error (repeat for more)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -s h -l help -d 'Print help'

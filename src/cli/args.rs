@@ -169,7 +169,8 @@ pub struct SyncArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Retry every unmapped item now, as after adding users to the target
-    /// [default: when the mapping changed, or at least every 7 days]
+    /// [default: those of the last 7 days; older ones when the mapping
+    /// changed, or at least every 7 days]
     #[arg(long)]
     pub retry_unmapped: bool,
     /// Print the run's figures as JSON

@@ -70,6 +70,9 @@ pub async fn sync_connector(
     let checkpoint = ledger.checkpoint(name).map_err(|e| CliError::failure(&e))?;
     let (since, until) =
         window::choose(since, until, checkpoint, now).map_err(|e| CliError::usage(&e))?;
+    // Before the mapping file is loaded: an edit in between makes the next
+    // run retry the unmapped items again, rather than never.
+    let mapping_fingerprint = setup::mapping_fingerprint(connector);
     let engine = Engine {
         client: setup::client(connector, secrets).map_err(|e| {
             CliError::failure(&e).hint("fix the endpoint with `create`, or edit config.toml")
@@ -100,7 +103,7 @@ pub async fn sync_connector(
         fallback_mailbox: connector.fallback_mailbox.clone(),
         spool_dir: ctx.home.spool_dir(name),
         advance_checkpoint: checkpoint.is_none_or(|c| since <= c),
-        mapping_fingerprint: setup::mapping_fingerprint(connector),
+        mapping_fingerprint,
         retry_unmapped: args.retry_unmapped,
     };
     let result = engine.run(&plan).await;

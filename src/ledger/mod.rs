@@ -52,7 +52,8 @@ pub type BeforeCommit = Box<dyn Fn() -> Result<(), String> + Send>;
 pub enum ItemState {
     /// Every copy it needs is written.
     Archived,
-    /// No participant maps to a mailbox; retried after the mapping changes.
+    /// No participant maps to a mailbox; retried while recent, when the
+    /// mapping changes, and weekly (see `sync::UNMAPPED_RETRY_DAYS`).
     Unmapped,
     /// Some copy could not be written; retried by the next run.
     Failed,
@@ -61,7 +62,8 @@ pub enum ItemState {
 }
 
 impl ItemState {
-    /// Whether the next run tries the item again (see `items_to_retry`).
+    /// Whether a later run may try the item again without listing it, so
+    /// the item keeps its listing (see `items_to_retry`).
     fn is_retried(self) -> bool {
         matches!(self, ItemState::Unmapped | ItemState::Failed)
     }
@@ -177,6 +179,9 @@ const BATCH_AGE: Duration = Duration::from_millis(200);
 const BATCH_WRITES: u32 = 1000;
 /// How long a call waits for another process's write to the ledger.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening waits for another process upgrading the ledger's
+/// tables (minutes at millions of copies): a cron run waits rather than fail.
+const UPGRADE_WAIT: Duration = Duration::from_secs(15 * 60);
 /// WAL pages between automatic checkpoints (SQLite's default is 1000).
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 4000;
 /// Page cache of the connection, in KiB (SQLite's default is 2000).
@@ -189,8 +194,8 @@ const COPIES_OF_QUERY: &str = "SELECT c.mailbox FROM items AS i \
 const ITEM_ROW_QUERY: &str = "SELECT id FROM items WHERE connector = ?1 AND item_id = ?2";
 /// Why an item whose copies are being written is failed until its outcome
 /// is recorded: it stays so if the run stops in between.
-const UNSETTLED_REASON: &str =
-    "the run stopped while writing this item's copies; the next run finishes it";
+const UNSETTLED_REASON: &str = "its copies are being written; if no sync is running, the \
+     last one stopped before finishing it, and the next one retries it";
 /// The state of one item, found through its index.
 const ITEM_STATE_QUERY: &str =
     "SELECT state, reason FROM items WHERE connector = ?1 AND item_id = ?2";
@@ -214,6 +219,11 @@ const PROBLEM_ITEMS_QUERY: &str = "SELECT item_id, state, reason FROM items \
 const RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_retry \
      WHERE connector = ?1 AND state IN ('unmapped', 'failed') AND meta <> '' \
      ORDER BY archived_at, item_id";
+/// Unmapped items archived since ?2, through the problems' partial index.
+const RECENT_UNMAPPED_QUERY: &str = "SELECT item_id, meta FROM items \
+     INDEXED BY items_with_problems WHERE connector = ?1 \
+     AND state IN ('unmapped', 'failed', 'gone') AND state = 'unmapped' \
+     AND archived_at >= ?2 AND meta <> '' ORDER BY archived_at, item_id";
 /// The failed items alone. The index's own condition is repeated: SQLite
 /// uses a partial index only when the query's conditions imply its own.
 const FAILED_RETRY_QUERY: &str = "SELECT item_id, meta FROM items INDEXED BY items_to_retry \
@@ -260,6 +270,21 @@ fn now() -> String {
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// The items of a retry query's rows (item id, listing).
+fn read_retries(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Item>, LedgerError> {
+    let mut items = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let meta: String = row.get(1)?;
+        let item = serde_json::from_str(&meta).map_err(|e| LedgerError::Corrupt {
+            item: id,
+            message: e.to_string(),
+        })?;
+        items.push(item);
+    }
+    Ok(items)
 }
 
 /// The listing metadata an item to retry keeps.
@@ -316,7 +341,10 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "cache_size", -i64::from(CACHE_KIB))
             .map_err(open_err)?;
-        match schema::prepare(&mut conn).map_err(open_err)? {
+        conn.busy_timeout(UPGRADE_WAIT).map_err(open_err)?;
+        let prepared = schema::prepare(&mut conn).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        match prepared {
             schema::Prepared::Newer { version } => {
                 return Err(LedgerError::NewerVersion {
                     path: path.display().to_string(),
@@ -684,22 +712,21 @@ impl Ledger {
         self.retries(FAILED_RETRY_QUERY, connector)
     }
 
+    /// Unmapped items archived since `since`, which every run retries.
+    pub fn unmapped_items_since(
+        &self,
+        connector: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Item>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(RECENT_UNMAPPED_QUERY)?;
+        read_retries(stmt.query(params![connector, time(since)])?)
+    }
+
     fn retries(&self, query: &str, connector: &str) -> Result<Vec<Item>, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(query)?;
-        let rows = stmt.query_map(params![connector], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut items = Vec::new();
-        for row in rows {
-            let (id, meta) = row?;
-            let item = serde_json::from_str(&meta).map_err(|e| LedgerError::Corrupt {
-                item: id,
-                message: e.to_string(),
-            })?;
-            items.push(item);
-        }
-        Ok(items)
+        read_retries(stmt.query(params![connector])?)
     }
 
     /// When a run last retried every unmapped item of the connector, and
@@ -719,14 +746,20 @@ impl Ledger {
         }))
     }
 
-    /// Records that a run retried every unmapped item under `mapping`.
+    /// Records that a run retried every unmapped item under `mapping`;
+    /// nothing if some of the run's records were lost (the next run must
+    /// retry them all again, looking for copies written but not recorded).
     pub fn record_unmapped_retry(
         &self,
         connector: &str,
         mapping: &str,
         at: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.write_conn()?.execute(
+        let conn = self.write_conn()?;
+        if conn.0.lost_records {
+            return Ok(());
+        }
+        conn.execute(
             "INSERT INTO unmapped_retries (connector, mapping, retried_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (connector) DO UPDATE SET \
              mapping = excluded.mapping, retried_at = excluded.retried_at",
@@ -969,6 +1002,7 @@ fn spawn_batch_committer(shared: Weak<Shared>) -> bool {
 mod tests {
     use super::*;
     use crate::telemessage::ItemType;
+    use chrono::TimeZone;
 
     /// A chat item archived at 2026-11-22T08:15:03Z.
     pub(super) fn item(id: &str) -> Item {
@@ -1251,6 +1285,42 @@ mod tests {
         assert_eq!(ledger.unmapped_retry("other").unwrap(), None);
     }
 
+    /// Recent unmapped items are found by archive time through the
+    /// problems' partial index, whatever the older ones number.
+    #[test]
+    fn recent_unmapped_items_are_found_by_archive_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = begin_day_run(&ledger);
+        let day = |id: &str, d: u32| {
+            let mut it = item(id);
+            it.archived_at = Utc.with_ymd_and_hms(2026, 11, d, 8, 0, 0).unwrap();
+            it
+        };
+        for (it, state) in [
+            (day("old", 1), ItemState::Unmapped),
+            (day("new", 20), ItemState::Unmapped),
+            (day("failed", 20), ItemState::Failed),
+            (day("done", 20), ItemState::Archived),
+        ] {
+            ledger.record_item("c", &it, state, None, run).unwrap();
+        }
+        let since = Utc.with_ymd_and_hms(2026, 11, 15, 0, 0, 0).unwrap();
+        let recent = ledger.unmapped_items_since("c", since).unwrap();
+        let recent: Vec<_> = recent.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(recent, ["new"]);
+        let plan: Vec<String> = ledger
+            .conn()
+            .prepare(&format!("EXPLAIN QUERY PLAN {RECENT_UNMAPPED_QUERY}"))
+            .unwrap()
+            .query_map(params!["c", "2026-11-15T00:00:00Z"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let seek = "USING INDEX items_with_problems (connector=? AND archived_at>?)";
+        assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+    }
+
     #[test]
     fn checkpoint_never_moves_back_and_crashed_runs_are_found() {
         let dir = tempfile::tempdir().unwrap();
@@ -1442,6 +1512,25 @@ mod tests {
         let last = &ledger.last_runs("c", 1).unwrap()[0];
         assert_eq!(last.outcome, RunOutcome::Crashed);
         assert_eq!(recorded_elsewhere(&path), 0);
+    }
+
+    /// A run that lost records must not count as having retried every
+    /// unmapped item: the next run retries them, looking for copies the
+    /// lost records named.
+    #[test]
+    fn a_run_that_lost_records_does_not_record_its_unmapped_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let run = begin_day_run(&ledger);
+        record_copies(&ledger, run, 2);
+        {
+            let mut state = ledger.state();
+            state.conn.execute_batch("ROLLBACK").unwrap();
+            state.after_failed_write();
+        }
+        let at = item("x").archived_at;
+        ledger.record_unmapped_retry("c", "f", at).unwrap();
+        assert_eq!(ledger.unmapped_retry("c").unwrap(), None);
     }
 
     #[test]

@@ -185,14 +185,20 @@ ALTER TABLE copies RENAME TO old_copies;
 const COPY_COPIES_FROM_OLD: &str = r#"
 CREATE UNIQUE INDEX IF NOT EXISTS items_by_id ON items (connector, item_id);
 INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run)
-    SELECT connector, item_id, min(written_at), min(item_type), 'failed',
+    SELECT o.connector, o.item_id, o.first_written, o.item_type, 'failed',
         'a run stopped after writing copies of this item but before recording its outcome; '
-            || 'sync a window that includes it to finish it',
-        '', max(run_id)
-    FROM old_copies AS c
-    WHERE NOT EXISTS (
-        SELECT 1 FROM items AS i WHERE i.connector = c.connector AND i.item_id = c.item_id)
-    GROUP BY connector, item_id;
+            || 'sync a window that includes it to finish it'
+            || coalesce(' (that run synced ' || r.since || ' to ' || r.until || ')', ''),
+        '', o.run_id
+    FROM (
+        SELECT connector, item_id, min(written_at) AS first_written,
+            min(item_type) AS item_type, max(run_id) AS run_id
+        FROM old_copies AS c
+        WHERE NOT EXISTS (
+            SELECT 1 FROM items AS i WHERE i.connector = c.connector AND i.item_id = c.item_id)
+        GROUP BY connector, item_id
+    ) AS o
+    LEFT JOIN runs AS r ON r.id = o.run_id;
 INSERT INTO copies (item_ref, connector, mailbox, item_type, location, bytes, run_id, written_at)
     SELECT i.id, c.connector, c.mailbox, c.item_type, c.location, c.bytes, c.run_id, c.written_at
     FROM old_copies AS c JOIN items AS i ON i.connector = c.connector AND i.item_id = c.item_id;
@@ -365,7 +371,15 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         assert!(copies.contains("li.wei@contoso.com"), "{copies:?}");
         let (state, reason) = ledger.item_state("c", &item).unwrap().unwrap();
         assert_eq!(state, "failed");
-        assert!(reason.unwrap().contains("sync a window that includes it"));
+        let reason = reason.unwrap();
+        assert!(
+            reason.contains("sync a window that includes it"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("synced 2026-11-21T00:00:00Z to 2026-11-22T00:00:00Z"),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -501,8 +515,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         assert_eq!(orphans, 0);
     }
 
-    /// Version 5 adds the record of unmapped retries, without a warning
-    /// or a copy of any row.
+    /// Version 5 adds the record of unmapped retries and copies no row.
     #[test]
     fn a_version_4_ledger_gains_the_record_of_unmapped_retries() {
         let dir = tempfile::tempdir().unwrap();

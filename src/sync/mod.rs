@@ -28,9 +28,11 @@ pub use report::{CopyFailure, PlannedCopy, SyncReport};
 /// Run records kept per connector; older ones are pruned.
 pub const RUNS_KEPT: u32 = 1000;
 
-/// Unmapped items are retried when the mapping changes, and at least this
-/// often: a user added to the target (automatic mapping) changes nothing
-/// the tool can see. Retrying them on every run would make each run's work
+/// Unmapped items archived in the last this many days are retried by every
+/// run: a new user's mailbox often appears hours or days after their first
+/// messages, and a user added to the target changes nothing the tool can
+/// see. Older ones are retried when the mapping changes and at least this
+/// often. Retrying all of them on every run would make each run's work
 /// grow with every unmapped item ever seen.
 pub const UNMAPPED_RETRY_DAYS: i64 = 7;
 
@@ -107,7 +109,7 @@ impl Engine {
         let recovery = self
             .ledger
             .recovery(&plan.connector, plan.since, plan.until)?;
-        let retry_unmapped = self.unmapped_retry_due(plan)?;
+        let retry_unmapped = self.unmapped_retry_due(plan, recovery)?;
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
@@ -171,12 +173,14 @@ impl Engine {
 }
 
 impl Engine {
-    /// Whether this run retries the unmapped items: asked to, or the
-    /// mapping changed since they were last retried, or that was
+    /// Whether this run retries every unmapped item: asked to, or a
+    /// crashed run may have written copies of them without recording them,
+    /// or the mapping changed since they were last retried, or that was
     /// [`UNMAPPED_RETRY_DAYS`] ago.
-    fn unmapped_retry_due(&self, plan: &SyncPlan) -> Result<bool, LedgerError> {
+    fn unmapped_retry_due(&self, plan: &SyncPlan, recovery: Recovery) -> Result<bool, LedgerError> {
         let last = self.ledger.unmapped_retry(&plan.connector)?;
         let due = plan.retry_unmapped
+            || recovery.retries
             || last.is_none_or(|last| {
                 last.mapping != plan.mapping_fingerprint
                     || Utc::now() - last.at >= chrono::Duration::days(UNMAPPED_RETRY_DAYS)
@@ -190,8 +194,9 @@ impl Engine {
                 .unwrap_or(0);
             if waiting > 0 {
                 tracing::info!(
-                    "{waiting} unmapped items wait for the mapping to change; they are retried \
-                     when it does, at least every {UNMAPPED_RETRY_DAYS} days, or now with \
+                    "{waiting} unmapped items: those archived in the last \
+                     {UNMAPPED_RETRY_DAYS} days are retried by every run, older ones when the \
+                     mapping changes, at least every {UNMAPPED_RETRY_DAYS} days, or now with \
                      `sync --retry-unmapped`"
                 );
             }
@@ -224,7 +229,10 @@ impl Run<'_> {
         let retries = if self.retry_unmapped {
             engine.ledger.items_to_retry(connector)?
         } else {
-            engine.ledger.failed_items_to_retry(connector)?
+            let recent = self.started_at - chrono::Duration::days(UNMAPPED_RETRY_DAYS);
+            let mut retries = engine.ledger.failed_items_to_retry(connector)?;
+            retries.extend(engine.ledger.unmapped_items_since(connector, recent)?);
+            retries
         };
         let (tx, rx) = mpsc::channel::<Item>(2000);
         let lister = self.list_into(tx, retries);

@@ -137,25 +137,26 @@ pub fn resolver(config: &ConnectorConfig) -> Result<Resolver, MappingError> {
 }
 
 /// A fingerprint of what decides an item's mailboxes and where an unmapped
-/// one goes: the mapping file's bytes, automatic mapping, the default
-/// region, the target and the fallback mailbox. Unmapped items are retried
-/// when it changes; an unreadable file gives a fingerprint of its error.
+/// one goes: the connector's whole configuration, the mapping file's bytes
+/// and the tool's version (which may resolve differently). Unmapped items
+/// are retried when it changes; an unreadable file gives a fingerprint of
+/// its error.
 pub fn mapping_fingerprint(config: &ConnectorConfig) -> String {
     let mut hash = Sha256::new();
     let mut field = |value: &[u8]| {
         hash.update((value.len() as u64).to_le_bytes());
         hash.update(value);
     };
+    field(env!("CARGO_PKG_VERSION").as_bytes());
+    match serde_json::to_vec(config) {
+        Ok(json) => field(&json),
+        Err(e) => field(format!("unserialisable: {e}").as_bytes()),
+    }
     match config.mapping.as_deref().map(std::fs::read) {
         Some(Ok(bytes)) => field(&bytes),
         Some(Err(e)) => field(format!("unreadable: {e}").as_bytes()),
         None => field(b"no mapping file"),
     }
-    field(&[u8::from(config.auto_mapping)]);
-    field(config.default_region.as_deref().unwrap_or("").as_bytes());
-    field(config.target.as_bytes());
-    let fallback = config.fallback_mailbox.as_ref().map_or("", |m| m.key());
-    field(fallback.as_bytes());
     hex::encode(hash.finalize())
 }
 

@@ -338,46 +338,50 @@ fn unmapped_items_go_to_the_fallback_mailbox_and_stay_unmapped_in_the_ledger() {
     );
 }
 
-/// Unmapped items wait in the ledger for the mapping to change: retrying
-/// them on every run would make each run's work grow with every unmapped
-/// item ever seen. A changed mapping file delivers them; `--retry-unmapped`
-/// retries them at once.
+/// Unmapped items older than `UNMAPPED_RETRY_DAYS` wait in the ledger for
+/// the mapping to change: retrying them on every run would make each run's
+/// work grow with every unmapped item ever seen. A changed mapping file
+/// delivers them; `--retry-unmapped` retries them at once.
 #[test]
-fn unmapped_items_are_retried_when_the_mapping_changes() {
-    let sim = simulator(150, |c| c.unmapped_fraction = 0.1);
+fn old_unmapped_items_are_retried_when_the_mapping_changes() {
+    const OLD_SINCE: &str = "2026-10-01T00:00:00Z";
+    const OLD_UNTIL: &str = "2026-10-03T00:00:00Z";
+    let sim = simulator(150, |c| {
+        c.unmapped_fraction = 0.1;
+        (c.window_start, c.window_end) = (t(OLD_SINCE), t(OLD_UNTIL));
+    });
     let env = TestEnv::new();
     let archive_root = connector(&env, &sim, &[]);
-    let first = sync(&env, &["--since", SINCE, "--until", UNTIL, "--json"]);
+    let first = sync(
+        &env,
+        &["--since", OLD_SINCE, "--until", OLD_UNTIL, "--json"],
+    );
     first.assert_code(0);
     let unmapped = first.json()["unmapped"].as_u64().unwrap();
     assert!(unmapped > 0);
     // A later window lists nothing: only retries are left to do.
     let later = [
         "--since",
-        UNTIL,
+        OLD_UNTIL,
         "--until",
-        "2026-11-22T19:00:00Z",
+        "2026-10-03T01:00:00Z",
         "--json",
     ];
-    let unmapped_in = |run: &Run| run.json()["unmapped"].as_u64().unwrap();
+    let unmapped_in = |run: &Run| {
+        run.assert_code(0);
+        run.json()["unmapped"].as_u64().unwrap()
+    };
 
     let same_mapping = sync(&env, &[&later[..], &["-v"]].concat());
-    same_mapping.assert_code(0);
-    assert_eq!(
-        unmapped_in(&same_mapping),
-        0,
-        "retried with the same mapping"
-    );
-    assert!(
-        same_mapping.stderr.contains("--retry-unmapped"),
-        "{}",
-        same_mapping.stderr
-    );
+    assert_eq!(unmapped_in(&same_mapping), 0, "retried, same mapping");
+    let hint = &same_mapping.stderr;
+    assert!(hint.contains("--retry-unmapped"), "{hint}");
     let forced = sync(&env, &[&later[..], &["--retry-unmapped"]].concat());
-    forced.assert_code(0);
     assert_eq!(unmapped_in(&forced), unmapped);
 
-    let (item, mobile) = in_window(&sim)
+    let (item, mobile) = sim
+        .dataset()
+        .items_in_window(t(OLD_SINCE), t(OLD_UNTIL))
         .into_iter()
         .filter(|i| sim.dataset().expected_mailboxes(i, true, true).is_empty())
         .find_map(|i| {
@@ -390,21 +394,38 @@ fn unmapped_items_are_retried_when_the_mapping_changes() {
     rows.push_str(&format!("{mobile},compliance.review@contoso.com\n"));
     std::fs::write(&csv, rows).unwrap();
     let remapped = sync(&env, &later);
-    remapped.assert_code(0);
+    assert!(unmapped_in(&remapped) < unmapped);
     assert!(remapped.json()["written"].as_u64().unwrap() >= 1);
     let archive = read_archive(&archive_root);
-    assert!(
-        archive.contains_key(&("compliance.review@contoso.com".to_owned(), item.clone())),
-        "{item} was not delivered after the mapping changed"
-    );
-    assert!(unmapped_in(&remapped) < unmapped);
+    let key = ("compliance.review@contoso.com".to_owned(), item.clone());
+    assert!(archive.contains_key(&key), "{item} was not delivered");
 
     let after = sync(&env, &later);
-    assert_eq!(
-        unmapped_in(&after),
-        0,
-        "retried again with the same mapping"
-    );
+    assert_eq!(unmapped_in(&after), 0, "retried again, same mapping");
+}
+
+/// Unmapped items of the last days are retried by every run: a new
+/// user's mailbox often appears after their first messages.
+#[test]
+fn recent_unmapped_items_are_retried_by_every_run() {
+    let end = Utc::now() - Duration::hours(1);
+    let start = end - Duration::hours(24);
+    let sim = simulator(80, |c| {
+        c.unmapped_fraction = 0.1;
+        (c.window_start, c.window_end) = (start, end);
+    });
+    let env = TestEnv::new();
+    connector(&env, &sim, &[]);
+    let (since, until) = (start.to_rfc3339(), end.to_rfc3339());
+    let first = sync(&env, &["--since", &since, "--until", &until, "--json"]);
+    first.assert_code(0);
+    let unmapped = first.json()["unmapped"].as_u64().unwrap();
+    assert!(unmapped > 0);
+
+    let later = (end + Duration::minutes(30)).to_rfc3339();
+    let again = sync(&env, &["--since", &until, "--until", &later, "--json"]);
+    again.assert_code(0);
+    assert_eq!(again.json()["unmapped"].as_u64().unwrap(), unmapped);
 }
 
 #[test]
