@@ -272,21 +272,6 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// The items of a retry query's rows (item id, listing).
-fn read_retries(mut rows: rusqlite::Rows<'_>) -> Result<Vec<Item>, LedgerError> {
-    let mut items = Vec::new();
-    while let Some(row) = rows.next()? {
-        let id: String = row.get(0)?;
-        let meta: String = row.get(1)?;
-        let item = serde_json::from_str(&meta).map_err(|e| LedgerError::Corrupt {
-            item: id,
-            message: e.to_string(),
-        })?;
-        items.push(item);
-    }
-    Ok(items)
-}
-
 /// The listing metadata an item to retry keeps.
 fn listing(item: &Item) -> serde_json::Result<String> {
     serde_json::to_string(item)
@@ -703,13 +688,13 @@ impl Ledger {
 
     /// Items an earlier run left unmapped or failed, to try again.
     pub fn items_to_retry(&self, connector: &str) -> Result<Vec<Item>, LedgerError> {
-        self.retries(RETRY_QUERY, connector)
+        self.retries(RETRY_QUERY, params![connector])
     }
 
     /// Items an earlier run left failed, to try again; the unmapped ones
     /// wait for a change of mapping (see [`Ledger::unmapped_retry`]).
     pub fn failed_items_to_retry(&self, connector: &str) -> Result<Vec<Item>, LedgerError> {
-        self.retries(FAILED_RETRY_QUERY, connector)
+        self.retries(FAILED_RETRY_QUERY, params![connector])
     }
 
     /// Unmapped items archived since `since`, which every run retries.
@@ -718,15 +703,25 @@ impl Ledger {
         connector: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<Item>, LedgerError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(RECENT_UNMAPPED_QUERY)?;
-        read_retries(stmt.query(params![connector, time(since)])?)
+        self.retries(RECENT_UNMAPPED_QUERY, params![connector, time(since)])
     }
 
-    fn retries(&self, query: &str, connector: &str) -> Result<Vec<Item>, LedgerError> {
+    /// The items of a retry query's rows (item id, listing).
+    fn retries(&self, query: &str, args: impl rusqlite::Params) -> Result<Vec<Item>, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(query)?;
-        read_retries(stmt.query(params![connector])?)
+        let mut rows = stmt.query(args)?;
+        let mut items = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let meta: String = row.get(1)?;
+            let item = serde_json::from_str(&meta).map_err(|e| LedgerError::Corrupt {
+                item: id,
+                message: e.to_string(),
+            })?;
+            items.push(item);
+        }
+        Ok(items)
     }
 
     /// When a run last retried every unmapped item of the connector, and
