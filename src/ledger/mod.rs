@@ -1079,6 +1079,21 @@ mod tests {
         (copies, items)
     }
 
+    /// The steps of SQLite's plan for `sql`, bound to the first of `args`
+    /// that it takes.
+    pub(super) fn query_plan(
+        conn: &Connection,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let args = &args[..stmt.parameter_count()];
+        stmt.query_map(args, |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     pub(super) fn shown(ledger: &Ledger) -> Shown {
         let copies = ledger.mailbox_totals("c").unwrap();
         let copies = copies.into_iter().map(|t| (t.key, t.copies, t.bytes));
@@ -1241,13 +1256,7 @@ mod tests {
         let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
         let conn = ledger.conn();
         for query in [RETRY_QUERY, FAILED_RETRY_QUERY] {
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
-                .unwrap()
-                .query_map(["c"], |r| r.get(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let plan = query_plan(&conn, query, &[&"c"]);
             let seek = "USING INDEX items_to_retry (connector=? AND state=?)";
             assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
         }
@@ -1304,14 +1313,8 @@ mod tests {
         let recent = ledger.unmapped_items_since("c", since).unwrap();
         let recent: Vec<_> = recent.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(recent, ["new"]);
-        let plan: Vec<String> = ledger
-            .conn()
-            .prepare(&format!("EXPLAIN QUERY PLAN {RECENT_UNMAPPED_QUERY}"))
-            .unwrap()
-            .query_map(params!["c", "2026-11-15T00:00:00Z"], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let since = time(since);
+        let plan = query_plan(&ledger.conn(), RECENT_UNMAPPED_QUERY, &[&"c", &since]);
         let seek = "USING INDEX items_with_problems (connector=? AND archived_at>?)";
         assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
     }

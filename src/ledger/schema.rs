@@ -293,7 +293,7 @@ fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::tests::{item, shown};
+    use crate::ledger::tests::{item, query_plan, shown};
     use crate::ledger::{Ledger, LedgerError};
     use crate::types::ItemId;
 
@@ -437,10 +437,20 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         .unwrap();
     }
 
-    const FIXTURE_TOTALS: [(&str, u64, u64); 2] = [
-        ("li.wei@contoso.com", 2, 140),
-        ("zhang.min@contoso.com", 1, 100),
-    ];
+    /// Asserts that `status`'s totals count `version_1_ledger`'s rows.
+    fn assert_fixture_totals(ledger: &Ledger) {
+        let (copies, counts) = shown(ledger);
+        let copies: Vec<_> = copies
+            .iter()
+            .map(|(m, c, b)| (m.as_str(), *c, *b))
+            .collect();
+        let expected = [
+            ("li.wei@contoso.com", 2, 140),
+            ("zhang.min@contoso.com", 1, 100),
+        ];
+        assert_eq!(copies, expected);
+        assert_eq!(counts, [("archived".into(), 1), ("failed".into(), 2)]);
+    }
 
     #[test]
     fn a_version_2_ledger_gains_totals_that_count_its_rows_and_keep_counting() {
@@ -453,13 +463,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         let ledger = Ledger::open(&path).unwrap();
 
         assert_eq!(version_of(&path), VERSION);
-        let (copies, counts) = shown(&ledger);
-        let copies: Vec<_> = copies
-            .iter()
-            .map(|(m, c, b)| (m.as_str(), *c, *b))
-            .collect();
-        assert_eq!(copies, FIXTURE_TOTALS);
-        assert_eq!(counts, [("archived".into(), 1), ("failed".into(), 2)]);
+        assert_fixture_totals(&ledger);
         let run = ledger
             .begin_run("c", item("x").archived_at, item("x").archived_at, false)
             .unwrap();
@@ -497,13 +501,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         assert_eq!(version_of(&path), VERSION);
         assert_fixture_rows_kept(&ledger);
         assert_copy_without_outcome_is_failed(&ledger);
-        let (copies, counts) = shown(&ledger);
-        let copies: Vec<_> = copies
-            .iter()
-            .map(|(m, c, b)| (m.as_str(), *c, *b))
-            .collect();
-        assert_eq!(copies, FIXTURE_TOTALS);
-        assert_eq!(counts, [("archived".into(), 1), ("failed".into(), 2)]);
+        assert_fixture_totals(&ledger);
         let db = Connection::open(&path).unwrap();
         let orphans: i64 = db
             .query_row(
@@ -581,26 +579,21 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         assert!(!has_table(&db, "copies_v1").unwrap());
     }
 
-    /// The lookups each new item makes read the compact indexes (the
-    /// copies one alone, as it holds the mailbox), never a table scan.
+    /// The lookups each new item makes read the compact indexes (for its
+    /// copies, the item index and then the copies index, both covering),
+    /// never a table scan.
     #[test]
     fn looking_up_an_item_reads_only_its_index() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.sqlite");
         drop(Ledger::open(&path).unwrap());
         let db = Connection::open(&path).unwrap();
-        let plan = |sql: &str| -> String {
-            let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let steps = stmt
-                .query_map(["c", "i"], |r| r.get::<_, String>(3))
-                .unwrap();
-            steps.map(Result::unwrap).collect::<Vec<_>>().join("; ")
-        };
+        let plan = |sql: &str| query_plan(&db, sql, &[&"c", &"i"]).join("; ");
         let copies = plan(super::super::COPIES_OF_QUERY);
-        assert!(
-            copies.contains("USING COVERING INDEX copies_by_item"),
-            "{copies}"
-        );
+        for index in ["items_by_id", "copies_by_item"] {
+            let step = format!("USING COVERING INDEX {index}");
+            assert!(copies.contains(&step), "{copies}");
+        }
         let state = plan(super::super::ITEM_STATE_QUERY);
         assert!(state.contains("USING INDEX items_by_id"), "{state}");
     }
@@ -620,18 +613,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
             super::super::ITEM_COUNTS_QUERY,
             super::super::PROBLEM_ITEMS_QUERY,
         ] {
-            let mut stmt = db.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let count = stmt.parameter_count();
-            let args: Vec<&dyn rusqlite::ToSql> = [&"c" as &dyn rusqlite::ToSql, &20]
-                .into_iter()
-                .take(count)
-                .collect();
-            let steps: Vec<String> = stmt
-                .query_map(args.as_slice(), |r| r.get(3))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            let plan = steps.join("; ");
+            let plan = query_plan(&db, sql, &[&"c", &20]).join("; ");
             assert!(
                 !plan.contains("SCAN items") && !plan.contains("SCAN copies"),
                 "{sql}: {plan}"
