@@ -94,6 +94,7 @@ struct Run<'a> {
     recovery: Recovery,
     /// Whether this run retries the unmapped items, not only the failed.
     retry_unmapped: bool,
+    /// The run's clock for unmapped retries: what is recent, when they ran.
     started_at: DateTime<Utc>,
     report: Mutex<SyncReport>,
     /// The first error that must stop the run; later items are skipped.
@@ -109,7 +110,8 @@ impl Engine {
         let recovery = self
             .ledger
             .recovery(&plan.connector, plan.since, plan.until)?;
-        let retry_unmapped = self.unmapped_retry_due(plan, recovery)?;
+        let started_at = Utc::now();
+        let retry_unmapped = self.unmapped_retry_due(plan, recovery, started_at)?;
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
@@ -119,7 +121,7 @@ impl Engine {
             id,
             recovery,
             retry_unmapped,
-            started_at: Utc::now(),
+            started_at,
             report: Mutex::new(SyncReport::new(plan)),
             fatal: Mutex::new(None),
         };
@@ -177,13 +179,18 @@ impl Engine {
     /// crashed run may have written copies of them without recording them,
     /// or the mapping changed since they were last retried, or that was
     /// [`UNMAPPED_RETRY_DAYS`] ago.
-    fn unmapped_retry_due(&self, plan: &SyncPlan, recovery: Recovery) -> Result<bool, LedgerError> {
+    fn unmapped_retry_due(
+        &self,
+        plan: &SyncPlan,
+        recovery: Recovery,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
         let last = self.ledger.unmapped_retry(&plan.connector)?;
         let due = plan.retry_unmapped
             || recovery.retries
             || last.is_none_or(|last| {
                 last.mapping != plan.mapping_fingerprint
-                    || Utc::now() - last.at >= chrono::Duration::days(UNMAPPED_RETRY_DAYS)
+                    || now - last.at >= chrono::Duration::days(UNMAPPED_RETRY_DAYS)
             });
         if !due {
             let waiting = self
