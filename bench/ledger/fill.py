@@ -1,7 +1,9 @@
 """Fills a ledger (whose schema the tool created) with COPIES archived
 copies for one connector, as years of daily syncing would leave it: about
 1.8 copies per item, ids shaped like TeleMessage's and in no particular
-order, realistic locations, and a history of 1,000 runs.
+order, realistic locations, and a history of 1,000 runs. One item in a
+hundred is unmapped (no participant has a mailbox), with the listing a
+retry reads, as a real ledger gathers them.
 
 Rows go in in archive order, as the tool writes them, so the id indexes
 grow by random inserts and have the free space such growth leaves in
@@ -20,9 +22,25 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MASK = (1 << 50) - 1
 MAILBOXES = [f"user{n:02d}@contoso.com" for n in range(40)]
 RUNS = 1000
-FIRST_DAY = datetime(2024, 3, 1, tzinfo=timezone.utc)
+# History ends (1,000 daily runs later) before the window the benchmark
+# syncs, and over a week before today: no unmapped item of it is recent.
+FIRST_DAY = datetime(2022, 8, 1, tzinfo=timezone.utc)
 # Archived items keep no listing metadata (only items to retry do).
 META = ""
+UNMAPPED_EVERY = 100
+UNMAPPED_REASON = (
+    "no participant maps to a mailbox: 赵婷 (+14156449851, zhaoting2): no custom mapping "
+    "is configured; TeleMessage has no e-mail address for them"
+)
+UNMAPPED_META = (
+    '{"id":"%s","platform":"wechat","type":"chat","conversation":{"id":"cnv_9002ec392a50",'
+    '"kind":"direct","title":""},"sent_at":"%s","archived_at":"%s","sender":{"name":"赵婷",'
+    '"mobile":"+14156449851","email":null,"wechat_id":"zhaoting2"},"participants":[{"name":"赵婷",'
+    '"mobile":"+14156449851","email":null,"wechat_id":"zhaoting2"},{"name":"Dr. Müller",'
+    '"mobile":"+8618935076784","email":null,"wechat_id":"wxid_55659d38"}],"size":15059,'
+    '"sha256":"55baef713ecd532794d19c00e88a30b8baa1485e7a4ca55560639cbf117ea228",'
+    '"attachments":[],"call":null,"recall":null}'
+)
 
 
 def item_id(n):
@@ -73,6 +91,8 @@ def main():
             "VALUES (?, ?, ?, 'chat', 'archived', NULL, ?, ?)",
             (connector, iid, archived, META, run),
         ).lastrowid
+        if n % UNMAPPED_EVERY == UNMAPPED_EVERY // 2:
+            add_unmapped(db, connector, item_id(items + n), archived, run)
         count = 1 if n % 5 == 0 else 2
         first = n % len(MAILBOXES)
         boxes = sorted({MAILBOXES[first], MAILBOXES[(first + 7) % len(MAILBOXES)]})[:count]
@@ -95,6 +115,14 @@ def main():
     total = db.execute("SELECT count(*) FROM copies").fetchone()[0]
     db.close()
     print(total)
+
+
+def add_unmapped(db, connector, iid, archived, run):
+    db.execute(
+        "INSERT INTO items (connector, item_id, archived_at, item_type, state, reason, meta, last_run) "
+        "VALUES (?, ?, ?, 'chat', 'unmapped', ?, ?, ?)",
+        (connector, iid, archived, UNMAPPED_REASON, UNMAPPED_META % (iid, archived, archived), run),
+    )
 
 
 if __name__ == "__main__":
