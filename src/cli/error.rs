@@ -95,7 +95,7 @@ pub fn setup_error(e: wechat_archiver::sync::setup::SetupError) -> CliError {
         E::TargetUnusable(_) => {
             "make the target reachable and writable (permissions, disk space, server), then run sync again"
         }
-        E::Client(_) => "fix the endpoint in the connector's configuration",
+        E::Client(_) => "fix the endpoint with `create`, or edit config.toml",
         E::Mapping(_) => "check the mapping file with `wechat-archiver map validate FILE`",
         E::Ledger(LedgerError::NewerVersion { .. }) => {
             "run the newer wechat-archiver that wrote it; this version leaves the ledger untouched"

@@ -74,16 +74,11 @@ pub async fn sync_connector(
     // run retry the unmapped items again, rather than never.
     let mapping_fingerprint = setup::mapping_fingerprint(connector);
     let engine = Engine {
-        client: setup::client(connector, secrets).map_err(|e| {
-            CliError::failure(&e).hint("fix the endpoint with `create`, or edit config.toml")
-        })?,
+        client: setup::client(connector, secrets).map_err(|e| setup_error(e.into()))?,
         writer: setup::writer(name, connector, secrets)
             .await
             .map_err(setup_error)?,
-        resolver: setup::resolver(connector).map_err(|e| {
-            CliError::failure(&e)
-                .hint("check the mapping file with `wechat-archiver map validate FILE`")
-        })?,
+        resolver: setup::resolver(connector).map_err(|e| setup_error(e.into()))?,
         ledger,
         progress: None,
     };
