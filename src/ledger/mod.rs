@@ -1094,6 +1094,13 @@ mod tests {
             .unwrap()
     }
 
+    /// Asserts that one step of SQLite's plan for `sql` contains `step`.
+    #[track_caller]
+    fn assert_plan_step(conn: &Connection, sql: &str, args: &[&dyn rusqlite::ToSql], step: &str) {
+        let plan = query_plan(conn, sql, args);
+        assert!(plan.iter().any(|s| s.contains(step)), "{plan:?}");
+    }
+
     pub(super) fn shown(ledger: &Ledger) -> Shown {
         let copies = ledger.mailbox_totals("c").unwrap();
         let copies = copies.into_iter().map(|t| (t.key, t.copies, t.bytes));
@@ -1256,9 +1263,8 @@ mod tests {
         let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
         let conn = ledger.conn();
         for query in [RETRY_QUERY, FAILED_RETRY_QUERY] {
-            let plan = query_plan(&conn, query, &[&"c"]);
             let seek = "USING INDEX items_to_retry (connector=? AND state=?)";
-            assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+            assert_plan_step(&conn, query, &[&"c"], seek);
         }
     }
 
@@ -1314,9 +1320,8 @@ mod tests {
         let recent: Vec<_> = recent.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(recent, ["new"]);
         let since = time(since);
-        let plan = query_plan(&ledger.conn(), RECENT_UNMAPPED_QUERY, &[&"c", &since]);
         let seek = "USING INDEX items_with_problems (connector=? AND archived_at>?)";
-        assert!(plan.iter().any(|step| step.contains(seek)), "{plan:?}");
+        assert_plan_step(&ledger.conn(), RECENT_UNMAPPED_QUERY, &[&"c", &since], seek);
     }
 
     #[test]

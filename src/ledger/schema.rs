@@ -347,6 +347,15 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         user_version(&Connection::open(path).unwrap()).unwrap()
     }
 
+    /// `version_1_ledger` in `dir`, opened once: upgraded to the current
+    /// tables, for tests that turn it back into an older version.
+    fn upgraded_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("ledger.sqlite");
+        version_1_ledger(&path);
+        drop(Ledger::open(&path).unwrap());
+        path
+    }
+
     /// Asserts that the ledger holds `version_1_ledger`'s rows.
     fn assert_fixture_rows_kept(ledger: &Ledger) {
         let id = |s: &str| ItemId::parse(s).unwrap();
@@ -455,9 +464,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
     #[test]
     fn a_version_2_ledger_gains_totals_that_count_its_rows_and_keep_counting() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
-        version_1_ledger(&path);
-        drop(Ledger::open(&path).unwrap());
+        let path = upgraded_fixture(dir.path());
         back_to_version_2(&path);
 
         let ledger = Ledger::open(&path).unwrap();
@@ -487,9 +494,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
     #[test]
     fn a_version_3_ledger_moves_its_copies_to_their_items_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
-        version_1_ledger(&path);
-        drop(Ledger::open(&path).unwrap());
+        let path = upgraded_fixture(dir.path());
         back_to_version_3(&path);
         let db = Connection::open(&path).unwrap();
         db.execute("DELETE FROM items WHERE item_id = 'itm_C'", [])
@@ -517,9 +522,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
     #[test]
     fn a_version_4_ledger_gains_the_record_of_unmapped_retries() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
-        version_1_ledger(&path);
-        drop(Ledger::open(&path).unwrap());
+        let path = upgraded_fixture(dir.path());
         let db = Connection::open(&path).unwrap();
         db.execute_batch("DROP TABLE unmapped_retries; PRAGMA user_version = 4;")
             .unwrap();
@@ -538,9 +541,7 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
     #[test]
     fn an_upgraded_ledger_still_refuses_a_second_row_for_the_same_copy_or_item() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.sqlite");
-        version_1_ledger(&path);
-        drop(Ledger::open(&path).unwrap());
+        let path = upgraded_fixture(dir.path());
         let db = Connection::open(&path).unwrap();
         let again = db.execute(
             "INSERT INTO copies (item_ref, connector, mailbox, item_type, location, bytes, run_id, written_at) \
