@@ -5,7 +5,14 @@
 # verdict) so bench/run.sh can print one table.
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=${BIN:-$BENCH_ROOT/target/release/wechat-archiver}
+# The release profile strips the binary; a run with `perf` in SYNC_PREFIX
+# uses the `profiling` profile (same optimisation, symbols and debug info
+# kept) unless BENCH_PROFILE says otherwise.
+if [[ "${SYNC_PREFIX:-}" == *perf* ]]; then
+    BENCH_PROFILE=${BENCH_PROFILE:-profiling}
+fi
+BENCH_PROFILE=${BENCH_PROFILE:-release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-$BENCH_ROOT/target}/$BENCH_PROFILE/wechat-archiver}
 # Scratch space on the same disk as the project (not tmpfs), kept between
 # runs only to be deleted at the start of the next.
 BENCH_WORK=${BENCH_WORK:-$BENCH_ROOT/target/bench-work}
@@ -17,8 +24,8 @@ WINDOW_UNTIL=2026-11-23T00:00:00Z
 SIM_PID=
 
 build_release() {
-    echo "building the release binary..." >&2
-    (cd "$BENCH_ROOT" && cargo build --release --quiet --bin wechat-archiver)
+    echo "building the $BENCH_PROFILE binary..." >&2
+    (cd "$BENCH_ROOT" && cargo build --profile "$BENCH_PROFILE" --quiet --bin wechat-archiver)
 }
 
 # start_sim SPEC: serves the simulator with `--set SPEC` on a free loopback
