@@ -8,6 +8,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use super::args::Cli;
+use super::manual;
 
 /// Every generated file: its path under the crate root and its content.
 pub fn generate() -> Vec<(PathBuf, Vec<u8>)> {
@@ -30,19 +31,35 @@ pub fn generate() -> Vec<(PathBuf, Vec<u8>)> {
         };
         files.push((Path::new("completions").join(name), out));
     }
-    add_man_pages(&Cli::command(), "wechat-archiver", &mut files);
+    let mut pages = Vec::new();
+    man_pages(&Cli::command(), "wechat-archiver", &mut pages);
+    let names: Vec<String> = pages.iter().map(|(name, _)| name.clone()).collect();
+    for (name, cmd) in pages {
+        let mut out = Vec::new();
+        if clap_mangen::Man::new(cmd).render(&mut out).is_ok() {
+            let page = with_admin_sections(&out, &manual::render(&name, &names));
+            files.push((Path::new("man").join(format!("{name}.1")), page));
+        }
+    }
     files
 }
 
-fn add_man_pages(cmd: &clap::Command, name: &str, files: &mut Vec<(PathBuf, Vec<u8>)>) {
+/// Every visible command with its page name (`wechat-archiver-map-validate`).
+fn man_pages(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, clap::Command)>) {
     let cmd = cmd.clone().name(name.to_owned());
-    let mut out = Vec::new();
-    if clap_mangen::Man::new(cmd.clone()).render(&mut out).is_ok() {
-        files.push((Path::new("man").join(format!("{name}.1")), out));
-    }
+    pages.push((name.to_owned(), cmd.clone()));
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        add_man_pages(sub, &format!("{name}-{}", sub.get_name()), files);
+        man_pages(sub, &format!("{name}-{}", sub.get_name()), pages);
     }
+}
+
+/// clap's page with the admin sections before VERSION (or at the end).
+fn with_admin_sections(page: &[u8], extra: &str) -> Vec<u8> {
+    let at = page
+        .windows(12)
+        .position(|w| w == b"\n.SH VERSION")
+        .map_or(page.len(), |i| i + 1);
+    [&page[..at], extra.as_bytes(), &page[at..]].concat()
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ pub mod create;
 pub mod demo;
 pub mod error;
 pub mod login;
+#[cfg(test)]
+mod manual;
 pub mod map;
 pub mod progress;
 pub mod status;
