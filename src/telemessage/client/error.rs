@@ -1,0 +1,54 @@
+//! What can go wrong talking to TeleMessage, and which failures concern
+//! one item only.
+
+use std::time::Duration;
+
+/// What went wrong talking to TeleMessage.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the endpoint {0:?} is not a valid URL")]
+    BadEndpoint(String),
+    #[error("the endpoint {0} uses plain http:// to a host that is not loopback")]
+    InsecureEndpoint(String),
+    #[error("TeleMessage refused the user name or password (invalid_credentials)")]
+    InvalidCredentials,
+    #[error("TeleMessage refused access ({code}): {message}")]
+    Forbidden { code: String, message: String },
+    #[error("TeleMessage rejected a fresh token twice in a row")]
+    TokenRejected,
+    #[error("TeleMessage answered 400 to {what}: {message}")]
+    BadRequest { what: String, message: String },
+    #[error("item {0} was purged from TeleMessage since it was listed (404)")]
+    ItemGone(String),
+    #[error(
+        "item {0:?} cannot be requested: its id is a '.' or '..' path segment, which no URL can carry; ask TeleMessage for its content"
+    )]
+    UnaddressableItem(String),
+    #[error("{what} failed after {attempts} attempts over {elapsed:?}: {last}")]
+    GaveUp {
+        what: String,
+        attempts: u32,
+        elapsed: Duration,
+        last: String,
+    },
+    #[error("TeleMessage asked to wait {0:?} (Retry-After), longer than this run will wait")]
+    RetryAfterTooLong(Duration),
+    #[error("cannot write the spool file {path}: {source}")]
+    Spool {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    /// Failures that concern one item only; the run goes on without it.
+    pub fn is_item_only(&self) -> bool {
+        matches!(
+            self,
+            ClientError::ItemGone(_)
+                | ClientError::UnaddressableItem(_)
+                | ClientError::GaveUp { .. }
+                | ClientError::Spool { .. }
+        )
+    }
+}

@@ -1,0 +1,204 @@
+//! The TeleMessage API client: token auth with one transparent re-auth
+//! (`auth`), paged listing (`listing`), verified and resumable downloads
+//! (`download`, into a `sink`), and bounded retries (`retrying`).
+
+mod auth;
+mod download;
+mod endpoint;
+mod error;
+mod listing;
+mod retrying;
+mod sink;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::model::{Account, RegisteredUser, UserPage};
+use super::retry::RetryPolicy;
+use crate::secrets::Secret;
+use retrying::{Attempt, retry_now};
+use sink::MemoryBudget;
+
+pub use endpoint::check_endpoint;
+pub use error::ClientError;
+pub use listing::Listing;
+
+/// Timeouts and limits for the client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a body before the read is retried.
+    pub read_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Items per listing page (1..1000).
+    pub page_limit: u32,
+    /// Content downloads at once, however many items the caller has in
+    /// flight (a writer that batches, like IMAP, wants many).
+    pub downloads_at_once: usize,
+    /// Bytes of downloaded bodies held in memory at once; a body that
+    /// does not fit is spooled to a file instead.
+    pub memory_budget: u64,
+}
+
+/// Environment variable setting the longest silence while reading a body,
+/// in seconds (default 30): a gateway known to pause longer needs more, a
+/// test of stalled bodies less.
+pub const READ_TIMEOUT_ENV: &str = "WECHAT_ARCHIVER_READ_TIMEOUT_SECONDS";
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        let read_timeout = std::env::var(READ_TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(Duration::from_secs(30), Duration::from_secs_f64);
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout,
+            retry: RetryPolicy::default(),
+            page_limit: 1000,
+            downloads_at_once: 16,
+            memory_budget: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A connection to one TeleMessage account. Cheap to clone; clones share
+/// the token and the HTTP connection pool.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    username: String,
+    password: Secret,
+    options: ClientOptions,
+    token: Mutex<Option<String>>,
+    /// How many calls each recent token was sent with.
+    uses: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Until when TeleMessage asked us (`429` with `Retry-After`) to keep
+    /// quiet: every call waits it out, not only the one that was told.
+    quiet_until: std::sync::Mutex<Option<Instant>>,
+    download_slots: Arc<Semaphore>,
+    memory: MemoryBudget,
+}
+
+impl Client {
+    /// Checks the endpoint (https, or http to loopback only) and builds the
+    /// client; nothing is sent yet.
+    pub fn new(
+        endpoint: &str,
+        username: &str,
+        password: Secret,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let base = check_endpoint(endpoint)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .user_agent(concat!("wechat-archiver/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| ClientError::BadEndpoint(format!("{endpoint}: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                username: username.to_owned(),
+                password,
+                token: Mutex::new(None),
+                uses: std::sync::Mutex::new(std::collections::HashMap::new()),
+                quiet_until: std::sync::Mutex::new(None),
+                download_slots: Arc::new(Semaphore::new(options.downloads_at_once.max(1))),
+                memory: MemoryBudget::new(options.memory_budget),
+                options,
+            }),
+        })
+    }
+
+    /// The endpoint, for messages.
+    pub fn endpoint(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    pub async fn account(&self) -> Result<Account, ClientError> {
+        let url = self.url("/v1/account", &[]);
+        self.get_json(url, "the account").await
+    }
+
+    /// Every registered user, all pages.
+    pub async fn registered_users(&self) -> Result<Vec<RegisteredUser>, ClientError> {
+        let mut users = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "1000".to_owned())];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.clone()));
+            }
+            let url = self.url("/v1/account/users", &query);
+            let page: UserPage = self.get_json(url, "the registered users").await?;
+            users.extend(page.users);
+            match page.next_cursor {
+                Some(c) if !c.is_empty() => cursor = Some(c),
+                _ => return Ok(users),
+            }
+        }
+    }
+
+    fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
+        let mut url = self.inner.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: Url,
+        what: &str,
+    ) -> Result<T, ClientError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let failure = match self.get_json_attempt(&url, what).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            match failure {
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Retry { reason, wait } => {
+                    self.wait_or_give_up(what, attempt, started, reason, wait)
+                        .await?
+                }
+            }
+        }
+    }
+
+    async fn get_json_attempt<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &Url,
+        what: &str,
+    ) -> Result<T, Attempt> {
+        let response = self.send(|http| http.get(url.clone())).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.classify(response, status, what).await);
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| retry_now(&format!("the answer broke off: {e}")))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| retry_now(&format!("the answer is not the promised JSON: {e}")))
+    }
+}
