@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod simulator;
 pub mod sync;
 pub mod telemessage;
+pub mod text;
 pub mod types;
 
 pub use types::{E164, ItemId, Mailbox};

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{SecondsFormat, Utc};
 
 use crate::sync::SyncReport;
+use crate::text::escape_control;
 
 /// The log is rotated when it grows past this size.
 pub const ROTATE_AT: u64 = 5 * 1024 * 1024;
@@ -52,7 +53,7 @@ impl RunLog {
                 "failure connector={} item={} mailbox={} reason={}",
                 report.connector,
                 f.item_id,
-                f.mailbox.as_deref().unwrap_or("-"),
+                one_line(f.mailbox.as_deref().unwrap_or("-")),
                 one_line(&f.reason)
             ));
         }
@@ -98,8 +99,10 @@ impl RunLog {
     }
 }
 
+/// The text on one line with every control character escaped: the log is
+/// read with `less` and `tail` on a terminal, and a reason quotes servers.
 fn one_line(s: &str) -> String {
-    s.replace(['\r', '\n'], " ")
+    escape_control(&s.replace(['\r', '\n'], " ")).into_owned()
 }
 
 #[cfg(test)]

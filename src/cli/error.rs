@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use wechat_archiver::text::escape_lines;
+
 /// Exit statuses of `cli.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -51,11 +53,12 @@ impl CliError {
         self
     }
 
-    /// Prints the error to standard error as `error: ...` then `Hint: ...`.
+    /// Prints the error to standard error as `error: ...` then `Hint: ...`,
+    /// control characters escaped (messages quote servers and files).
     pub fn report(&self) {
-        eprintln!("error: {}", self.message);
+        eprintln!("error: {}", escape_lines(&self.message));
         if let Some(hint) = &self.hint {
-            eprintln!("Hint: {hint}");
+            eprintln!("Hint: {}", escape_lines(hint));
         }
     }
 }

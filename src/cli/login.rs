@@ -13,6 +13,7 @@ use wechat_archiver::secrets::{
     KeyStore, KeyringError, NoSecret, OsKeyring, PASSWORD_FILE_ENV, Places, SERVICE, Secret,
     SecretKind, Source, target_needs_secret,
 };
+use wechat_archiver::text::{Clean, escape_lines};
 use zeroize::Zeroizing;
 
 use super::args::LoginArgs;
@@ -137,7 +138,7 @@ fn print_stored(report: &LoginReport, target: &Target) {
         .telemessage_account
         .account_name
         .as_deref()
-        .map(|n| format!(" (account {n})"))
+        .map(|n| format!(" (account {})", Clean(n)))
         .unwrap_or_default();
     println!("TeleMessage accepted the password{account}.");
     println!(
@@ -491,7 +492,11 @@ fn print_status(report: &StatusReport, connector: &ConnectorConfig, target: &Tar
     );
     match &report.keyring.problem {
         None => println!("OS keyring ({}): reachable", report.keyring.backend),
-        Some(problem) => println!("OS keyring ({}): {problem}", report.keyring.backend),
+        Some(problem) => println!(
+            "OS keyring ({}): {}",
+            report.keyring.backend,
+            escape_lines(problem)
+        ),
     }
     for secret in &report.secrets {
         match &secret.location {
@@ -512,14 +517,14 @@ fn print_status(report: &StatusReport, connector: &ConnectorConfig, target: &Tar
         }) => {
             let account = account_name
                 .as_deref()
-                .map(|n| format!(" (account {n})"))
+                .map(|n| format!(" (account {})", Clean(n)))
                 .unwrap_or_default();
             println!("TeleMessage accepts the password{account}.");
         }
         Some(CheckStatus {
             problem: Some(problem),
             ..
-        }) => println!("TeleMessage check: {problem}"),
+        }) => println!("TeleMessage check: {}", escape_lines(problem)),
         _ => {}
     }
 }

@@ -13,6 +13,7 @@ use wechat_archiver::mapping::{
 };
 use wechat_archiver::secrets::{self, ConnectorSecrets, Secret};
 use wechat_archiver::sync::setup;
+use wechat_archiver::text::escape_control;
 
 use super::args::MapValidateArgs;
 use super::{CliError, CommandResult, Context, ExitStatus};
@@ -192,7 +193,7 @@ fn emit(text: &str) -> Result<(), CliError> {
 
 fn render_report(report: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Mapping file: {}", report.file());
+    let _ = writeln!(out, "Mapping file: {}", escape_control(report.file()));
     let _ = writeln!(out, "{}", describe_dialect(report));
     let _ = writeln!(
         out,
@@ -274,9 +275,9 @@ fn findings_table(group: &[&Finding]) -> Table {
     for f in group.iter().take(SHOWN_PER_GROUP) {
         table.add_row([
             f.line.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-            f.column.clone().unwrap_or_else(|| "-".into()),
+            f.column.as_deref().map_or_else(|| "-".into(), printable),
             printable(&f.value),
-            f.message.clone(),
+            escape_control(&f.message).into_owned(),
         ]);
     }
     table
@@ -288,16 +289,7 @@ fn printable(value: &str) -> String {
     if value.is_empty() {
         return "(empty)".into();
     }
-    value
-        .chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    escape_control(value).into_owned()
 }
 
 fn verdict(report: &Report) -> String {

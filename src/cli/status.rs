@@ -8,6 +8,7 @@ use wechat_archiver::config::ConnectorConfig;
 use wechat_archiver::ledger::{Ledger, RunRecord, Total};
 use wechat_archiver::secrets;
 use wechat_archiver::sync::setup;
+use wechat_archiver::text::{Clean, escape_control};
 
 use super::args::StatusArgs;
 use super::error::setup_error;
@@ -147,14 +148,23 @@ fn table(header: &[&str]) -> Table {
 }
 
 fn print_status(s: &ConnectorStatus) {
-    println!("Connector {}  ({} -> {})", s.name, s.endpoint, s.target);
+    println!(
+        "Connector {}  ({} -> {})",
+        s.name,
+        Clean(&s.endpoint),
+        Clean(&s.target)
+    );
     println!(
         "  checkpoint: {}   last successful run: {}",
         s.checkpoint.as_deref().unwrap_or("none yet"),
         s.last_success.as_deref().unwrap_or("never")
     );
     for line in &s.secrets {
-        println!("  {}: {}", line.secret.replace('_', " "), line.detail);
+        println!(
+            "  {}: {}",
+            line.secret.replace('_', " "),
+            Clean(&line.detail)
+        );
     }
     if s.stale {
         println!(
@@ -186,15 +196,19 @@ fn print_status(s: &ConnectorStatus) {
     print_totals("Mailboxes", "mailbox", &s.mailboxes);
     print_totals("Item types", "type", &s.types);
     if !s.items.is_empty() {
-        let counts: Vec<String> = s.items.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let counts: Vec<String> = s
+            .items
+            .iter()
+            .map(|(k, n)| format!("{n} {}", Clean(k)))
+            .collect();
         println!("Items: {}", counts.join(", "));
     }
     for p in &s.problems {
         println!(
             "  {} {}: {}",
-            p.state,
-            p.item_id,
-            p.reason.as_deref().unwrap_or("")
+            Clean(&p.state),
+            Clean(&p.item_id),
+            Clean(p.reason.as_deref().unwrap_or(""))
         );
     }
     println!();
@@ -207,7 +221,7 @@ fn print_totals(title: &str, key: &str, totals: &[Total]) {
     let mut t = table(&[key, "copies", "bytes"]);
     for total in totals {
         t.add_row([
-            total.key.clone(),
+            escape_control(&total.key).into_owned(),
             total.copies.to_string(),
             human_bytes(total.bytes),
         ]);

@@ -11,6 +11,7 @@ use wechat_archiver::runlog::RunLog;
 use wechat_archiver::secrets::{self, ConnectorSecrets};
 use wechat_archiver::sync::window::{self, WindowError};
 use wechat_archiver::sync::{Engine, SyncError, SyncPlan, SyncReport, setup};
+use wechat_archiver::text::{Clean, escape_control};
 
 use super::args::SyncArgs;
 use super::error::{HOME_HINT, setup_error};
@@ -156,7 +157,7 @@ pub fn print_summary(report: &SyncReport) {
     table.set_header(["mailbox", "written", "already archived", "failed", "bytes"]);
     for (mailbox, m) in &report.mailboxes {
         table.add_row([
-            mailbox.clone(),
+            escape_control(mailbox).into_owned(),
             m.written.to_string(),
             m.already_archived.to_string(),
             m.failed.to_string(),
@@ -192,18 +193,18 @@ pub fn print_summary(report: &SyncReport) {
         println!(
             "would write {} ({}, {}) into {}",
             planned.item_id,
-            planned.item_type,
+            Clean(&planned.item_type),
             human_bytes(planned.size),
-            planned.mailbox
+            Clean(&planned.mailbox)
         );
     }
     for f in report.failures.iter().take(20) {
         let into = f
             .mailbox
             .as_deref()
-            .map(|m| format!(" into {m}"))
+            .map(|m| format!(" into {}", Clean(m)))
             .unwrap_or_default();
-        eprintln!("failed: item {}{into}: {}", f.item_id, f.reason);
+        eprintln!("failed: item {}{into}: {}", f.item_id, Clean(&f.reason));
     }
     if report.failures.len() > 20 {
         eprintln!(

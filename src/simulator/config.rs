@@ -67,6 +67,8 @@ pub struct SimConfig {
 /// RFC 5322, NUL bytes in headers, hostile attachment names, odd ids.
 /// Its only participant is the first registered user with an e-mail, so
 /// it maps to that user's mailbox; `sender_name` replaces the user's name.
+/// With `sender_unmapped` the sender has no e-mail and an unregistered
+/// mobile instead, so the item maps to nobody.
 #[derive(Debug, Clone)]
 pub struct HandMade {
     pub id: String,
@@ -76,6 +78,7 @@ pub struct HandMade {
     pub attachments: Vec<crate::telemessage::model::AttachmentInfo>,
     pub conversation_title: String,
     pub sender_name: Option<String>,
+    pub sender_unmapped: bool,
 }
 
 impl Default for SimConfig {

@@ -323,11 +323,21 @@ fn hand_made(h: &super::config::HandMade, users: &[RegisteredUser]) -> Recipe {
         .iter()
         .find(|u| u.email.is_some())
         .expect("a registered user with an e-mail");
-    let sender = Participant {
-        name: h.sender_name.clone().unwrap_or_else(|| user.name.clone()),
-        mobile: user.mobile.clone(),
-        email: user.email.clone(),
-        wechat_id: user.wechat_id.clone(),
+    let name = h.sender_name.clone().unwrap_or_else(|| user.name.clone());
+    let sender = if h.sender_unmapped {
+        Participant {
+            name,
+            mobile: Some("+15550100999".into()),
+            email: None,
+            wechat_id: Some("wxid_hand_made_external".into()),
+        }
+    } else {
+        Participant {
+            name,
+            mobile: user.mobile.clone(),
+            email: user.email.clone(),
+            wechat_id: user.wechat_id.clone(),
+        }
     };
     Recipe {
         id: ItemId::parse(&h.id).expect("a hand-made item needs a valid id"),

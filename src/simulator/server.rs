@@ -225,11 +225,11 @@ async fn token(State(s): S, body: Bytes) -> Result<Response, ApiError> {
         ));
     }
     if let Some(refusal) = s.faults.refusal() {
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            refusal.code(),
-            "this account cannot use the archive API",
-        ));
+        let message = format!(
+            "account {} cannot use the archive API",
+            s.config.account_name
+        );
+        return Err(error(StatusCode::FORBIDDEN, refusal.code(), &message));
     }
     let expires_in = s.config.token_lifetime.as_secs();
     Ok(axum::Json(json!({

@@ -30,6 +30,7 @@ fn item(id: &str, content: &[u8]) -> HandMade {
         attachments: Vec::new(),
         conversation_title: "hand made".into(),
         sender_name: None,
+        sender_unmapped: false,
     }
 }
 

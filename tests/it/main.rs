@@ -18,3 +18,4 @@ mod overlap;
 mod secret_fallbacks;
 mod support;
 mod sync;
+mod terminal_text;

@@ -532,7 +532,10 @@ impl Conn {
     }
 
     fn timed_out(&self) -> ConnError {
-        let reason = format!("no answer within {}s", self.timeout.as_secs());
+        let reason = format!(
+            "no answer within {}",
+            crate::text::human_duration(self.timeout)
+        );
         self.broken(&reason)
     }
 }

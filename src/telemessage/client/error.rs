@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::text::human_duration;
+
 /// What went wrong talking to TeleMessage.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -24,14 +26,17 @@ pub enum ClientError {
         "item {0:?} cannot be requested: its id is a '.' or '..' path segment, which no URL can carry; ask TeleMessage for its content"
     )]
     UnaddressableItem(String),
-    #[error("{what} failed after {attempts} attempts over {elapsed:?}: {last}")]
+    #[error("{what} failed after {attempts} attempts over {}: {last}", human_duration(*elapsed))]
     GaveUp {
         what: String,
         attempts: u32,
         elapsed: Duration,
         last: String,
     },
-    #[error("TeleMessage asked to wait {0:?} (Retry-After), longer than this run will wait")]
+    #[error(
+        "TeleMessage asked to wait {} (Retry-After), longer than this run will wait",
+        human_duration(*.0)
+    )]
     RetryAfterTooLong(Duration),
     #[error("cannot write the spool file {path}: {source}")]
     Spool {

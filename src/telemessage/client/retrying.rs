@@ -118,7 +118,10 @@ impl Client {
                 last: reason,
             });
         }
-        tracing::info!("{what}: {reason}; retrying in {wait:?} (attempt {attempt})");
+        tracing::info!(
+            "{what}: {reason}; retrying in {} (attempt {attempt})",
+            crate::text::human_duration(wait)
+        );
         tokio::time::sleep(wait).await;
         Ok(())
     }
