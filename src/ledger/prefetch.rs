@@ -15,7 +15,8 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{COPIES_OF_QUERY, ITEM_STATE_QUERY};
+use super::copies::COPIES_OF_QUERY;
+use super::items::ITEM_STATE_QUERY;
 use crate::telemessage::Item;
 use crate::types::ItemId;
 
@@ -113,7 +114,7 @@ fn look_up(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::tests::item;
+    use crate::ledger::testing::item;
     use crate::ledger::{ItemState, Ledger, RunFigures, RunOutcome};
     use crate::mailbox::Written;
     use crate::types::Mailbox;

@@ -293,7 +293,7 @@ fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::tests::{item, query_plan, shown};
+    use crate::ledger::testing::{item, query_plan, shown};
     use crate::ledger::{Ledger, LedgerError};
     use crate::types::ItemId;
 
@@ -590,12 +590,12 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         drop(Ledger::open(&path).unwrap());
         let db = Connection::open(&path).unwrap();
         let plan = |sql: &str| query_plan(&db, sql, &[&"c", &"i"]).join("; ");
-        let copies = plan(super::super::COPIES_OF_QUERY);
+        let copies = plan(crate::ledger::copies::COPIES_OF_QUERY);
         for index in ["items_by_id", "copies_by_item"] {
             let step = format!("USING COVERING INDEX {index}");
             assert!(copies.contains(&step), "{copies}");
         }
-        let state = plan(super::super::ITEM_STATE_QUERY);
+        let state = plan(crate::ledger::items::ITEM_STATE_QUERY);
         assert!(state.contains("USING INDEX items_by_id"), "{state}");
     }
 
@@ -609,10 +609,10 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         drop(Ledger::open(&path).unwrap());
         let db = Connection::open(&path).unwrap();
         for sql in [
-            super::super::MAILBOX_TOTALS_QUERY,
-            super::super::TYPE_TOTALS_QUERY,
-            super::super::ITEM_COUNTS_QUERY,
-            super::super::PROBLEM_ITEMS_QUERY,
+            crate::ledger::totals::MAILBOX_TOTALS_QUERY,
+            crate::ledger::totals::TYPE_TOTALS_QUERY,
+            crate::ledger::totals::ITEM_COUNTS_QUERY,
+            crate::ledger::totals::PROBLEM_ITEMS_QUERY,
         ] {
             let plan = query_plan(&db, sql, &[&"c", &20]).join("; ");
             assert!(
