@@ -125,6 +125,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
         'wechat-archiver;status' {
             [CompletionResult]::new('--connector', '--connector', [CompletionResultType]::ParameterName, 'Only this connector')
             [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('--mailboxes', '--mailboxes', [CompletionResultType]::ParameterName, 'List every mailbox (by default the 20 with the most copies; --json always lists every one)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print as JSON')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')

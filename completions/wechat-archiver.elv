@@ -113,6 +113,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
         &'wechat-archiver;status'= {
             cand --connector 'Only this connector'
             cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --mailboxes 'List every mailbox (by default the 20 with the most copies; --json always lists every one)'
             cand --json 'Print as JSON'
             cand -v 'More detail on standard error (repeat for more)'
             cand --verbose 'More detail on standard error (repeat for more)'

@@ -91,6 +91,7 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -s
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand sync" -s h -l help -d 'Print help'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l connector -d 'Only this connector' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l mailboxes -d 'List every mailbox (by default the 20 with the most copies; --json always lists every one)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l json -d 'Print as JSON'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -s v -l verbose -d 'More detail on standard error (repeat for more)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -s h -l help -d 'Print help'

@@ -183,6 +183,10 @@ pub struct StatusArgs {
     /// Only this connector
     #[arg(long, value_name = "NAME")]
     pub connector: Option<String>,
+    /// List every mailbox (by default the 20 with the most copies; --json
+    /// always lists every one)
+    #[arg(long)]
+    pub mailboxes: bool,
     /// Print as JSON
     #[arg(long)]
     pub json: bool,

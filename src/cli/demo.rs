@@ -59,6 +59,7 @@ pub async fn run(args: &DemoArgs) -> CommandResult {
     println!();
     let status_args = StatusArgs {
         connector: Some(CONNECTOR.into()),
+        mailboxes: false,
         json: false,
     };
     super::status::run(&ctx, &status_args).await?;

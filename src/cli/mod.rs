@@ -7,6 +7,7 @@ mod assets;
 pub mod create;
 pub mod demo;
 pub mod error;
+pub mod human;
 pub mod login;
 #[cfg(test)]
 mod manual;

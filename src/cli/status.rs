@@ -12,6 +12,7 @@ use wechat_archiver::text::{Clean, escape_control};
 
 use super::args::StatusArgs;
 use super::error::setup_error;
+use super::human;
 use super::progress::human_bytes;
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
@@ -96,7 +97,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> CommandResult {
         println!("No connector is set up yet. Create one with `wechat-archiver create`.");
     } else {
         for status in &statuses {
-            print_status(status);
+            print_status(status, args.mailboxes);
         }
     }
     Ok(ExitStatus::Ok)
@@ -147,7 +148,7 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn print_status(s: &ConnectorStatus) {
+fn print_status(s: &ConnectorStatus, every_mailbox: bool) {
     println!(
         "Connector {}  ({} -> {})",
         s.name,
@@ -156,8 +157,12 @@ fn print_status(s: &ConnectorStatus) {
     );
     println!(
         "  checkpoint: {}   last successful run: {}",
-        s.checkpoint.as_deref().unwrap_or("none yet"),
-        s.last_success.as_deref().unwrap_or("never")
+        s.checkpoint
+            .as_deref()
+            .map_or("none yet".to_owned(), human::time_str),
+        s.last_success
+            .as_deref()
+            .map_or("never".to_owned(), human::time_str)
     );
     for line in &s.secrets {
         println!(
@@ -182,7 +187,7 @@ fn print_status(s: &ConnectorStatus) {
         };
         runs.add_row([
             r.id.to_string(),
-            r.started_at.clone(),
+            human::time_str(&r.started_at),
             outcome,
             r.figures.listed.to_string(),
             r.figures.written.to_string(),
@@ -193,7 +198,7 @@ fn print_status(s: &ConnectorStatus) {
         ]);
     }
     println!("Last runs\n{runs}");
-    print_totals("Mailboxes", "mailbox", &s.mailboxes);
+    print_mailboxes(s, every_mailbox);
     print_totals("Item types", "type", &s.types);
     if !s.items.is_empty() {
         let counts: Vec<String> = s
@@ -212,6 +217,27 @@ fn print_status(s: &ConnectorStatus) {
         );
     }
     println!();
+}
+
+/// Every mailbox by name with `--mailboxes`; otherwise the ones with the
+/// most copies, up to [`human::TOP_ROWS`], and a line counting the others.
+fn print_mailboxes(s: &ConnectorStatus, every_mailbox: bool) {
+    if every_mailbox {
+        print_totals("Mailboxes", "mailbox", &s.mailboxes);
+        return;
+    }
+    let mut rows = s.mailboxes.clone();
+    rows.sort_by(|a, b| b.copies.cmp(&a.copies).then_with(|| a.key.cmp(&b.key)));
+    let (rows, more) = human::top(rows, human::TOP_ROWS);
+    if more == 0 {
+        print_totals("Mailboxes", "mailbox", &rows);
+        return;
+    }
+    print_totals("Mailboxes with the most copies", "mailbox", &rows);
+    println!(
+        "... and {more} more mailboxes (`status --connector {} --mailboxes` lists every one)",
+        s.name
+    );
 }
 
 fn print_totals(title: &str, key: &str, totals: &[Total]) {

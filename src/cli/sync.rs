@@ -15,6 +15,7 @@ use wechat_archiver::text::{Clean, escape_control};
 
 use super::args::SyncArgs;
 use super::error::{HOME_HINT, setup_error};
+use super::human;
 use super::progress::{Bar, human_bytes};
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
@@ -152,26 +153,12 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
 }
 
 pub fn print_summary(report: &SyncReport) {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(["mailbox", "written", "already archived", "failed", "bytes"]);
-    for (mailbox, m) in &report.mailboxes {
-        table.add_row([
-            escape_control(mailbox).into_owned(),
-            m.written.to_string(),
-            m.already_archived.to_string(),
-            m.failed.to_string(),
-            human_bytes(m.bytes_written),
-        ]);
-    }
+    print_mailboxes(report);
     let verb = if report.dry_run {
         "would write"
     } else {
         "written"
     };
-    if !report.mailboxes.is_empty() {
-        println!("{table}");
-    }
     println!(
         "{}: {} listed, {} copies {verb} ({}), {} already archived, {} unmapped, {} failed, in {:.1} s [{} .. {})",
         report.connector,
@@ -186,10 +173,11 @@ pub fn print_summary(report: &SyncReport) {
         report.unmapped,
         report.failed,
         report.duration_ms as f64 / 1000.0,
-        report.since,
-        report.until
+        human::time_str(&report.since),
+        human::time_str(&report.until)
     );
-    for planned in &report.would_write {
+    let (planned, more) = human::top(report.would_write.iter().collect(), human::TOP_ROWS);
+    for planned in planned {
         println!(
             "would write {} ({}, {}) into {}",
             planned.item_id,
@@ -197,6 +185,9 @@ pub fn print_summary(report: &SyncReport) {
             human_bytes(planned.size),
             Clean(&planned.mailbox)
         );
+    }
+    if more > 0 {
+        println!("... and {more} more copies (`sync --dry-run --json` lists them all)");
     }
     for f in report.failures.iter().take(20) {
         let into = f
@@ -214,5 +205,45 @@ pub fn print_summary(report: &SyncReport) {
     }
     if report.failed > 0 {
         eprintln!("Hint: the failed items are kept in the ledger; the next sync retries them.");
+    }
+}
+
+/// The mailboxes with failures (most first), then those with the most
+/// copies written, up to [`human::TOP_ROWS`]; a line counts the others.
+fn print_mailboxes(report: &SyncReport) {
+    let mut rows: Vec<_> = report.mailboxes.iter().collect();
+    rows.sort_by(|(a_name, a), (b_name, b)| {
+        (b.failed, b.written, b.already_archived, a_name.as_str()).cmp(&(
+            a.failed,
+            a.written,
+            a.already_archived,
+            b_name.as_str(),
+        ))
+    });
+    let (rows, more) = human::top(rows, human::TOP_ROWS);
+    if rows.is_empty() {
+        return;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["mailbox", "written", "already archived", "failed", "bytes"]);
+    for (mailbox, m) in rows {
+        table.add_row([
+            escape_control(mailbox).into_owned(),
+            m.written.to_string(),
+            m.already_archived.to_string(),
+            m.failed.to_string(),
+            human_bytes(m.bytes_written),
+        ]);
+    }
+    if more > 0 {
+        println!("Mailboxes with failures, then the most copies written:");
+    }
+    println!("{table}");
+    if more > 0 {
+        println!(
+            "... and {more} more mailboxes (`sync --json` has this run's figures for each, `status --connector {} --mailboxes` their totals)",
+            report.connector
+        );
     }
 }

@@ -14,6 +14,7 @@ mod login;
 mod login_support;
 mod map_validate;
 mod operations;
+mod output;
 mod overlap;
 mod secret_fallbacks;
 mod support;
