@@ -59,7 +59,13 @@ struct Listed {
 struct Page<T> {
     #[serde(default = "Vec::new")]
     value: Vec<T>,
+    #[serde(default, rename = "@odata.nextLink")]
+    next_link: Option<String>,
 }
+
+/// Pages of a message's attachments read before giving up on a server
+/// whose `@odata.nextLink` never ends.
+const MAX_ATTACHMENT_PAGES: u32 = 1_000;
 
 #[derive(Deserialize)]
 struct AttachmentRef {
@@ -386,13 +392,42 @@ impl GraphWriter {
         let url = self
             .api
             .url(&["users", &user.id, "messages", id, "attachments"]);
-        let url = with_query(url, &[("$select", "id"), ("$top", "999")]);
-        let page: Page<AttachmentRef> = self
-            .api
-            .call(Some(&user.gate), Call::get(url))
-            .await?
-            .json()?;
-        Ok(page.value.len() as u64)
+        // No `$top`: the v1.0 metadata marks it unsupported on message
+        // attachments (`TopSupported = false`); Graph pages instead.
+        let mut url = with_query(url, &[("$select", "id")]);
+        let mut count = 0u64;
+        for _ in 0..MAX_ATTACHMENT_PAGES {
+            let page: Page<AttachmentRef> = self
+                .api
+                .call(Some(&user.gate), Call::get(url))
+                .await?
+                .json()?;
+            count += page.value.len() as u64;
+            match page.next_link {
+                None => return Ok(count),
+                Some(link) => url = self.next_link(&link)?,
+            }
+        }
+        Err(GraphError::Protocol(format!(
+            "message {id} lists attachments over more than {MAX_ATTACHMENT_PAGES} pages"
+        )))
+    }
+
+    /// An `@odata.nextLink`, accepted only under this writer's Graph root:
+    /// the token must not go to another host.
+    fn next_link(&self, link: &str) -> Result<reqwest::Url, GraphError> {
+        let root = self.api.url(&[]);
+        match reqwest::Url::parse(link) {
+            Ok(url)
+                if url.origin() == root.origin()
+                    && url.path().starts_with(&format!("{}/", root.path())) =>
+            {
+                Ok(url)
+            }
+            _ => Err(GraphError::Protocol(
+                "Graph answered with an @odata.nextLink outside its service root".into(),
+            )),
+        }
     }
 }
 

@@ -98,7 +98,8 @@ pub struct GraphWriter {
     tenant: String,
     folder: String,
     api: Api,
-    users: std::sync::Mutex<HashMap<Mailbox, users::Resolution>>,
+    /// One lookup per address and run; concurrent callers wait for it.
+    users: std::sync::Mutex<HashMap<Mailbox, Arc<tokio::sync::OnceCell<users::Resolution>>>>,
     /// Set once Graph answers 403 to directory lookups (no `User.Read.All`):
     /// users are then recognised by probing their mailbox only.
     directory_denied: AtomicBool,

@@ -44,22 +44,27 @@ pub(crate) fn odata_string(s: &str) -> String {
 }
 
 impl GraphWriter {
-    /// Resolves once per address and remembers the answer for the run.
+    /// Resolves once per address and remembers the answer for the run;
+    /// callers asking while the lookup runs wait for it. A failed lookup
+    /// is not remembered, so the next caller tries again.
     pub(crate) async fn resolve(&self, mailbox: &Mailbox) -> Result<Resolution, GraphError> {
-        if let Some(r) = self.users.lock().expect("user map lock").get(mailbox) {
-            return Ok(r.clone());
-        }
-        let resolution = match self.directory_id(mailbox).await? {
-            None => {
-                Resolution::Invalid("no user or alias with this address in the directory".into())
-            }
-            Some(id) => self.probe_mailbox(id).await?,
-        };
-        self.users
+        let cell = self
+            .users
             .lock()
             .expect("user map lock")
-            .insert(mailbox.clone(), resolution.clone());
-        Ok(resolution)
+            .entry(mailbox.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            match self.directory_id(mailbox).await? {
+                None => Ok(Resolution::Invalid(
+                    "no user or alias with this address in the directory".into(),
+                )),
+                Some(id) => self.probe_mailbox(id).await,
+            }
+        })
+        .await
+        .cloned()
     }
 
     /// The user a copy is written for, or a mailbox error.

@@ -236,6 +236,10 @@ pub fn assert_limits_kept(sim: &GraphSim) {
         "an Authorization header went to an upload URL"
     );
     assert_eq!(s.bad_headers, 0, "internetMessageHeaders Graph refuses");
+    assert_eq!(
+        s.unsupported_queries, 0,
+        "a query option the v1.0 metadata marks unsupported"
+    );
 }
 
 pub(super) fn only(messages: Vec<StoredMessage>, id: &str) -> StoredMessage {

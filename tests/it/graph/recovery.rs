@@ -166,3 +166,36 @@ async fn when_graph_refuses_attachments_on_received_messages_nothing_half_writte
         "Graph holds only the small item"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_with_more_attachments_than_one_page_lists_is_found_whole() {
+    // The simulator lists two attachments a page and refuses `$top`.
+    let sim = sim_with(SimConfig::default()).await;
+    let f = Fixture::new(
+        "itm_five_attachments",
+        (0..5)
+            .map(|i| attach("scan.pdf", "application/pdf", 20 * KB, 40 + i))
+            .collect(),
+    );
+    let written = writer(&sim)
+        .write(&mailbox(LI), &f.copy())
+        .await
+        .expect("write");
+    let found = writer(&sim)
+        .find_existing(&mailbox(LI), &f.item)
+        .await
+        .expect("search");
+    assert_eq!(
+        found.map(|w| w.location),
+        Some(written.location),
+        "all three pages counted: the copy is whole"
+    );
+    assert!(sim.deleted(LI).is_empty(), "nothing was removed");
+    let pages = sim
+        .log()
+        .iter()
+        .filter(|e| e.method == "GET" && e.path.ends_with("/attachments"))
+        .count();
+    assert_eq!(pages, 3, "the writer followed @odata.nextLink");
+    assert_limits_kept(&sim);
+}

@@ -61,3 +61,37 @@ async fn only_addresses_with_a_reachable_mailbox_are_valid_users() {
             .unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_to_a_mailbox_look_it_up_once() {
+    let sim = sim_with(SimConfig {
+        latency: Duration::from_millis(100),
+        ..SimConfig::default()
+    })
+    .await;
+    let w = Arc::new(writer(&sim));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let w = w.clone();
+            tokio::spawn(async move {
+                let f = Fixture::new(&format!("itm_once_{i}"), vec![]);
+                w.write(&mailbox(LI), &f.copy()).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("write");
+    }
+    assert!(w.is_valid_user(&mailbox(LI)).await.unwrap());
+    let log = sim.log();
+    let lookups = log
+        .iter()
+        .filter(|e| e.method == "GET" && e.path.ends_with(&format!("/users/{LI}")))
+        .count();
+    let probes = log
+        .iter()
+        .filter(|e| e.path.ends_with("/mailFolders/msgfolderroot"))
+        .count();
+    assert_eq!((lookups, probes), (1, 1), "one lookup and one probe");
+    assert_eq!(sim.messages(LI, FOLDER).len(), 8);
+}

@@ -154,11 +154,9 @@ fn token(sim: &Sim, st: &mut State, tenant: &str, body: &[u8]) -> Response {
         e.encode(r#"{"alg":"none"}"#),
         e.encode(claims.to_string())
     );
-    st.tokens
-        .insert(token.clone(), Instant::now() + cfg.token_lifetime);
-    ok(
-        json!({"token_type": "Bearer", "expires_in": cfg.token_lifetime.as_secs(), "access_token": token}),
-    )
+    let lifetime = st.token_lifetime.unwrap_or(cfg.token_lifetime);
+    st.tokens.insert(token.clone(), Instant::now() + lifetime);
+    ok(json!({"token_type": "Bearer", "expires_in": lifetime.as_secs(), "access_token": token}))
 }
 
 fn user_json(u: &super::SimUser) -> Value {
@@ -304,12 +302,7 @@ fn mailbox_route(
             }
             None => not_found_item(),
         },
-        (Method::GET, ["messages", id, "attachments"]) => match find_message(st, user, id) {
-            Some(m) => ok(json!({"value": m.attachments.iter().map(|a| json!({
-                "id": a.id, "name": a.name, "size": a.bytes.len(), "contentType": a.content_type, "isInline": a.is_inline
-            })).collect::<Vec<_>>()})),
-            None => not_found_item(),
-        },
+        (Method::GET, ["messages", id, "attachments"]) => list_attachments(sim, st, user, id, q),
         (Method::POST, ["messages", id, "attachments"]) => post_attachment(sim, st, user, id, body),
         (Method::POST, ["messages", id, "attachments", "createUploadSession"]) => {
             create_session(sim, st, user, id, body)
@@ -328,6 +321,54 @@ fn not_found_item() -> Response {
         "ErrorItemNotFound",
         "The specified object was not found in the store.",
     )
+}
+
+/// A page of a message's attachments, with `@odata.nextLink` while more
+/// remain; `$top` is refused as the v1.0 metadata marks it unsupported.
+fn list_attachments(
+    sim: &Sim,
+    st: &mut State,
+    user: &str,
+    id: &str,
+    q: &HashMap<String, String>,
+) -> Response {
+    if q.contains_key("$top") {
+        st.stats.unsupported_queries += 1;
+        return error(
+            400,
+            "BadRequest",
+            "Query option '$top' is not allowed on message attachments.",
+        );
+    }
+    let Some(m) = find_message(st, user, id) else {
+        return not_found_item();
+    };
+    let skip: usize = q
+        .get("$skiptoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let size = sim.config.attachments_page_size.max(1);
+    let value: Vec<Value> = m
+        .attachments
+        .iter()
+        .skip(skip)
+        .take(size)
+        .map(|a| {
+            json!({
+                "id": a.id, "name": a.name, "size": a.bytes.len(),
+                "contentType": a.content_type, "isInline": a.is_inline
+            })
+        })
+        .collect();
+    let mut page = json!({ "value": value });
+    if skip + size < m.attachments.len() {
+        page["@odata.nextLink"] = json!(format!(
+            "{}/v1.0/users/{user}/messages/{id}/attachments?$select=id&$skiptoken={}",
+            st.base,
+            skip + size
+        ));
+    }
+    ok(page)
 }
 
 fn find_message<'a>(st: &'a State, user: &str, id: &str) -> Option<&'a StoredMessage> {

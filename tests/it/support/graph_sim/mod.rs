@@ -22,14 +22,11 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use model::State;
 pub use model::{
     Fault, Folder, LogEntry, MailboxKind, SimConfig, SimUser, Stats, StoredMessage, Via,
 };
+use model::{Pause, State};
 
-/// Requests already on their way when a throttling answer went out are not
-/// the client's fault; only those arriving later than this count.
-const PAUSE_GRACE: Duration = Duration::from_millis(150);
 /// Largest body the simulator reads at all (it rejects >4 MB itself).
 const READ_LIMIT: usize = 256 * 1024 * 1024;
 
@@ -109,6 +106,11 @@ impl GraphSim {
     /// Invalidates every issued token, as Entra ID may before `expires_in`.
     pub fn revoke_tokens(&self) {
         self.state().tokens.clear();
+    }
+
+    /// Tokens issued from now on live this long.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state().token_lifetime = Some(lifetime);
     }
 
     pub fn stats(&self) -> Stats {
@@ -241,10 +243,14 @@ fn admit(
 ) -> Result<(), Response> {
     let now = Instant::now();
     let cfg = &sim.config;
-    if let Some((start, until)) = st.paused.get(mailbox).copied() {
+    if let Some(pause) = st.paused.get_mut(mailbox) {
+        let until = pause.until;
         if until > now {
-            if now > start + PAUSE_GRACE {
-                st.stats.retry_after_violations += 1;
+            // Requests already on their way when the answer went out are
+            // not the client's fault; any beyond those are.
+            match pause.grace.checked_sub(1) {
+                Some(left) => pause.grace = left,
+                None => st.stats.retry_after_violations += 1,
             }
             let wait = format!("{:.3}", (until - now).as_secs_f64());
             return Err(throttled(429, "ApplicationThrottled", &wait));
@@ -291,7 +297,7 @@ fn admit(
         };
         let wait = (oldest + span).saturating_duration_since(now);
         st.stats.budget_violations += 1;
-        st.paused.insert(mailbox.to_owned(), (now, now + wait));
+        st.paused.insert(mailbox.to_owned(), pause(cfg, now + wait));
         *st.in_flight.get_mut(mailbox).expect("counted") -= 1;
         return Err(throttled(
             429,
@@ -299,15 +305,23 @@ fn admit(
             &format!("{:.3}", wait.as_secs_f64()),
         ));
     }
-    if let Some(resp) = take_fault(st, mailbox, method, path, false) {
+    if let Some(resp) = take_fault(cfg, st, mailbox, method, path, false) {
         *st.in_flight.get_mut(mailbox).expect("counted") -= 1;
         return Err(resp);
     }
     Ok(())
 }
 
+fn pause(config: &SimConfig, until: Instant) -> Pause {
+    Pause {
+        until,
+        grace: config.max_concurrency.saturating_sub(1),
+    }
+}
+
 /// The answer of the first armed fault matching the request, if any.
 fn take_fault(
+    config: &SimConfig,
     st: &mut State,
     mailbox: &str,
     method: &Method,
@@ -329,7 +343,8 @@ fn take_fault(
             .insert("Retry-After", ra.parse().expect("header value"));
         let wait = Duration::from_secs_f64(ra.parse::<f64>().unwrap_or(0.0));
         let now = Instant::now();
-        st.paused.insert(mailbox.to_owned(), (now, now + wait));
+        st.paused
+            .insert(mailbox.to_owned(), pause(config, now + wait));
     }
     Some(resp)
 }
@@ -363,7 +378,7 @@ async fn dispatch(AxumState(sim): AxumState<Arc<Sim>>, req: Request) -> Response
         if let Some(n) = st.in_flight.get_mut(mb) {
             *n -= 1;
         }
-        if let Some(fault) = take_fault(&mut st, mb, &method, &path, true) {
+        if let Some(fault) = take_fault(&sim.config, &mut st, mb, &method, &path, true) {
             resp = fault;
         }
     }

@@ -31,6 +31,9 @@ pub struct SimConfig {
     pub refuse_attachments_on_non_draft: bool,
     /// The application has no directory permission (403 on `/users`).
     pub directory_forbidden: bool,
+    /// Attachments per page of `GET .../attachments`; small, so a client
+    /// that does not follow `@odata.nextLink` miscounts.
+    pub attachments_page_size: usize,
 }
 
 impl Default for SimConfig {
@@ -53,6 +56,7 @@ impl Default for SimConfig {
             folder_exists_status: 409,
             refuse_attachments_on_non_draft: false,
             directory_forbidden: false,
+            attachments_page_size: 2,
         }
     }
 }
@@ -191,6 +195,9 @@ pub struct Stats {
     pub chunk_rule_violations: u32,
     pub authorization_on_upload: u32,
     pub bad_headers: u32,
+    /// Query options the v1.0 metadata marks unsupported on the resource
+    /// (`$top` on message attachments: `TopSupported = false`).
+    pub unsupported_queries: u32,
     pub folder_creates: u32,
     pub upload_sessions: u32,
     pub upload_chunks: Vec<usize>,
@@ -207,17 +214,30 @@ pub struct LogEntry {
     pub status: u16,
 }
 
+/// A throttling answer a mailbox is under.
+#[derive(Debug, Clone, Copy)]
+pub struct Pause {
+    pub until: Instant,
+    /// Requests that may still arrive without being a violation: those the
+    /// client had sent before it read the answer. With at most
+    /// `max_concurrency` outstanding, that is `max_concurrency - 1`; an
+    /// event count, so a slow machine delaying them does not matter.
+    pub grace: usize,
+}
+
 #[derive(Default)]
 pub struct State {
     pub base: String,
     pub tokens: HashMap<String, Instant>,
+    /// Replaces `SimConfig::token_lifetime` for tokens issued from now on.
+    pub token_lifetime: Option<Duration>,
     pub users: Vec<SimUser>,
     pub folders: Vec<Folder>,
     pub messages: Vec<StoredMessage>,
     pub sessions: HashMap<String, Session>,
     pub in_flight: HashMap<String, usize>,
-    /// Per mailbox: when a throttling answer started and until when it holds.
-    pub paused: HashMap<String, (Instant, Instant)>,
+    /// Per mailbox: the throttling answer in force.
+    pub paused: HashMap<String, Pause>,
     pub windows: HashMap<String, Vec<(Instant, u64)>>,
     pub faults: Vec<Fault>,
     pub stats: Stats,
