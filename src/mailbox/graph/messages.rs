@@ -88,6 +88,8 @@ impl GraphWriter {
     ) -> Result<Written, WriteError> {
         refuse_declared_oversize(copy.item)?;
         let user = self.user(mailbox).await?;
+        let _slot = user.gate.copy_slot().await;
+        let _memory = self.memory.reserve(copy.content.len()).await;
         let raw = copy.content.to_bytes().await.map_err(|e| {
             WriteError::Copy(format!(
                 "item {}: cannot read its content: {e}",

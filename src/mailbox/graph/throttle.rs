@@ -31,6 +31,8 @@ pub struct GraphLimits {
     pub max_retry_after: Duration,
     /// Whole-request timeout (a 4 MB chunk on a slow link included).
     pub request_timeout: Duration,
+    /// Bytes the writer may hold for copies being composed at once.
+    pub memory_budget: u64,
 }
 
 impl Default for GraphLimits {
@@ -46,6 +48,7 @@ impl Default for GraphLimits {
             max_backoff: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
             request_timeout: Duration::from_secs(300),
+            memory_budget: 32 * 1024 * 1024,
         }
     }
 }
@@ -63,9 +66,16 @@ impl GraphLimits {
     }
 }
 
+/// Copies in progress per request slot of a mailbox.
+const COPIES_PER_SLOT: usize = 2;
+
 /// One mailbox's share of the limits.
 pub(crate) struct Gate {
     permits: std::sync::Arc<Semaphore>,
+    /// Copies in progress: one request at a time each, so twice as many
+    /// as there are request slots keep the mailbox busy while some are
+    /// being composed; more would only hold memory while they wait.
+    copies: std::sync::Arc<Semaphore>,
     state: Mutex<GateState>,
 }
 
@@ -94,8 +104,20 @@ impl Gate {
     pub fn new(limits: &GraphLimits) -> Gate {
         Gate {
             permits: std::sync::Arc::new(Semaphore::new(limits.concurrent_per_mailbox.max(1))),
+            copies: std::sync::Arc::new(Semaphore::new(
+                limits.concurrent_per_mailbox.max(1) * COPIES_PER_SLOT,
+            )),
             state: Mutex::new(GateState::default()),
         }
+    }
+
+    /// Waits until this mailbox has room for one more copy in progress.
+    pub async fn copy_slot(&self) -> OwnedSemaphorePermit {
+        self.copies
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the gate's semaphore is never closed")
     }
 
     /// Waits for a free slot, the end of any pause, and room in both
