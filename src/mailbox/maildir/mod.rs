@@ -4,10 +4,14 @@
 //! `cur/` as a seen message, so a reader never sees half a message. An
 //! item's further copies are hard links to its first. The `cur/`
 //! directories are fsynced once per ledger batch ([`MailboxWriter::sync_written`]),
-//! before the batch records the copies in them.
+//! before the batch records the copies in them. [`tree`] keeps writes
+//! inside the archive (no planted link is followed) and gives new files
+//! and directories the permissions of the directory above them.
+
+mod tree;
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +26,7 @@ use crate::content::Content;
 use crate::faultpoint;
 use crate::telemessage::Item;
 use crate::types::Mailbox;
+pub use tree::TreeError;
 
 /// Writes copies into a tree of Maildir++ mailboxes.
 pub struct MaildirWriter {
@@ -66,12 +71,25 @@ impl MaildirWriter {
                 self.root.display()
             ))
         };
-        fs::create_dir_all(&self.root).map_err(fail)?;
-        let probe = self
-            .root
-            .join(format!(".write-test-{}", std::process::id()));
-        File::create(&probe).map_err(fail)?;
+        tree::ensure_root(&self.root)
+            .map_err(|e| WriteError::Target(format!("the archive directory is not usable: {e}")))?;
+        let name = format!(".write-test-{}", std::process::id());
+        let probe = self.root.join(&name);
+        let created = tree::create_file(&self.root, &name).or_else(|e| {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(e);
+            }
+            // Left by a crash, or planted: removing a link never touches its target.
+            fs::remove_file(&probe)?;
+            tree::create_file(&self.root, &name)
+        });
+        created.map_err(fail)?;
         fs::remove_file(&probe).map_err(fail)
+    }
+
+    /// The directories from the root to a folder's `sub`directory.
+    fn components<'a>(&'a self, mailbox_dir: &'a str, sub: &'a str) -> [&'a str; 3] {
+        [mailbox_dir, self.folder_dir.as_str(), sub]
     }
 
     /// The archive folder of a mailbox.
@@ -85,22 +103,41 @@ impl MaildirWriter {
         if prepared.contains_key(mailbox.key()) {
             return Ok(folder);
         }
-        let mailbox_root = self.root.join(mailbox.dir_name());
-        let result = (|| {
-            for dir in [&mailbox_root, &folder] {
-                for sub in ["cur", "new", "tmp"] {
-                    fs::create_dir_all(dir.join(sub))?;
+        let dir_name = mailbox.dir_name();
+        for sub in ["cur", "new", "tmp"] {
+            tree::ensure_dirs(&self.root, &[&dir_name, sub]).map_err(tree_error)?;
+            tree::ensure_dirs(&self.root, &self.components(&dir_name, sub)).map_err(tree_error)?;
+        }
+        match tree::create_file(&folder, "maildirfolder") {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let marker = folder.join("maildirfolder");
+                if fs::symlink_metadata(&marker).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(tree_error(TreeError::Link {
+                        target: fs::read_link(&marker).unwrap_or_default(),
+                        path: marker,
+                    }));
                 }
             }
-            let marker = folder.join("maildirfolder");
-            if !marker.exists() {
-                File::create(marker)?;
+            Err(e) => {
+                return Err(WriteError::Copy(format!(
+                    "cannot create {}: {e}",
+                    folder.display()
+                )));
             }
-            Ok::<_, io::Error>(())
-        })();
-        result.map_err(|e| WriteError::Copy(format!("cannot create {}: {e}", folder.display())))?;
+        }
         prepared.insert(mailbox.key().to_owned(), ());
         Ok(folder)
+    }
+
+    /// Checks, just before a write, that no link was planted in the
+    /// folder's path since [`prepare`](Self::prepare) made it.
+    fn check_folder(&self, mailbox: &Mailbox) -> Result<(), WriteError> {
+        let dir_name = mailbox.dir_name();
+        for sub in ["tmp", "cur"] {
+            tree::check_dirs(&self.root, &self.components(&dir_name, sub)).map_err(tree_error)?;
+        }
+        Ok(())
     }
 
     /// Notes a directory to fsync before its new entries are recorded.
@@ -172,6 +209,10 @@ impl MailboxWriter for MaildirWriter {
         item: &Item,
     ) -> Result<Option<Written>, WriteError> {
         let folder = self.folder_path(mailbox);
+        let dir_name = mailbox.dir_name();
+        for sub in ["cur", "new", "tmp"] {
+            tree::check_dirs(&self.root, &self.components(&dir_name, sub)).map_err(tree_error)?;
+        }
         let mut on_disk = self.on_disk.lock().unwrap_or_else(|p| p.into_inner());
         let found = on_disk
             .entry(mailbox.key().to_owned())
@@ -192,6 +233,7 @@ impl MailboxWriter for MaildirWriter {
 
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
         let folder = self.prepare(mailbox)?;
+        self.check_folder(mailbox)?;
         let name = self.unique_name(copy.item);
         let headers = copy.trace_headers();
         let source = match copy.content {
@@ -220,6 +262,11 @@ impl MailboxWriter for MaildirWriter {
         earlier: &Written,
     ) -> Result<Written, WriteError> {
         let folder = self.prepare(mailbox)?;
+        self.check_folder(mailbox)?;
+        let earlier_dirs: Vec<&str> = earlier.location.split('/').collect();
+        if let Some((_, dirs)) = earlier_dirs.split_last() {
+            tree::check_dirs(&self.root, dirs).map_err(tree_error)?;
+        }
         let len = copy.len();
         let final_name = format!("{},S={len}:2,S", self.unique_name(copy.item));
         let linked = tokio::task::spawn_blocking({
@@ -302,8 +349,16 @@ fn deliver(
     result
 }
 
+/// A refused path in the archive fails the copy, naming the path.
+fn tree_error(e: TreeError) -> WriteError {
+    WriteError::Copy(e.to_string())
+}
+
 fn write_tmp(tmp: &Path, headers: &[u8], source: &Source) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
+    let (Some(dir), Some(name)) = (tmp.parent(), tmp.file_name().and_then(|n| n.to_str())) else {
+        return Err(io::Error::other("a tmp file name must be UTF-8 under tmp/"));
+    };
+    let mut file = tree::create_file(dir, name)?;
     file.write_all(headers)?;
     match source {
         Source::Memory(bytes) => file.write_all(bytes)?,
@@ -478,6 +533,119 @@ mod tests {
             fs::read(dir.path().join(&third.location)).unwrap(),
             fs::read(dir.path().join(&second.location)).unwrap()
         );
+    }
+
+    /// A writer whose `a@x.com` has a link planted at `planted` (relative
+    /// to the root, e.g. `a@x.com/.Archive/tmp`) pointing to a directory
+    /// outside the archive: the write fails naming the link, and nothing
+    /// lands outside.
+    async fn refused_through(planted: &str, prepared_first: bool) {
+        let (dir, writer, item, content) = fixture();
+        let copy = Copy {
+            item: &item,
+            connector: "c",
+            content: &content,
+        };
+        let outside = tempfile::tempdir().unwrap();
+        if prepared_first {
+            writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
+        }
+        let link = dir.path().join(planted);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        if link.exists() {
+            fs::remove_dir_all(&link).unwrap();
+        }
+        std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+        let e = writer.write(&mailbox("a@x.com"), &copy).await.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("{} is a symbolic link", link.display())),
+            "{planted}: {text}"
+        );
+        assert!(files_below(outside.path()).is_empty(), "{planted}");
+    }
+
+    fn files_below(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_below(&p));
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_planted_link_anywhere_in_a_mailboxs_path_is_refused() {
+        for planted in ["a@x.com", "a@x.com/.Archive", "a@x.com/cur"] {
+            refused_through(planted, false).await;
+        }
+        for planted in ["a@x.com/.Archive/tmp", "a@x.com/.Archive/cur", "a@x.com"] {
+            refused_through(planted, true).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_marker_and_the_write_probe_never_follow_a_link() {
+        let (dir, writer, item, content) = fixture();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let probe = dir
+            .path()
+            .join(format!(".write-test-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &probe).unwrap();
+        writer.check_root().unwrap();
+        assert!(!probe.exists() && fs::symlink_metadata(&probe).is_err());
+
+        let folder = dir.path().join("a@x.com/.Archive");
+        fs::create_dir_all(&folder).unwrap();
+        std::os::unix::fs::symlink(&victim, folder.join("maildirfolder")).unwrap();
+        let copy = Copy {
+            item: &item,
+            connector: "c",
+            content: &content,
+        };
+        let e = writer.write(&mailbox("a@x.com"), &copy).await.unwrap_err();
+        assert!(
+            e.to_string().contains("maildirfolder is a symbolic link"),
+            "{e}"
+        );
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[tokio::test]
+    async fn copies_take_the_permissions_of_the_archive_root() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (dir, writer, item, content) = fixture();
+        let copy = Copy {
+            item: &item,
+            connector: "c",
+            content: &content,
+        };
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let private = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
+        assert_eq!(mode(&dir.path().join("a@x.com/.Archive/cur")), 0o700);
+        assert_eq!(mode(&dir.path().join(&private.location)), 0o600);
+
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o2770)).unwrap();
+        let shared = writer.write(&mailbox("b@x.com"), &copy).await.unwrap();
+        assert_eq!(mode(&dir.path().join("b@x.com")), 0o2770);
+        assert_eq!(mode(&dir.path().join(&shared.location)), 0o660);
+    }
+
+    #[test]
+    fn a_new_archive_root_is_private() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("new/archive");
+        MaildirWriter::new(&root, "Archive")
+            .unwrap()
+            .check_root()
+            .unwrap();
+        assert_eq!(fs::metadata(&root).unwrap().mode() & 0o777, 0o700);
     }
 
     #[test]
