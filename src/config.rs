@@ -105,7 +105,9 @@ impl Home {
         self.root.join("locks").join(format!("{connector}.lock"))
     }
 
-    /// Creates the home (owner-only) if it does not exist.
+    /// Creates the home if it does not exist and makes it owner-only: it
+    /// holds the ledger and logs, which name every archived conversation.
+    /// A home that cannot be made private is an error, not a shrug.
     pub fn ensure(&self) -> Result<(), ConfigError> {
         let write_err = |source| ConfigError::Write {
             path: self.root.clone(),
@@ -115,7 +117,19 @@ impl Home {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700));
+            let mode = std::fs::metadata(&self.root)
+                .map_err(write_err)?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| {
+                        write_err(std::io::Error::new(
+                            e.kind(),
+                            format!("cannot make it private to its user (chmod 700): {e}"),
+                        ))
+                    })?;
+            }
         }
         Ok(())
     }
@@ -249,5 +263,30 @@ pub fn validate_connector_name(name: &str) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError::BadConnectorName(name.to_owned()))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_home_is_made_private_and_a_failed_chmod_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("home");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Home::at(&root).ensure().unwrap();
+        let mode = std::fs::metadata(&root).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+
+        // Even root may not chmod /proc/sys (mode 0555).
+        let e = Home::at(Path::new("/proc/sys")).ensure().unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("/proc/sys") && text.contains("chmod 700"),
+            "{text}"
+        );
     }
 }

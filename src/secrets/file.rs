@@ -25,6 +25,10 @@ pub enum PasswordFileError {
     TooOpen { path: PathBuf, mode: u32 },
     #[error("refused {path}: not a regular file")]
     NotAFile { path: PathBuf },
+    #[error(
+        "refused {path}: it belongs to user id {owner}, not to the user running wechat-archiver (id {me}); run `chown {me} {path}` or use your own file"
+    )]
+    NotOwned { path: PathBuf, owner: u32, me: u32 },
     #[error("refused {path}: larger than 64 KiB; it should hold one secret per line")]
     TooLarge { path: PathBuf },
     #[error("refused {path}: not UTF-8 text")]
@@ -45,14 +49,17 @@ impl PasswordFile {
     }
 }
 
-/// Reads a password file, refusing one that other users may read or write
-/// (as ssh refuses such a key): a secret others can read is already leaked.
+/// Reads a password file, refusing one that other users may read or write,
+/// or that another user owns (as ssh refuses such a key): a secret others
+/// can read is already leaked, and one they can replace is not ours. It is
+/// opened non-blocking and checked to be a regular file before anything is
+/// read, so a FIFO or device in its place cannot hang a cron run.
 pub fn read_password_file(path: &Path) -> Result<PasswordFile, PasswordFileError> {
     let read_err = |source| PasswordFileError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    let file = open_nonblocking(path).map_err(read_err)?;
     let meta = file.metadata().map_err(read_err)?;
     check_metadata(path, &meta)?;
     // Sized up front so the buffer never reallocates, leaving no copy behind.
@@ -75,6 +82,17 @@ pub fn read_password_file(path: &Path) -> Result<PasswordFile, PasswordFileError
     })
 }
 
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
 fn check_metadata(path: &Path, meta: &std::fs::Metadata) -> Result<(), PasswordFileError> {
     if !meta.is_file() {
         return Err(PasswordFileError::NotAFile {
@@ -83,7 +101,16 @@ fn check_metadata(path: &Path, meta: &std::fs::Metadata) -> Result<(), PasswordF
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(PasswordFileError::NotOwned {
+                path: path.to_path_buf(),
+                owner: meta.uid(),
+                me,
+            });
+        }
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(PasswordFileError::TooOpen {
@@ -158,5 +185,47 @@ mod tests {
             read_password_file(&path),
             Err(PasswordFileError::NotText { .. })
         ));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // Without O_NONBLOCK this open would wait forever for a writer.
+        assert!(matches!(
+            read_password_file(&fifo),
+            Err(PasswordFileError::NotAFile { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_owned_by_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "pw\n", 0o600);
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let other = if me == 65534 { 0 } else { 65534 };
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; -1 keeps the group.
+        if unsafe { libc::chown(c_path.as_ptr(), other, u32::MAX) } != 0 {
+            // Only root may give a file away; as another user, a file
+            // root owns stands in (the tests run as root in CI).
+            assert_ne!(me, 0, "root could not chown to nobody");
+            let err = read_password_file(Path::new("/etc/hostname"))
+                .err()
+                .expect("refused");
+            assert!(
+                matches!(err, PasswordFileError::NotOwned { owner: 0, .. }),
+                "{err}"
+            );
+            return;
+        }
+        let err = read_password_file(&path).err().expect("refused");
+        let text = err.to_string();
+        assert!(text.contains("belongs to user id 65534"), "{text}");
+        assert!(text.contains(&format!("chown {me}")), "{text}");
     }
 }
