@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine, if missing:
-# a real Dovecot IMAP server, a real Secret Service (gnome-keyring on a
-# D-Bus session bus, with secret-tool to inspect it), and the programs the
-# tests run (openssl, kill, mount, script).
+# two real IMAP servers (Dovecot and Cyrus, with saslpasswd2 for Cyrus's
+# users), a real Secret Service (gnome-keyring on a D-Bus session bus, with
+# secret-tool to inspect it), and the programs the tests run (openssl,
+# kill, mount, script).
+#
+# Debian's cyrus-imapd and dovecot-imapd conflict (both provide
+# imap-server), so cyrus-imapd is installed normally and dovecot-imapd's
+# files are unpacked into $DOVECOT_IMAPD_DIR, matching the installed
+# dovecot-core; the tests' Dovecot runs its imap services from there.
 set -euo pipefail
 
+DOVECOT_IMAPD_DIR=/var/cache/wechat-archiver-tests/dovecot-imapd
+
 needed=()
-command -v dovecot >/dev/null || needed+=(dovecot-core dovecot-imapd)
+command -v dovecot >/dev/null || needed+=(dovecot-core)
+[[ -x /usr/lib/cyrus/bin/master ]] || needed+=(cyrus-imapd)
+command -v saslpasswd2 >/dev/null || needed+=(sasl2-bin)
 { command -v dbus-run-session && command -v dbus-daemon; } >/dev/null || needed+=(dbus)
 command -v gnome-keyring-daemon >/dev/null || needed+=(gnome-keyring)
 command -v secret-tool >/dev/null || needed+=(libsecret-tools)
@@ -17,7 +27,18 @@ command -v openssl >/dev/null || needed+=(openssl)
 { command -v mount && command -v umount; } >/dev/null || needed+=(mount)
 command -v script >/dev/null || needed+=(bsdutils)
 
-if [[ ${#needed[@]} -eq 0 ]]; then
+# The dovecot-core version the unpacked dovecot-imapd must match, if any.
+core_version() {
+    dpkg-query -W -f '${Version}' dovecot-core 2>/dev/null || true
+}
+unpacked_current() {
+    local version
+    version=$(core_version)
+    [[ -n $version && -x $DOVECOT_IMAPD_DIR/usr/lib/dovecot/imap ]] &&
+        [[ $(cat "$DOVECOT_IMAPD_DIR/version" 2>/dev/null) == "$version" ]]
+}
+
+if [[ ${#needed[@]} -eq 0 ]] && unpacked_current; then
     exit 0
 fi
 
@@ -26,12 +47,27 @@ if [[ $(id -u) -ne 0 ]]; then
     if command -v sudo >/dev/null; then
         sudo="sudo"
     else
-        echo "$0: need root to install: ${needed[*]}" >&2
+        echo "$0: need root to install: ${needed[*]} dovecot-imapd" >&2
         exit 1
     fi
 fi
 
-echo "installing test dependencies: ${needed[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${needed[@]}" >&2
+if [[ ${#needed[@]} -gt 0 ]]; then
+    echo "installing test dependencies: ${needed[*]}" >&2
+    $sudo apt-get install -y -qq --no-install-recommends "${needed[@]}" >&2
+fi
+
+if ! unpacked_current; then
+    version=$(core_version)
+    echo "unpacking dovecot-imapd $version into $DOVECOT_IMAPD_DIR" >&2
+    download=$(mktemp -d)
+    trap 'rm -rf "$download"' EXIT
+    chmod 755 "$download"
+    (cd "$download" && $sudo apt-get download -qq "dovecot-imapd=$version" >&2)
+    $sudo rm -rf "$DOVECOT_IMAPD_DIR"
+    $sudo mkdir -p "$DOVECOT_IMAPD_DIR"
+    $sudo dpkg -x "$download"/dovecot-imapd_*.deb "$DOVECOT_IMAPD_DIR"
+    echo "$version" | $sudo tee "$DOVECOT_IMAPD_DIR/version" >/dev/null
+fi

@@ -4,18 +4,18 @@
 //! Dovecot runs as `nobody` (Dovecot never lets mail processes run as
 //! root). A missing `dovecot` binary fails the test: it must not pass
 //! without having checked anything.
-//!
-//! Also a small blocking IMAP reader, written separately from the crate's
-//! client so that what the tests read back does not depend on the code
-//! under test.
+//! What the tests read back goes through [`super::imap_reader`], not the
+//! crate's own client.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use super::imap_reader::Fetched;
+use super::imap_reader::RawImap;
 
 /// The Dovecot master user the writer logs in as.
 pub const ADMIN: &str = "archiver-admin";
@@ -185,188 +185,24 @@ impl Dovecot {
     /// Everything in `folder` of `user`, read over IMAP as the master
     /// user; `None` when the folder does not exist.
     pub fn fetch_all(&self, user: &str, folder: &str) -> Option<Vec<Fetched>> {
-        let mut session = RawImap::login(self.port, user);
-        let examined = session.command(&format!("EXAMINE {}", quoted(folder)));
-        if !examined.ok {
-            return None;
-        }
-        let uid_validity = examined
-            .lines
-            .iter()
-            .find_map(|l| between(&l.text, "[UIDVALIDITY ", "]"))
-            .and_then(|v| v.parse().ok())
-            .expect("UIDVALIDITY in EXAMINE answer");
-        let fetched = session.command("UID FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[])");
-        assert!(fetched.ok, "FETCH failed: {}", fetched.status);
-        let mut messages: Vec<Fetched> = fetched
-            .lines
-            .into_iter()
-            .filter(|l| l.text.contains(" FETCH ("))
-            .map(|l| Fetched::parse(l, uid_validity))
-            .collect();
-        messages.sort_by_key(|m| m.uid);
-        Some(messages)
+        self.session(user).fetch_all(folder)
     }
 
     /// Whether `user` has `folder` among its subscriptions.
     pub fn is_subscribed(&self, user: &str, folder: &str) -> bool {
-        let mut session = RawImap::login(self.port, user);
-        let listed = session.command(&format!("LSUB \"\" {}", quoted(folder)));
-        listed.lines.iter().any(|l| l.text.starts_with("* LSUB"))
+        self.session(user).is_subscribed(folder)
+    }
+
+    fn session(&self, user: &str) -> RawImap {
+        let mut session = RawImap::connect(self.port);
+        session.login(&format!("{user}{SEPARATOR}{ADMIN}"), ADMIN_PASSWORD);
+        session
     }
 }
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// One message as the server holds it.
-#[derive(Debug)]
-pub struct Fetched {
-    pub uid: u32,
-    pub uid_validity: u32,
-    pub flags: Vec<String>,
-    /// As the server reports it, e.g. `22-Nov-2026 08:15:00 +0000`.
-    pub internal_date: String,
-    pub body: Vec<u8>,
-}
-
-impl Fetched {
-    fn parse(line: Answer, uid_validity: u32) -> Fetched {
-        let text = &line.text;
-        let uid = between(text, "UID ", " ")
-            .or_else(|| between(text, "UID ", ")"))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no UID in {text:?}"));
-        let flags = between(text, "FLAGS (", ")")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        let internal_date = between(text, "INTERNALDATE \"", "\"")
-            .unwrap_or_else(|| panic!("no INTERNALDATE in {text:?}"))
-            .trim()
-            .to_owned();
-        let body = line.literals.into_iter().next().expect("BODY[] literal");
-        Fetched {
-            uid,
-            uid_validity,
-            flags,
-            internal_date,
-            body,
-        }
-    }
-
-    /// The value of the item-id trace header.
-    pub fn item_id(&self) -> Option<String> {
-        let text = String::from_utf8_lossy(&self.body);
-        text.lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| l.strip_prefix("X-WeChat-Archiver-Item-Id: "))
-            .map(|v| v.trim().to_owned())
-    }
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let from = text.find(start)? + start.len();
-    let len = text[from..].find(end)?;
-    Some(&text[from..from + len])
-}
-
-fn quoted(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// One server answer: its text with each literal replaced by `{}`, and the
-/// literals.
-struct Answer {
-    text: String,
-    literals: Vec<Vec<u8>>,
-}
-
-struct Completed {
-    ok: bool,
-    status: String,
-    lines: Vec<Answer>,
-}
-
-struct RawImap {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    tag: u32,
-}
-
-impl RawImap {
-    fn login(port: u16, user: &str) -> RawImap {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to Dovecot");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        let mut session = RawImap {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-            tag: 0,
-        };
-        let greeting = session.answer();
-        assert!(
-            greeting.text.starts_with("* OK"),
-            "greeting {:?}",
-            greeting.text
-        );
-        let login = format!(
-            "LOGIN {} {}",
-            quoted(&format!("{user}{SEPARATOR}{ADMIN}")),
-            quoted(ADMIN_PASSWORD)
-        );
-        let done = session.command(&login);
-        assert!(done.ok, "master login as {user} failed: {}", done.status);
-        session
-    }
-
-    fn command(&mut self, command: &str) -> Completed {
-        self.tag += 1;
-        let tag = format!("t{}", self.tag);
-        write!(self.writer, "{tag} {command}\r\n").expect("send");
-        let mut lines = Vec::new();
-        loop {
-            let answer = self.answer();
-            if let Some(status) = answer.text.strip_prefix(&format!("{tag} ")) {
-                return Completed {
-                    ok: status.starts_with("OK"),
-                    status: status.to_owned(),
-                    lines,
-                };
-            }
-            lines.push(answer);
-        }
-    }
-
-    fn answer(&mut self) -> Answer {
-        let mut text = String::new();
-        let mut literals = Vec::new();
-        loop {
-            let mut line = Vec::new();
-            self.reader
-                .read_until(b'\n', &mut line)
-                .expect("read from Dovecot");
-            assert!(!line.is_empty(), "Dovecot closed the connection");
-            let line = String::from_utf8_lossy(&line)
-                .trim_end_matches(['\r', '\n'])
-                .to_owned();
-            let literal = line
-                .strip_suffix('}')
-                .and_then(|l| l.rsplit_once('{'))
-                .and_then(|(_, n)| n.parse::<usize>().ok());
-            text.push_str(&line);
-            let Some(len) = literal else {
-                return Answer { text, literals };
-            };
-            let mut bytes = vec![0; len];
-            self.reader.read_exact(&mut bytes).expect("read literal");
-            literals.push(bytes);
-        }
     }
 }
 
@@ -467,6 +303,8 @@ fn config_text(dir: &Path, port: u16, tls_port: Option<u16>, owner: (u32, u32)) 
     let user = name_of("/etc/passwd", owner.0);
     let group = name_of("/etc/group", owner.1);
     let d = dir.display();
+    let imapd = imapd_dir();
+    let services = imap_services(&imapd);
     let ssl = match tls_port {
         Some(_) => format!("ssl = yes\nssl_cert = <{d}/server.pem\nssl_key = <{d}/server.key\n"),
         None => "ssl = no\n".to_owned(),
@@ -511,7 +349,8 @@ userdb {{
 plugin {{
   quota = maildir:User quota
 }}
-service imap-login {{
+{services}service imap-login {{
+  executable = {imapd}/imap-login
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
@@ -527,7 +366,44 @@ service anvil {{
 "#,
         uid = owner.0,
         gid = owner.1,
+        imapd = imapd.display(),
     )
+}
+
+/// Where the IMAP half of Dovecot is: unpacked beside Cyrus by
+/// `scripts/install-test-deps.sh` (Debian's `dovecot-imapd` and
+/// `cyrus-imapd` conflict), else where `dovecot-imapd` installs it.
+pub const UNPACKED_IMAPD: &str = "/var/cache/wechat-archiver-tests/dovecot-imapd/usr/lib/dovecot";
+
+fn imapd_dir() -> PathBuf {
+    for dir in [UNPACKED_IMAPD, "/usr/lib/dovecot"] {
+        if Path::new(dir).join("imap").exists() && Path::new(dir).join("imap-login").exists() {
+            return dir.into();
+        }
+    }
+    panic!(
+        "Dovecot's IMAP server (dovecot-imapd) is missing, and this test needs a real IMAP \
+         server: run scripts/install-test-deps.sh"
+    )
+}
+
+/// `service` sections running the IMAP processes from `imapd`.
+fn imap_services(imapd: &Path) -> String {
+    [
+        "imap",
+        "imap-hibernate",
+        "imap-urlauth",
+        "imap-urlauth-login",
+        "imap-urlauth-worker",
+    ]
+    .iter()
+    .map(|name| {
+        format!(
+            "service {name} {{\n  executable = {}/{name}\n}}\n",
+            imapd.display()
+        )
+    })
+    .collect()
 }
 
 fn make_certificates(dir: &Path) {

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod cyrus;
 pub mod dovecot;
 pub mod graph_sim;
+pub mod imap_reader;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
