@@ -33,12 +33,17 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Work with user-mapping CSV files')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy newly archived items into the mapped mailboxes')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show connectors, their last runs and what was written where')
+            [CompletionResult]::new('receive', 'receive', [CompletionResultType]::ParameterValue, 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)')
+            [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Archive one message from standard input (an MTA''s pipe transport)')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'wechat-archiver;create' {
+            [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Where items come from')
+            [CompletionResult]::new('--domain', '--domain', [CompletionResultType]::ParameterName, 'E-mail source: an organisation mail domain (repeatable); automatic mapping by address applies only to them [default: the mapping file''s domains]')
             [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'TeleMessage API base URL (https://, or http:// to loopback only)')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'TeleMessage administrator user name')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'maildir:DIR, imap://HOST:PORT, imaps://HOST:PORT or graph:TENANT_ID')
@@ -52,6 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('--graph-endpoint', '--graph-endpoint', [CompletionResultType]::ParameterName, 'Graph service root override (a proxy, or a test server on loopback)')
             [CompletionResult]::new('--login-endpoint', '--login-endpoint', [CompletionResultType]::ParameterName, 'Login authority root override')
             [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('--mailbox-from-recipient', '--mailbox-from-recipient', [CompletionResultType]::ParameterName, 'E-mail source: the envelope recipient (without its +tag) names the employee''s mailbox')
             [CompletionResult]::new('--no-auto-mapping', '--no-auto-mapping', [CompletionResultType]::ParameterName, 'Do not map participants by the e-mail address TeleMessage holds')
             [CompletionResult]::new('--accept-terms', '--accept-terms', [CompletionResultType]::ParameterName, 'Accept the TeleMessage terms of service without asking')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as JSON')
@@ -133,6 +139,37 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'wechat-archiver;receive' {
+            [CompletionResult]::new('--connector', '--connector', [CompletionResultType]::ParameterName, 'E-mail connector to feed (may be left out when there is only one)')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Loopback address and port to listen on, e.g. 127.0.0.1:2424')
+            [CompletionResult]::new('--socket', '--socket', [CompletionResultType]::ParameterName, 'Unix socket to listen on instead')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'wechat-archiver;deliver' {
+            [CompletionResult]::new('--connector', '--connector', [CompletionResultType]::ParameterName, 'E-mail connector to feed (may be left out when there is only one)')
+            [CompletionResult]::new('--recipient', '--recipient', [CompletionResultType]::ParameterName, 'Envelope recipient (repeatable), as the MTA passes it')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'wechat-archiver;import' {
+            [CompletionResult]::new('--connector', '--connector', [CompletionResultType]::ParameterName, 'E-mail connector to feed (may be left out when there is only one)')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the figures as JSON')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'wechat-archiver;demo' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Where to put the demo''s home and archive')
             [CompletionResult]::new('--items', '--items', [CompletionResultType]::ParameterName, 'How many items the simulator generates')
@@ -161,6 +198,9 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('map', 'map', [CompletionResultType]::ParameterValue, 'Work with user-mapping CSV files')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Copy newly archived items into the mapped mailboxes')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show connectors, their last runs and what was written where')
+            [CompletionResult]::new('receive', 'receive', [CompletionResultType]::ParameterValue, 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)')
+            [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Archive one message from standard input (an MTA''s pipe transport)')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -183,6 +223,15 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             break
         }
         'wechat-archiver;help;status' {
+            break
+        }
+        'wechat-archiver;help;receive' {
+            break
+        }
+        'wechat-archiver;help;deliver' {
+            break
+        }
+        'wechat-archiver;help;import' {
             break
         }
         'wechat-archiver;help;demo' {

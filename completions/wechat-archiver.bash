@@ -19,17 +19,26 @@ _wechat__archiver() {
             wechat__archiver,create)
                 cmd="wechat__archiver__subcmd__create"
                 ;;
+            wechat__archiver,deliver)
+                cmd="wechat__archiver__subcmd__deliver"
+                ;;
             wechat__archiver,demo)
                 cmd="wechat__archiver__subcmd__demo"
                 ;;
             wechat__archiver,help)
                 cmd="wechat__archiver__subcmd__help"
                 ;;
+            wechat__archiver,import)
+                cmd="wechat__archiver__subcmd__import"
+                ;;
             wechat__archiver,login)
                 cmd="wechat__archiver__subcmd__login"
                 ;;
             wechat__archiver,map)
                 cmd="wechat__archiver__subcmd__map"
+                ;;
+            wechat__archiver,receive)
+                cmd="wechat__archiver__subcmd__receive"
                 ;;
             wechat__archiver,simulate)
                 cmd="wechat__archiver__subcmd__simulate"
@@ -43,17 +52,26 @@ _wechat__archiver() {
             wechat__archiver__subcmd__help,create)
                 cmd="wechat__archiver__subcmd__help__subcmd__create"
                 ;;
+            wechat__archiver__subcmd__help,deliver)
+                cmd="wechat__archiver__subcmd__help__subcmd__deliver"
+                ;;
             wechat__archiver__subcmd__help,demo)
                 cmd="wechat__archiver__subcmd__help__subcmd__demo"
                 ;;
             wechat__archiver__subcmd__help,help)
                 cmd="wechat__archiver__subcmd__help__subcmd__help"
                 ;;
+            wechat__archiver__subcmd__help,import)
+                cmd="wechat__archiver__subcmd__help__subcmd__import"
+                ;;
             wechat__archiver__subcmd__help,login)
                 cmd="wechat__archiver__subcmd__help__subcmd__login"
                 ;;
             wechat__archiver__subcmd__help,map)
                 cmd="wechat__archiver__subcmd__help__subcmd__map"
+                ;;
+            wechat__archiver__subcmd__help,receive)
+                cmd="wechat__archiver__subcmd__help__subcmd__receive"
                 ;;
             wechat__archiver__subcmd__help,simulate)
                 cmd="wechat__archiver__subcmd__help__subcmd__simulate"
@@ -86,7 +104,7 @@ _wechat__archiver() {
 
     case "${cmd}" in
         wechat__archiver)
-            opts="-v -h -V --home --verbose --help --version create login map sync status demo simulate help"
+            opts="-v -h -V --home --verbose --help --version create login map sync status receive deliver import demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -104,12 +122,20 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__create)
-            opts="-v -h --endpoint --username --target --mapping --no-auto-mapping --default-region --folder --fallback-mailbox --target-user --client-id --cloud --graph-endpoint --login-endpoint --accept-terms --json --home --verbose --help"
+            opts="-v -h --source --domain --mailbox-from-recipient --endpoint --username --target --mapping --no-auto-mapping --default-region --folder --fallback-mailbox --target-user --client-id --cloud --graph-endpoint --login-endpoint --accept-terms --json --home --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -W "api email" -- "${cur}"))
+                    return 0
+                    ;;
+                --domain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --endpoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -169,6 +195,32 @@ _wechat__archiver() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wechat__subcmd__archiver__subcmd__deliver)
+            opts="-v -h --connector --recipient --home --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --connector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --recipient)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wechat__subcmd__archiver__subcmd__demo)
             opts="-v -h --dir --items --seed --home --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -200,7 +252,7 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__help)
-            opts="create login map sync status demo simulate help"
+            opts="create login map sync status receive deliver import demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -214,6 +266,20 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__deliver)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -242,6 +308,20 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -297,6 +377,20 @@ _wechat__archiver() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__receive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         wechat__subcmd__archiver__subcmd__help__subcmd__simulate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -332,6 +426,28 @@ _wechat__archiver() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__import)
+            opts="-v -h --connector --json --home --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --connector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -433,6 +549,36 @@ _wechat__archiver() {
                     return 0
                     ;;
                 --default-region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__receive)
+            opts="-v -h --connector --listen --socket --home --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --connector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -30,11 +30,16 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand map 'Work with user-mapping CSV files'
             cand sync 'Copy newly archived items into the mapped mailboxes'
             cand status 'Show connectors, their last runs and what was written where'
+            cand receive 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)'
+            cand deliver 'Archive one message from standard input (an MTA''s pipe transport)'
+            cand import 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
             cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'wechat-archiver;create'= {
+            cand --source 'Where items come from'
+            cand --domain 'E-mail source: an organisation mail domain (repeatable); automatic mapping by address applies only to them [default: the mapping file''s domains]'
             cand --endpoint 'TeleMessage API base URL (https://, or http:// to loopback only)'
             cand --username 'TeleMessage administrator user name'
             cand --target 'maildir:DIR, imap://HOST:PORT, imaps://HOST:PORT or graph:TENANT_ID'
@@ -48,6 +53,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand --graph-endpoint 'Graph service root override (a proxy, or a test server on loopback)'
             cand --login-endpoint 'Login authority root override'
             cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --mailbox-from-recipient 'E-mail source: the envelope recipient (without its +tag) names the employee''s mailbox'
             cand --no-auto-mapping 'Do not map participants by the e-mail address TeleMessage holds'
             cand --accept-terms 'Accept the TeleMessage terms of service without asking'
             cand --json 'Print the result as JSON'
@@ -120,6 +126,34 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'wechat-archiver;receive'= {
+            cand --connector 'E-mail connector to feed (may be left out when there is only one)'
+            cand --listen 'Loopback address and port to listen on, e.g. 127.0.0.1:2424'
+            cand --socket 'Unix socket to listen on instead'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;deliver'= {
+            cand --connector 'E-mail connector to feed (may be left out when there is only one)'
+            cand --recipient 'Envelope recipient (repeatable), as the MTA passes it'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;import'= {
+            cand --connector 'E-mail connector to feed (may be left out when there is only one)'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --json 'Print the figures as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'wechat-archiver;demo'= {
             cand --dir 'Where to put the demo''s home and archive'
             cand --items 'How many items the simulator generates'
@@ -146,6 +180,9 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand map 'Work with user-mapping CSV files'
             cand sync 'Copy newly archived items into the mapped mailboxes'
             cand status 'Show connectors, their last runs and what was written where'
+            cand receive 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)'
+            cand deliver 'Archive one message from standard input (an MTA''s pipe transport)'
+            cand import 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
             cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -162,6 +199,12 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
         &'wechat-archiver;help;sync'= {
         }
         &'wechat-archiver;help;status'= {
+        }
+        &'wechat-archiver;help;receive'= {
+        }
+        &'wechat-archiver;help;deliver'= {
+        }
+        &'wechat-archiver;help;import'= {
         }
         &'wechat-archiver;help;demo'= {
         }

@@ -33,9 +33,15 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "log
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "map" -d 'Work with user-mapping CSV files'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "status" -d 'Show connectors, their last runs and what was written where'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "receive" -d 'Serve LMTP for an e-mail connector (TeleMessage\'s SMTP forwarding through a local MTA)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "deliver" -d 'Archive one message from standard input (an MTA\'s pipe transport)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "import" -d 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "simulate" -d 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l source -d 'Where items come from' -r -f -a "api\t'The TeleMessage archive API (`sync`)'
+email\t'TeleMessage\'s SMTP forwarding and EML exports (`receive`, `deliver`, `import`)'"
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l domain -d 'E-mail source: an organisation mail domain (repeatable); automatic mapping by address applies only to them [default: the mapping file\'s domains]' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l endpoint -d 'TeleMessage API base URL (https://, or http:// to loopback only)' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l username -d 'TeleMessage administrator user name' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l target -d 'maildir:DIR, imap://HOST:PORT, imaps://HOST:PORT or graph:TENANT_ID' -r
@@ -52,6 +58,7 @@ china\t'Microsoft 365 operated by 21Vianet'"
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l graph-endpoint -d 'Graph service root override (a proxy, or a test server on loopback)' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l login-endpoint -d 'Login authority root override' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l mailbox-from-recipient -d 'E-mail source: the envelope recipient (without its +tag) names the employee\'s mailbox'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l no-auto-mapping -d 'Do not map participants by the e-mail address TeleMessage holds'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l accept-terms -d 'Accept the TeleMessage terms of service without asking'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l json -d 'Print the result as JSON'
@@ -95,6 +102,22 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" 
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -l json -d 'Print as JSON'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -s v -l verbose -d 'More detail on standard error (repeat for more)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand status" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand receive" -l connector -d 'E-mail connector to feed (may be left out when there is only one)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand receive" -l listen -d 'Loopback address and port to listen on, e.g. 127.0.0.1:2424' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand receive" -l socket -d 'Unix socket to listen on instead' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand receive" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand receive" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand receive" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand deliver" -l connector -d 'E-mail connector to feed (may be left out when there is only one)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand deliver" -l recipient -d 'Envelope recipient (repeatable), as the MTA passes it' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand deliver" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand deliver" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand deliver" -s h -l help -d 'Print help'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand import" -l connector -d 'E-mail connector to feed (may be left out when there is only one)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand import" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand import" -l json -d 'Print the figures as JSON'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand import" -s v -l verbose -d 'More detail on standard error (repeat for more)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand import" -s h -l help -d 'Print help'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l dir -d 'Where to put the demo\'s home and archive' -r -F
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l items -d 'How many items the simulator generates' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand demo" -l seed -d 'Seed for the generated data' -r
@@ -107,12 +130,15 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -l ending-now -d 'End the generated window at the current hour instead of a fixed date'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -s v -l verbose -d 'More detail on standard error (repeat for more)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand simulate" -s h -l help -d 'Print help'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "create" -d 'Set up a connector: a TeleMessage account, a target, mapping rules'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "login" -d 'Store the connector\'s passwords in the OS keyring'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "map" -d 'Work with user-mapping CSV files'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "status" -d 'Show connectors, their last runs and what was written where'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "simulate" -d 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status demo simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "create" -d 'Set up a connector: a TeleMessage account, a target, mapping rules'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "login" -d 'Store the connector\'s passwords in the OS keyring'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "map" -d 'Work with user-mapping CSV files'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "sync" -d 'Copy newly archived items into the mapped mailboxes'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "status" -d 'Show connectors, their last runs and what was written where'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "receive" -d 'Serve LMTP for an e-mail connector (TeleMessage\'s SMTP forwarding through a local MTA)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "deliver" -d 'Archive one message from standard input (an MTA\'s pipe transport)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "import" -d 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "demo" -d 'Run the bundled simulator and sync it into a local Maildir'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "simulate" -d 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and not __fish_seen_subcommand_from create login map sync status receive deliver import demo simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "validate" -d 'Check a mapping CSV before using it; exit 3 when it is not usable'

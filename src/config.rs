@@ -175,11 +175,42 @@ pub enum Cloud {
     China,
 }
 
+/// Where a connector's items come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// The archive API, read by `sync` (connectors made before e-mail
+    /// sources existed have no `source` and are this).
+    #[default]
+    Api,
+    /// TeleMessage's e-mail delivery, fed by `receive`, `deliver` and
+    /// `import` (`telemessage-email.md`).
+    Email,
+}
+
+impl SourceKind {
+    fn is_api(&self) -> bool {
+        *self == SourceKind::Api
+    }
+}
+
 /// One connector: a TeleMessage account, a target, and mapping rules.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConnectorConfig {
+    #[serde(default, skip_serializing_if = "SourceKind::is_api")]
+    pub source: SourceKind,
+    /// The API's base URL (empty for an e-mail source).
+    #[serde(default)]
     pub endpoint: String,
+    #[serde(default)]
     pub username: String,
+    /// E-mail source: the organisation's mail domains; automatic mapping
+    /// by address applies only to addresses in them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+    /// E-mail source: the envelope recipient names the employee.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mailbox_from_recipient: bool,
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mapping: Option<PathBuf>,

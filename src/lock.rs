@@ -69,6 +69,25 @@ impl ConnectorLock {
     }
 }
 
+impl ConnectorLock {
+    /// Takes the lock, waiting up to `patience` for its holder to finish.
+    pub fn acquire_waiting(
+        path: &Path,
+        connector: &str,
+        patience: std::time::Duration,
+    ) -> Result<ConnectorLock, LockError> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match ConnectorLock::acquire(path, connector) {
+                Err(LockError::Held { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())

@@ -36,6 +36,13 @@ pub enum Command {
     Sync(SyncArgs),
     /// Show connectors, their last runs and what was written where
     Status(StatusArgs),
+    /// Serve LMTP for an e-mail connector (TeleMessage's SMTP forwarding
+    /// through a local MTA)
+    Receive(ReceiveArgs),
+    /// Archive one message from standard input (an MTA's pipe transport)
+    Deliver(DeliverArgs),
+    /// Archive TeleMessage EML exports: ZIP batches, .eml files, directories
+    Import(ImportArgs),
     /// Run the bundled simulator and sync it into a local Maildir
     Demo(DemoArgs),
     /// Serve the bundled TeleMessage simulator (for tests and benchmarks)
@@ -56,10 +63,31 @@ pub enum CloudArg {
     China,
 }
 
+/// Where a connector's items come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    /// The TeleMessage archive API (`sync`)
+    Api,
+    /// TeleMessage's SMTP forwarding and EML exports (`receive`, `deliver`, `import`)
+    Email,
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Name of the connector (letters, digits, '.', '_', '-')
     pub name: Option<String>,
+    /// Where items come from
+    #[arg(long, value_enum, default_value = "api")]
+    pub source: SourceArg,
+    /// E-mail source: an organisation mail domain (repeatable); automatic
+    /// mapping by address applies only to them [default: the mapping
+    /// file's domains]
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// E-mail source: the envelope recipient (without its +tag) names the
+    /// employee's mailbox
+    #[arg(long)]
+    pub mailbox_from_recipient: bool,
     /// TeleMessage API base URL (https://, or http:// to loopback only)
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
@@ -176,6 +204,47 @@ pub struct SyncArgs {
     /// Print the run's figures as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// E-mail connector to feed (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Loopback address and port to listen on, e.g. 127.0.0.1:2424
+    #[arg(
+        long,
+        value_name = "ADDR",
+        conflicts_with = "socket",
+        required_unless_present = "socket"
+    )]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Unix socket to listen on instead
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// E-mail connector to feed (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Envelope recipient (repeatable), as the MTA passes it
+    #[arg(long = "recipient", value_name = "ADDR")]
+    pub recipients: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// E-mail connector to feed (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Print the figures as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// ZIP batches, .eml files and directories of them
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,13 +3,13 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use wechat_archiver::config::{Cloud, ConnectorConfig, validate_connector_name};
+use wechat_archiver::config::{Cloud, ConnectorConfig, SourceKind, validate_connector_name};
 use wechat_archiver::mailbox::Target;
 use wechat_archiver::mailbox::maildir::MaildirWriter;
 use wechat_archiver::telemessage::client::check_endpoint;
 use wechat_archiver::types::Mailbox;
 
-use super::args::{CloudArg, CreateArgs};
+use super::args::{CloudArg, CreateArgs, SourceArg};
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
 const TERMS: &str = "\
@@ -31,22 +31,19 @@ pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
                 .hint("choose another name, or remove it from config.toml under the home"),
         );
     }
-    let endpoint = required(
-        args.endpoint.clone(),
-        "--endpoint",
-        "TeleMessage API URL",
-        interactive,
-    )?;
-    check_endpoint(&endpoint).map_err(|e| {
-        CliError::usage(&e)
-            .hint("use https://HOST (plain http:// is allowed only to 127.0.0.1 or localhost)")
-    })?;
-    let username = required(
-        args.username.clone(),
-        "--username",
-        "TeleMessage user name",
-        interactive,
-    )?;
+    let email = args.source == SourceArg::Email;
+    let (endpoint, username) = if email {
+        check_email_options(args)?;
+        (String::new(), String::new())
+    } else {
+        if !args.domains.is_empty() || args.mailbox_from_recipient {
+            return Err(CliError::usage(
+                "--domain and --mailbox-from-recipient apply to e-mail connectors only",
+            )
+            .hint("add --source email"));
+        }
+        api_source(args, interactive)?
+    };
     let target_text = required(
         args.target.clone(),
         "--target",
@@ -72,6 +69,13 @@ pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
     }
     accept_terms(args.accept_terms, interactive)?;
     let connector = ConnectorConfig {
+        source: if email {
+            SourceKind::Email
+        } else {
+            SourceKind::Api
+        },
+        domains: args.domains.iter().map(|d| d.to_lowercase()).collect(),
+        mailbox_from_recipient: args.mailbox_from_recipient,
         endpoint,
         username,
         target: target_text,
@@ -94,6 +98,11 @@ pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
     ctx.home.save(&config)?;
     if args.json {
         print_json(&serde_json::json!({"name": name, "connector": connector}))?;
+    } else if email {
+        println!(
+            "Created e-mail connector '{name}' in {}.\nNext: `wechat-archiver receive --connector {name} --listen 127.0.0.1:2424` behind your MTA, or `wechat-archiver import --connector {name} DIR` for EML batches.",
+            ctx.home.config_file().display()
+        );
     } else {
         println!(
             "Created connector '{name}' in {}.\nNext: `wechat-archiver login --connector {name}` to store the password, then `wechat-archiver sync --connector {name}`.",
@@ -101,6 +110,52 @@ pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
         );
     }
     Ok(ExitStatus::Ok)
+}
+
+/// The API source's endpoint and user name, checked.
+fn api_source(args: &CreateArgs, interactive: bool) -> Result<(String, String), CliError> {
+    let endpoint = required(
+        args.endpoint.clone(),
+        "--endpoint",
+        "TeleMessage API URL",
+        interactive,
+    )?;
+    check_endpoint(&endpoint).map_err(|e| {
+        CliError::usage(&e)
+            .hint("use https://HOST (plain http:// is allowed only to 127.0.0.1 or localhost)")
+    })?;
+    let username = required(
+        args.username.clone(),
+        "--username",
+        "TeleMessage user name",
+        interactive,
+    )?;
+    Ok((endpoint, username))
+}
+
+/// An e-mail connector has no endpoint or TeleMessage login; its domains
+/// must be domain names.
+fn check_email_options(args: &CreateArgs) -> Result<(), CliError> {
+    if args.endpoint.is_some() || args.username.is_some() {
+        return Err(
+            CliError::usage("an e-mail connector has no --endpoint or --username")
+                .hint("TeleMessage's mail reaches it through `receive`, `deliver` or `import`"),
+        );
+    }
+    for domain in &args.domains {
+        let ok = !domain.is_empty()
+            && domain.len() <= 253
+            && domain
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !ok {
+            return Err(
+                CliError::usage(format!("--domain {domain:?} is not a domain name"))
+                    .hint("for example --domain contoso.com"),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn cloud(arg: CloudArg) -> Cloud {

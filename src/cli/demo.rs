@@ -78,6 +78,9 @@ fn demo_connector(
     mapping: &Path,
 ) -> Result<ConnectorConfig, CliError> {
     Ok(ConnectorConfig {
+        source: Default::default(),
+        domains: Vec::new(),
+        mailbox_from_recipient: false,
         endpoint: endpoint.to_owned(),
         username: SimConfig::default().username,
         target: format!("maildir:{}", archive.display()),

@@ -13,6 +13,12 @@ pub enum ExitStatus {
     Usage = 2,
     Incomplete = 3,
     Locked = 4,
+    /// `sysexits.h` `EX_DATAERR`: `deliver` got a message that will never
+    /// be accepted.
+    DataErr = 65,
+    /// `sysexits.h` `EX_TEMPFAIL`: `deliver` could not archive the message
+    /// now; the MTA keeps it and tries again.
+    TempFail = 75,
 }
 
 impl From<ExitStatus> for std::process::ExitCode {

@@ -6,6 +6,7 @@ pub mod args;
 mod assets;
 pub mod create;
 pub mod demo;
+pub mod email;
 pub mod error;
 pub mod human;
 pub mod login;

@@ -22,6 +22,12 @@ use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 pub async fn run(ctx: &Context, args: &SyncArgs) -> CommandResult {
     let config = ctx.home.load()?;
     let (name, connector) = config.connector(args.connector.as_deref())?;
+    if connector.source == wechat_archiver::config::SourceKind::Email {
+        return Err(CliError::usage(format!(
+            "connector '{name}' reads TeleMessage's e-mail delivery; it has nothing to sync"
+        ))
+        .hint("its messages arrive through `receive` (or `deliver`) and `import`"));
+    }
     let _lock = ConnectorLock::acquire(&ctx.home.lock_file(&name), &name).map_err(lock_error)?;
     let secrets = load_secrets(&name, connector)?;
     let log = RunLog::new(&ctx.home.log_dir());
@@ -76,7 +82,7 @@ pub async fn sync_connector(
     // run retry the unmapped items again, rather than never.
     let mapping_fingerprint = setup::mapping_fingerprint(connector);
     let engine = Engine {
-        client: setup::client(connector, secrets).map_err(|e| setup_error(e.into()))?,
+        client: Some(setup::client(connector, secrets).map_err(|e| setup_error(e.into()))?),
         writer: setup::writer(name, connector, secrets)
             .await
             .map_err(setup_error)?,
@@ -148,6 +154,9 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
         ),
         SyncError::Ledger(_) => "check the disk and permissions of the home directory".to_owned(),
         SyncError::Target { .. } => "make the target reachable and run sync again".to_owned(),
+        SyncError::NoSource(..) => {
+            "feed an e-mail connector with `receive`, `deliver` or `import`".to_owned()
+        }
     };
     CliError::failure(&e).hint(hint)
 }

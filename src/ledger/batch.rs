@@ -50,6 +50,12 @@ impl Ledger {
         Ok(())
     }
 
+    /// Commits the open batch now (after the before-commit hook), for a
+    /// caller that must report a record as saved (an LMTP `250`).
+    pub fn commit(&self) -> Result<(), LedgerError> {
+        self.state().commit()
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.shared.lock()
     }

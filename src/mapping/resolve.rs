@@ -77,6 +77,20 @@ impl Resolver {
         }
     }
 
+    /// The domains of the custom mapping's mailboxes, lowercase, each once:
+    /// an e-mail source maps addresses in them only, unless told others.
+    pub fn mapped_domains(&self) -> Vec<String> {
+        let mut domains: Vec<String> = self
+            .custom
+            .iter()
+            .flat_map(|t| t.mailboxes())
+            .filter_map(|(m, _)| m.key().rsplit_once('@').map(|(_, d)| d.to_owned()))
+            .collect();
+        domains.sort();
+        domains.dedup();
+        domains
+    }
+
     /// The mailboxes `item` belongs in. Fails only when the target cannot
     /// answer whether an address is one of its users.
     pub async fn resolve(

@@ -3,6 +3,7 @@
 //! after the write is durable.
 
 pub mod report;
+pub mod session;
 pub mod setup;
 pub mod window;
 
@@ -24,6 +25,7 @@ use crate::telemessage::{Client, ClientError, Item};
 use crate::types::{ItemId, Mailbox};
 
 pub use report::{CopyFailure, PlannedCopy, SyncReport};
+pub use session::{Session, Settled};
 
 /// Run records kept per connector; older ones are pruned.
 pub const RUNS_KEPT: u32 = 1000;
@@ -45,6 +47,12 @@ pub enum SyncError {
     Ledger(#[from] LedgerError),
     #[error("the target {target} is not usable: {reason}")]
     Target { target: String, reason: String },
+    /// A connector without an API source (e-mail) has nothing to list or
+    /// download: its items come with their content.
+    #[error(
+        "connector {0} reads TeleMessage's e-mail delivery, not the API: it has no content to download for item {1}"
+    )]
+    NoSource(String, ItemId),
 }
 
 /// Observes a run's progress (the CLI draws a bar from it).
@@ -78,7 +86,9 @@ pub struct SyncPlan {
 
 /// Everything a run works with.
 pub struct Engine {
-    pub client: Client,
+    /// The API client; `None` for an e-mail source, whose items come with
+    /// their content (see [`Session`]).
+    pub client: Option<Client>,
     pub writer: Arc<dyn MailboxWriter>,
     pub resolver: Resolver,
     pub ledger: Arc<Ledger>,
@@ -105,6 +115,17 @@ impl Engine {
     /// Runs one sync. The caller holds the connector's lock.
     pub async fn run(&self, plan: &SyncPlan) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
+        let run = self.start(plan)?;
+        let result = run
+            .execute()
+            .await
+            .and_then(|()| run.mark_unmapped_retried());
+        self.end(run, result, started)
+    }
+
+    /// Opens a run: marks crashed runs, sets what to recover, records the
+    /// run as running and makes every ledger commit wait for the writes.
+    fn start<'a>(&'a self, plan: &'a SyncPlan) -> Result<Run<'a>, SyncError> {
         clear_spool(&plan.spool_dir);
         self.ledger.mark_crashed_runs(&plan.connector)?;
         let recovery = self
@@ -130,10 +151,17 @@ impl Engine {
         self.ledger.set_before_commit(Some(Box::new(move || {
             writer.sync_written().map_err(|e| e.to_string())
         })))?;
-        let result = run
-            .execute()
-            .await
-            .and_then(|()| run.mark_unmapped_retried());
+        Ok(run)
+    }
+
+    /// Closes a run opened by [`Engine::start`] with its result.
+    fn end(
+        &self,
+        run: Run<'_>,
+        result: Result<(), SyncError>,
+        started: Instant,
+    ) -> Result<SyncReport, SyncError> {
+        let (plan, id) = (run.plan, run.id);
         let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.duration_ms = started.elapsed().as_millis() as u64;
         let finished = self.finish(plan, id, result, report);
@@ -291,7 +319,10 @@ impl Run<'_> {
                 return Ok(());
             }
         }
-        let mut listing = self.engine.client.list(self.plan.since, self.plan.until);
+        let Some(client) = &self.engine.client else {
+            return Ok(());
+        };
+        let mut listing = client.list(self.plan.since, self.plan.until);
         let mut listed_ids = HashSet::new();
         while let Some(page) = listing.next_page().await? {
             if self.is_stopping() {
@@ -373,6 +404,22 @@ impl Run<'_> {
             );
             self.report().note_unknown(item);
         }
+        self.deliver_item(item, state.as_deref(), None)
+            .await
+            .map(drop)
+    }
+
+    /// The path every item takes, whatever its source: resolve its
+    /// mailboxes, skip the copies the ledger holds, get the content (the
+    /// API source downloads it; an e-mail source gives it), write each
+    /// pending copy, record it once durable, and settle the item. `state`
+    /// is the item's state in the ledger.
+    async fn deliver_item(
+        &self,
+        item: &Item,
+        state: Option<&str>,
+        given: Option<&Content>,
+    ) -> Result<Settled, SyncError> {
         let resolution = match self
             .engine
             .resolver
@@ -381,8 +428,9 @@ impl Run<'_> {
         {
             Ok(r) => r,
             Err(e) => {
-                self.fail_item(item, None, &format!("cannot resolve mailboxes: {e}"));
-                return Ok(());
+                let reason = format!("cannot resolve mailboxes: {e}");
+                self.fail_item(item, None, &reason);
+                return Ok(Settled::Failed(reason));
             }
         };
         let unmapped = resolution
@@ -397,40 +445,56 @@ impl Run<'_> {
         if unmapped.is_some() {
             self.report().unmapped_item(item);
         }
-        let (pending, unchecked) = self
-            .pending_mailboxes(item, state.as_deref(), &mailboxes)
-            .await?;
+        let (pending, unchecked) = self.pending_mailboxes(item, state, &mailboxes).await?;
         if pending.is_empty() {
-            self.settle(item, unmapped.as_deref(), unchecked.as_deref())?;
-            return Ok(());
+            return self.settle(item, unmapped.as_deref(), unchecked.as_deref());
         }
         if self.plan.dry_run {
             self.report().plan(item, &pending);
-            return Ok(());
+            return Ok(Settled::Planned);
         }
-        let content = match self
-            .engine
-            .client
-            .download(item, &self.plan.spool_dir)
-            .await
-        {
-            Ok(c) => c,
+        let downloaded;
+        let content = match given {
+            Some(content) => content,
+            None => match self.download(item).await? {
+                Ok(content) => {
+                    downloaded = content;
+                    &downloaded
+                }
+                Err(settled) => return Ok(settled),
+            },
+        };
+        let failure = self
+            .write_copies(item, content, &pending)
+            .await?
+            .or(unchecked);
+        self.settle(item, unmapped.as_deref(), failure.as_deref())
+    }
+
+    /// Downloads an item's content; an item-only failure settles the item.
+    async fn download(&self, item: &Item) -> Result<Result<Content, Settled>, SyncError> {
+        let Some(client) = &self.engine.client else {
+            return Err(SyncError::NoSource(
+                self.plan.connector.clone(),
+                item.id.clone(),
+            ));
+        };
+        match client.download(item, &self.plan.spool_dir).await {
+            Ok(content) => {
+                faultpoint::hit(faultpoint::AFTER_DOWNLOAD);
+                Ok(Ok(content))
+            }
             Err(e) if e.is_item_only() => {
                 let state = match e {
                     ClientError::ItemGone(_) => ItemState::Gone,
                     _ => ItemState::Failed,
                 };
-                self.fail_item_as(item, state, &e.to_string())?;
-                return Ok(());
+                let reason = e.to_string();
+                self.fail_item_as(item, state, &reason)?;
+                Ok(Err(Settled::Failed(reason)))
             }
-            Err(e) => return Err(e.into()),
-        };
-        faultpoint::hit(faultpoint::AFTER_DOWNLOAD);
-        let failure = self
-            .write_copies(item, &content, &pending)
-            .await?
-            .or(unchecked);
-        self.settle(item, unmapped.as_deref(), failure.as_deref())
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The mailboxes that still need a copy; counts the others as already
@@ -547,9 +611,9 @@ impl Run<'_> {
         item: &Item,
         unmapped: Option<&str>,
         failure: Option<&str>,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Settled, SyncError> {
         if self.plan.dry_run {
-            return Ok(());
+            return Ok(Settled::Planned);
         }
         let (state, reason) = match (failure, unmapped) {
             (Some(reason), _) => {
@@ -566,7 +630,11 @@ impl Run<'_> {
             reason.as_deref(),
             self.id,
         )?;
-        Ok(())
+        Ok(match (state, reason) {
+            (ItemState::Failed, Some(reason)) => Settled::Failed(reason),
+            (ItemState::Unmapped, _) => Settled::Unmapped,
+            _ => Settled::Archived,
+        })
     }
 
     fn fail_item(&self, item: &Item, mailbox: Option<&Mailbox>, reason: &str) {

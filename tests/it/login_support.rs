@@ -161,6 +161,9 @@ impl TestHome {
         config.connectors.insert(
             connector.clone(),
             ConnectorConfig {
+                source: Default::default(),
+                domains: Vec::new(),
+                mailbox_from_recipient: false,
                 endpoint: endpoint.to_owned(),
                 username: "admin@contoso.com".to_owned(),
                 target_user: target

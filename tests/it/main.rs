@@ -5,6 +5,7 @@ mod archive_tree;
 mod bad_input;
 mod bad_items;
 mod crash;
+mod email;
 mod faults;
 mod graph;
 mod graph_sync;

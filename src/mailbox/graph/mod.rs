@@ -261,6 +261,9 @@ mod tests {
 
     fn connector(target: &str, client_id: Option<&str>) -> ConnectorConfig {
         ConnectorConfig {
+            source: Default::default(),
+            domains: Vec::new(),
+            mailbox_from_recipient: false,
             endpoint: "https://archive.example.net".into(),
             username: "admin@contoso.com".into(),
             target: target.into(),
