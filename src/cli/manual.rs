@@ -58,6 +58,12 @@ fn exit_meaning(status: ExitStatus) -> &'static str {
         ExitStatus::Locked => {
             "Another sync of the same connector holds its lock; this one did nothing. The message names the holder. Harmless from cron (systemd: SuccessExitStatus=4)."
         }
+        ExitStatus::DataErr => {
+            "deliver only (sysexits.h EX_DATAERR): the message can never be accepted (larger than the limit); the MTA bounces it."
+        }
+        ExitStatus::TempFail => {
+            "deliver only (sysexits.h EX_TEMPFAIL): the message could not be archived now (the target down, the connector busy or misconfigured); the MTA keeps it and tries again."
+        }
     }
 }
 
@@ -68,6 +74,8 @@ fn exit_status() -> Section {
         ExitStatus::Usage,
         ExitStatus::Incomplete,
         ExitStatus::Locked,
+        ExitStatus::DataErr,
+        ExitStatus::TempFail,
     ];
     Section {
         title: "EXIT STATUS",
