@@ -5,6 +5,8 @@
 
 /// Points the tests can arm.
 pub const AFTER_DOWNLOAD: &str = "after-download";
+/// Halfway through writing a spooled (over 1 MiB) body into `tmp/`.
+pub const MID_TMP_WRITE: &str = "mid-tmp-write";
 pub const AFTER_TMP_WRITE: &str = "after-tmp-write";
 pub const AFTER_RENAME: &str = "after-rename";
 pub const BEFORE_LEDGER_COMMIT: &str = "before-ledger-commit";

@@ -12,7 +12,7 @@ mod tree;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -363,7 +363,12 @@ fn write_tmp(tmp: &Path, headers: &[u8], source: &Source) -> io::Result<()> {
     match source {
         Source::Memory(bytes) => file.write_all(bytes)?,
         Source::File(path) => {
-            io::copy(&mut File::open(path)?, &mut file)?;
+            let mut body = File::open(path)?;
+            let half = body.metadata()?.len() / 2;
+            // In two halves, so the crash tests can stop a copy half on disk.
+            io::copy(&mut Read::by_ref(&mut body).take(half), &mut file)?;
+            faultpoint::hit(faultpoint::MID_TMP_WRITE);
+            io::copy(&mut body, &mut file)?;
         }
     }
     file.sync_all()
