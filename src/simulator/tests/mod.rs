@@ -517,7 +517,9 @@ fn large_items_stream_with_the_listed_digest() {
 #[tokio::test]
 async fn credentials_and_tokens_are_checked() {
     let sim = Simulator::start(SimConfig {
-        token_lifetime: Duration::from_secs(1),
+        // Long enough for the account call right after the login, however
+        // slow the machine; waited out below.
+        token_lifetime: Duration::from_secs(3),
         ..small(5)
     })
     .unwrap();
@@ -544,7 +546,7 @@ async fn credentials_and_tokens_are_checked() {
     assert_eq!(status, 200);
     assert_eq!(account["products"][0], "wechat-archiver");
     assert_eq!(account["timezone"], "Asia/Shanghai");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let (status, err) = c.json("/v1/account").await;
     assert_eq!(
         (status, err["error"].as_str().unwrap()),
