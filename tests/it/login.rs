@@ -3,6 +3,7 @@
 //! reachable Secret Service they fail, they do not skip.
 
 use crate::login_support::*;
+use crate::support::terminal::Terminal;
 
 const RIGHT: &str = "c0rrect horse\tbattery";
 const MAILDIR: &str = "maildir:{dir}/mail";
@@ -337,8 +338,8 @@ fn processes_whose_cmdline_contains(needle: &str) -> Vec<String> {
 }
 
 /// On a terminal `login` prompts for each secret with echo off: typed into
-/// a real pseudo-terminal (util-linux `script`), the secrets are stored and
-/// never appear on the terminal.
+/// a real pseudo-terminal once the prompt has turned echo off, the secrets
+/// are stored and never appear on the terminal.
 #[test]
 fn keyring_terminal_prompt_hides_what_is_typed() {
     require_secret_service();
@@ -346,37 +347,25 @@ fn keyring_terminal_prompt_hides_what_is_typed() {
     let typed_password = "typed, not echoed";
     let server = AuthServer::start("admin@contoso.com", typed_password, AccountState::Active);
     let home = TestHome::new("tty", &server.url, IMAP);
-    let command = format!(
-        "'{BIN}' --home '{}' login --connector '{}'",
-        home.path().display(),
-        home.connector
-    );
-    let mut child = std::process::Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
+    let mut command = std::process::Command::new(BIN);
+    command
+        .arg("--home")
+        .arg(home.path())
+        .args(["login", "--connector", &home.connector])
         .env_remove("WECHAT_ARCHIVER_PASSWORD")
-        .env_remove("WECHAT_ARCHIVER_PASSWORD_FILE")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run script(1) from util-linux");
-    let screen = Screen::capture(child.stdout.take().unwrap());
-    let mut keyboard = child.stdin.take().unwrap();
+        .env_remove("WECHAT_ARCHIVER_PASSWORD_FILE");
+    let (mut child, terminal) = Terminal::spawn(command);
     for (prompt, typed) in [
         ("TeleMessage password for admin@contoso.com", typed_password),
         ("IMAP password for archiver-admin", "typed-imap-pw"),
     ] {
-        screen.wait_for(prompt);
-        // Leave time for the prompt to turn echo off before typing.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        use std::io::Write;
-        keyboard.write_all(format!("{typed}\n").as_bytes()).unwrap();
-        keyboard.flush().unwrap();
+        terminal.wait_for(prompt);
+        terminal.wait_for_echo_off();
+        terminal.type_line(typed);
     }
-    screen.wait_for("Stored in the OS keyring");
+    terminal.wait_for("Stored in the OS keyring");
     let status = child.wait().unwrap();
-    drop(keyboard);
-    let shown = screen.text();
+    let shown = terminal.text();
     assert!(status.success(), "{shown}");
     assert!(
         !shown.contains(typed_password) && !shown.contains("typed-imap-pw"),
@@ -390,51 +379,6 @@ fn keyring_terminal_prompt_hides_what_is_typed() {
         secret_tool_lookup("wechat-archiver", &home.account("target")).as_deref(),
         Some("typed-imap-pw")
     );
-}
-
-/// What a program wrote to its terminal, collected as it arrives.
-struct Screen {
-    text: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Screen {
-    fn capture(mut from: impl std::io::Read + Send + 'static) -> Screen {
-        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = text.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Screen { text }
-    }
-
-    fn text(&self) -> String {
-        self.text.lock().unwrap().clone()
-    }
-
-    fn wait_for(&self, needle: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !self.text().contains(needle) {
-            assert!(
-                !self.text().contains("error:"),
-                "the command failed while {needle:?} was awaited:\n{}",
-                self.text()
-            );
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the terminal never showed {needle:?}:\n{}",
-                self.text()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
 }
 
 /// A Secret Service whose keyring is not unlocked (gnome-keyring started

@@ -7,6 +7,8 @@ pub mod cyrus;
 pub mod dovecot;
 pub mod graph_sim;
 pub mod imap_reader;
+pub mod ports;
+pub mod terminal;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
