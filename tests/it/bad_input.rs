@@ -47,12 +47,9 @@ fn bad_since_is_a_usage_error_with_an_example() {
 #[test]
 fn unreachable_endpoint_fails_with_exit_1_after_bounded_retries() {
     let env = TestEnv::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    // Bound and not listening for the whole test: nothing else can take it.
+    let closed = crate::support::ports::ReservedPort::new();
+    let endpoint = format!("http://127.0.0.1:{}", closed.port);
     env.create_maildir_connector("c", &endpoint, &[]);
     let run = env
         .command(["sync", "--json"])

@@ -7,7 +7,7 @@
 //! What the tests read back goes through [`super::imap_reader`], not the
 //! crate's own client.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub use super::imap_reader::Fetched;
 use super::imap_reader::RawImap;
+use super::ports::ReservedPort;
 
 /// The Dovecot master user the writer logs in as.
 pub const ADMIN: &str = "archiver-admin";
@@ -57,6 +58,8 @@ pub struct Dovecot {
     pub tls_port: Option<u16>,
     owner: (u32, u32),
     child: Option<Child>,
+    /// The ports, held bound (not listening) for Dovecot's lifetime.
+    _reserved: (ReservedPort, Option<ReservedPort>),
 }
 
 impl Dovecot {
@@ -76,8 +79,10 @@ impl Dovecot {
             .tempdir()
             .expect("temp dir");
         let owner = run_as(dir.path());
-        let port = free_port();
-        let tls_port = tls.then(free_port);
+        // Kept bound while Dovecot runs, so no other test's server gets them.
+        let reserved = ReservedPort::new();
+        let reserved_tls = tls.then(ReservedPort::new);
+        let (port, tls_port) = (reserved.port, reserved_tls.as_ref().map(|r| r.port));
         for sub in ["run", "state", "mail", "home"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("dovecot dirs");
         }
@@ -92,6 +97,7 @@ impl Dovecot {
             dir,
             port,
             tls_port,
+            _reserved: (reserved, reserved_tls),
             owner,
             child: None,
         };
@@ -263,11 +269,6 @@ fn name_of(file: &str, id: u32) -> String {
             (found == id).then(|| name.to_owned())
         })
         .unwrap_or_else(|| panic!("no entry for id {id} in {file}; Dovecot needs named users"))
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
 }
 
 fn write_users(dir: &Path, users: &[User], owner: (u32, u32)) {
