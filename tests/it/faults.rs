@@ -129,7 +129,8 @@ fn a_retry_after_longer_than_ten_minutes_stops_the_run_at_once_and_the_next_run_
     let started = Instant::now();
     let run = case.sync(&[]);
     run.assert_code(1);
-    assert!(started.elapsed() < Duration::from_secs(30), "it waited");
+    // 11 minutes announced; anything near that is waiting.
+    assert!(started.elapsed() < Duration::from_secs(120), "it waited");
     assert!(
         run.stderr.contains("Retry-After") && run.stderr.contains("Hint:"),
         "{}",
@@ -172,7 +173,7 @@ fn bodies_cut_off_mid_stream_resume_with_range_in_memory_and_spooled() {
 #[test]
 fn a_body_that_stalls_past_the_read_timeout_is_abandoned_and_resumed() {
     let case = Case::new(20, |_| {});
-    case.arm("slow-body:2@30s");
+    case.arm("slow-body:2@300s");
     let started = Instant::now();
     let stats = assert_recovers(&case, &[("WECHAT_ARCHIVER_READ_TIMEOUT_SECONDS", "1")]);
     assert_eq!(stats.fired("slow-body"), 2);
@@ -181,8 +182,8 @@ fn a_body_that_stalls_past_the_read_timeout_is_abandoned_and_resumed() {
         "a stalled body must be resumed where it stopped: {stats:?}"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "the client waited out a 30 s stall instead of timing out"
+        started.elapsed() < Duration::from_secs(120),
+        "the client waited out a 300 s stall instead of timing out"
     );
 }
 
@@ -330,8 +331,8 @@ fn a_source_that_stays_down_exits_1_records_nothing_and_the_next_run_repairs() {
     let run = case.sync(&[("WECHAT_ARCHIVER_MAX_RETRY_SECONDS", "2")]);
     run.assert_code(1);
     assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "retries were not bounded"
+        started.elapsed() < Duration::from_secs(120),
+        "retries were not bounded to the 2 s asked (the default is 300 s)"
     );
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(run.stderr.contains("503"), "{}", run.stderr);
