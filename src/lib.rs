@@ -9,6 +9,7 @@ pub mod config;
 pub mod content;
 pub mod email;
 pub mod faultpoint;
+pub mod http;
 pub mod ledger;
 pub mod lock;
 pub mod mailbox;

@@ -114,7 +114,8 @@ pub async fn check_credentials(
         .await
         .map_err(|e| unreachable_err(&url, &e))?;
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
+    // A token answer is a few hundred bytes; more is cut off, not read.
+    let body = crate::http::error_body(response).await;
     interpret(&url, status, &body)
 }
 

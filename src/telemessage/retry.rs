@@ -1,6 +1,6 @@
 //! When and how long to wait before trying a TeleMessage call again.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rand::Rng;
 
@@ -40,32 +40,11 @@ impl RetryPolicy {
     }
 }
 
-/// Parses `Retry-After`: delay seconds (fractions accepted) or an HTTP date.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
+pub use crate::http::parse_retry_after;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after("1.5", now),
-            Some(Duration::from_millis(1500))
-        );
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

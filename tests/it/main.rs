@@ -9,6 +9,7 @@ mod email;
 mod faults;
 mod graph;
 mod graph_sync;
+mod hostile_server;
 mod imap;
 mod imap_sync;
 mod keyring_sync;

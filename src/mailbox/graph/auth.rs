@@ -16,6 +16,13 @@ use crate::secrets::Secret;
 /// Tokens are renewed this long before Microsoft says they expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
+/// The longest lifetime taken from a token answer (Microsoft's are an
+/// hour or so); a larger `expires_in` is clamped, not trusted.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest token answer read.
+const TOKEN_ANSWER_CAP: usize = 1024 * 1024;
+
 pub(crate) struct TokenSource {
     url: Url,
     client_id: String,
@@ -118,15 +125,29 @@ impl TokenSource {
             attempt += 1;
             let sent = http.post(self.url.clone()).form(&form).send().await;
             let retry_in = match sent {
+                Ok(resp) if resp.status().is_redirection() => {
+                    return Err(GraphError::Auth(format!(
+                        "the token request to {} was redirected to {}; redirects are refused so that the client secret goes only to the configured login endpoint",
+                        self.url,
+                        crate::http::redirect_target(&resp)
+                    )));
+                }
                 Ok(resp) if resp.status().is_success() => {
-                    let body = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+                    let body = crate::http::read_capped(resp, TOKEN_ANSWER_CAP)
+                        .await
+                        .map_err(|e| match e {
+                            crate::http::BodyError::Broken(e) => self.unreachable(e),
+                            e => {
+                                GraphError::Protocol(format!("token answer from {}: {e}", self.url))
+                            }
+                        })?;
                     let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
                         GraphError::Protocol(format!(
                             "token answer from {} is not valid: {e}",
                             self.url
                         ))
                     })?;
-                    let lifetime = Duration::from_secs(answer.expires_in.max(1));
+                    let lifetime = Duration::from_secs(answer.expires_in.max(1)).min(MAX_LIFETIME);
                     return Ok((Secret::new(answer.access_token), lifetime));
                 }
                 Ok(resp) => {
@@ -136,7 +157,7 @@ impl TokenSource {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_retry_after);
-                    let body = resp.bytes().await.unwrap_or_default();
+                    let body = crate::http::error_body(resp).await;
                     if !matches!(status, 429 | 500 | 502 | 503 | 504) {
                         return Err(self.refused(status, &body));
                     }
@@ -164,12 +185,13 @@ impl TokenSource {
 
     fn refused(&self, status: u16, body: &[u8]) -> GraphError {
         let err: TokenError = serde_json::from_slice(body).unwrap_or_default();
-        let description = err
-            .error_description
-            .lines()
-            .next()
-            .unwrap_or("")
-            .replace(self.secret.expose(), "[redacted]");
+        let description = crate::http::server_text(
+            &err.error_description
+                .lines()
+                .next()
+                .unwrap_or("")
+                .replace(self.secret.expose(), "[redacted]"),
+        );
         let hint = match err.error.as_str() {
             "invalid_client" | "unauthorized_client" => {
                 "; check the client id and store the current client secret with `wechat-archiver login`"
@@ -180,9 +202,9 @@ impl TokenSource {
         GraphError::Auth(format!(
             "the Microsoft identity platform refused the application's credentials ({status} {}): {description}{hint}",
             if err.error.is_empty() {
-                "error"
+                "error".to_owned()
             } else {
-                &err.error
+                crate::http::server_text(&err.error)
             }
         ))
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
@@ -138,10 +138,9 @@ impl Api {
         tokens: TokenSource,
         limits: GraphLimits,
     ) -> Result<Api, String> {
-        let http = reqwest::Client::builder()
+        let http = crate::http::builder()
             .connect_timeout(Duration::from_secs(30))
             .timeout(limits.request_timeout)
-            .user_agent(concat!("wechat-archiver/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
         let mut root = endpoints.graph.clone();
@@ -236,7 +235,7 @@ impl Api {
         };
         let mut req = self.http.request(call.method.clone(), call.url.clone());
         if let Some(token) = &token {
-            req = req.header(AUTHORIZATION, format!("Bearer {}", token.expose()));
+            req = req.header(AUTHORIZATION, bearer(token)?);
         }
         for (name, value) in &call.headers {
             req = req.header(*name, value);
@@ -253,7 +252,21 @@ impl Api {
             g.done(t).await;
         }
         let (status, headers, body) = match result {
-            Ok(answer) => answer,
+            Ok(Answer::Complete(status, headers, body)) => (status, headers, body),
+            Ok(Answer::Redirected(location)) => {
+                return Ok(Outcome::Fail(GraphError::Protocol(format!(
+                    "{} {} was redirected to {location}; redirects are refused so that the token goes only to the configured Graph endpoint",
+                    call.method,
+                    redact(&call.url)
+                ))));
+            }
+            Ok(Answer::TooLarge(cap)) => {
+                return Ok(Outcome::Fail(GraphError::Protocol(format!(
+                    "{} {} answered more than the {cap} bytes allowed",
+                    call.method,
+                    redact(&call.url)
+                ))));
+            }
             Err(e) => return Ok(Self::transport_failure(call, e)),
         };
         if status.is_success() {
@@ -295,14 +308,46 @@ impl Api {
     }
 }
 
-async fn send(
-    req: reqwest::RequestBuilder,
-) -> Result<(StatusCode, HeaderMap, Bytes), reqwest::Error> {
+/// The largest successful Graph answer read into memory; Graph's own
+/// answers to the calls made here are a few KiB.
+const ANSWER_CAP: usize = 16 * 1024 * 1024;
+
+/// What came back for one request.
+enum Answer {
+    Complete(StatusCode, HeaderMap, Bytes),
+    /// A 3xx, with where it pointed; never followed.
+    Redirected(String),
+    /// A successful answer over the cap.
+    TooLarge(usize),
+}
+
+/// Sends a request and reads its answer: a success up to [`ANSWER_CAP`],
+/// an error up to [`crate::http::ERROR_BODY_CAP`].
+async fn send(req: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
     let resp = req.send().await?;
     let status = resp.status();
+    if status.is_redirection() {
+        return Ok(Answer::Redirected(crate::http::redirect_target(&resp)));
+    }
     let headers = resp.headers().clone();
-    let body = resp.bytes().await?;
-    Ok((status, headers, body))
+    let body = if status.is_success() {
+        match crate::http::read_capped(resp, ANSWER_CAP).await {
+            Ok(body) => body,
+            Err(crate::http::BodyError::TooLarge(cap)) => return Ok(Answer::TooLarge(cap)),
+            Err(crate::http::BodyError::Broken(e)) => return Err(e),
+        }
+    } else {
+        crate::http::error_body(resp).await
+    };
+    Ok(Answer::Complete(status, headers, body))
+}
+
+/// `Bearer <token>`, marked sensitive so that no debug output shows it.
+fn bearer(token: &crate::secrets::Secret) -> Result<HeaderValue, GraphError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| GraphError::Protocol("the access token is not a valid header value".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 fn status_error(status: u16, body: &[u8]) -> GraphError {
@@ -312,9 +357,9 @@ fn status_error(status: u16, body: &[u8]) -> GraphError {
         code: if err.error.code.is_empty() {
             "(no error code)".into()
         } else {
-            err.error.code
+            crate::http::server_text(&err.error.code)
         },
-        message: err.error.message.chars().take(500).collect(),
+        message: crate::http::server_text(&err.error.message),
     }
 }
 

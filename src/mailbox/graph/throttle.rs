@@ -216,15 +216,7 @@ impl GateState {
 /// Parses `Retry-After`: seconds (fractions allowed, as Graph sends them)
 /// or an HTTP date.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    crate::http::parse_retry_after(value, std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -694,10 +694,18 @@ fn sasl_response(login: &Login<'_>) -> (&'static str, Zeroizing<String>, &'stati
 /// Reads one complete answer: a line, with any literals it announces
 /// read and inlined (`{n}\r\n` then n bytes), CRLF removed at the end.
 async fn read_answer(reader: &mut Reader) -> std::io::Result<Vec<u8>> {
+    let oversized = || std::io::Error::other("the server sent an oversized answer");
     let mut answer = Vec::new();
     loop {
         let start = answer.len();
-        let read = reader.read_until(b'\n', &mut answer).await?;
+        let room = MAX_ANSWER.saturating_sub(start) as u64;
+        let read = (&mut *reader)
+            .take(room)
+            .read_until(b'\n', &mut answer)
+            .await?;
+        if read as u64 == room && answer.last() != Some(&b'\n') {
+            return Err(oversized());
+        }
         if read == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -713,8 +721,8 @@ async fn read_answer(reader: &mut Reader) -> std::io::Result<Vec<u8>> {
         let Some(len) = proto::trailing_literal(&answer[start..]) else {
             return Ok(answer);
         };
-        if answer.len() + len > MAX_ANSWER {
-            return Err(std::io::Error::other("the server sent an oversized answer"));
+        if answer.len().checked_add(len).is_none_or(|n| n > MAX_ANSWER) {
+            return Err(oversized());
         }
         answer.extend_from_slice(b"\r\n");
         let at = answer.len();

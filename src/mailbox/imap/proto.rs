@@ -153,6 +153,10 @@ impl Capabilities {
     }
 }
 
+/// The most UIDs an `APPENDUID` code may name: far more than one batch
+/// of APPENDs, far less than memory (a range list could expand forever).
+pub const MAX_APPEND_UIDS: usize = 100_000;
+
 /// The `APPENDUID uidvalidity uid-set` code of a successful APPEND
 /// (UIDPLUS): one UID per message, in the order they were sent.
 pub fn append_uids(status: &StatusLine) -> Option<(u32, Vec<u32>)> {
@@ -167,7 +171,7 @@ pub fn append_uids(status: &StatusLine) -> Option<(u32, Vec<u32>)> {
         let (first, last) = range.split_once(':').unwrap_or((range, range));
         let (first, last): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
         let (low, high) = (first.min(last), first.max(last));
-        if high - low > 100_000 {
+        if (high - low) as usize >= MAX_APPEND_UIDS - uids.len() {
             return None;
         }
         uids.extend(low..=high);
@@ -357,8 +361,9 @@ impl Parser<'_> {
         if self.data.get(close + 1..start)? != b"\r\n" {
             return None;
         }
-        let bytes = self.data.get(start..start + len)?.to_vec();
-        self.pos = start + len;
+        let end = start.checked_add(len)?;
+        let bytes = self.data.get(start..end)?.to_vec();
+        self.pos = end;
         Some(Value::Bytes(bytes))
     }
 
@@ -419,6 +424,10 @@ mod tests {
         assert_eq!(append_uids(&status), Some((1732, vec![55])));
         let multi = parse_status("OK [APPENDUID 9 1981:1983,1990] Append completed.").unwrap();
         assert_eq!(append_uids(&multi), Some((9, vec![1981, 1982, 1983, 1990])));
+        let one_huge = parse_status("OK [APPENDUID 9 1:4294967295] done").unwrap();
+        assert_eq!(append_uids(&one_huge), None);
+        let many = format!("OK [APPENDUID 9 {}] done", vec!["1:60000"; 50].join(","));
+        assert_eq!(append_uids(&parse_status(&many).unwrap()), None);
         let no = parse_status("NO [OVERQUOTA] Quota exceeded (mailbox for user is full)").unwrap();
         assert_eq!(no.code_name().as_deref(), Some("OVERQUOTA"));
         assert_eq!(
@@ -435,6 +444,14 @@ mod tests {
         assert_eq!(trailing_literal(b"* LIST () \"/\" {3+}"), Some(3));
         assert_eq!(trailing_literal(b"* OK {x}"), None);
         assert_eq!(trailing_literal(b"* OK done"), None);
+        assert_eq!(
+            trailing_literal(b"* 1 FETCH (BODY[] {18446744073709551615}"),
+            Some(usize::MAX)
+        );
+        assert_eq!(
+            trailing_literal(b"* 1 FETCH (BODY[] {99999999999999999999}"),
+            None
+        );
     }
 
     #[test]
@@ -459,6 +476,14 @@ mod tests {
     fn internal_date_is_space_padded() {
         let at: DateTime<Utc> = "2026-11-02T08:05:09Z".parse().unwrap();
         assert_eq!(internal_date(&at), "\" 2-Nov-2026 08:05:09 +0000\"");
+    }
+
+    #[test]
+    fn a_literal_longer_than_memory_is_refused_without_a_panic() {
+        assert_eq!(
+            fetch_items(b"1 FETCH (BODY[] {18446744073709551615}\r\nabc)"),
+            None
+        );
     }
 
     #[test]

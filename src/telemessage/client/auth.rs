@@ -5,9 +5,13 @@ use std::time::Instant;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
-use super::retrying::{Attempt, describe_reqwest_error, error_body, retry_now};
-use super::{Client, ClientError};
+use super::retrying::{Attempt, FreeText, describe_reqwest_error, error_body, retry_now};
+use super::{Client, ClientError, TOKEN_ANSWER_CAP, misbehaving};
+use crate::http::BodyError;
 use crate::telemessage::model::Account;
+
+/// What the sign-in is called in messages.
+const SIGNING_IN: &str = "signing in to TeleMessage";
 
 impl Client {
     /// Exchanges the credentials for a token; the check `login` runs
@@ -111,14 +115,8 @@ impl Client {
             match failure {
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Retry { reason, wait } => {
-                    self.wait_or_give_up(
-                        "signing in to TeleMessage",
-                        attempt,
-                        started,
-                        reason,
-                        wait,
-                    )
-                    .await?
+                    self.wait_or_give_up(SIGNING_IN, attempt, started, reason, wait)
+                        .await?
                 }
             }
         }
@@ -143,14 +141,24 @@ impl Client {
             return Err(Attempt::Fatal(ClientError::InvalidCredentials));
         }
         if !status.is_success() {
-            return Err(self.classify(response, status, "signing in").await);
+            return Err(self
+                .classify_answer(response, status, SIGNING_IN, FreeText::Hidden)
+                .await);
         }
-        let bytes = response
-            .bytes()
+        let bytes = crate::http::read_capped(response, TOKEN_ANSWER_CAP)
             .await
-            .map_err(|e| retry_now(&format!("the token answer broke off: {e}")))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| retry_now(&format!("the token answer is not the promised JSON: {e}")))
+            .map_err(|e| match e {
+                BodyError::TooLarge(_) => Attempt::Fatal(misbehaving(SIGNING_IN, e.to_string())),
+                BodyError::Broken(_) => retry_now(&e.to_string()),
+            })?;
+        // serde's message may quote the answer, which may echo the request.
+        serde_json::from_slice(&bytes).map_err(|e| {
+            retry_now(&format!(
+                "the token answer is not the promised JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })
     }
 }
 

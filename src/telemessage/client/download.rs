@@ -2,14 +2,14 @@
 //! resumed with `Range`, and bounded in number at once.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::{Response, StatusCode, Url, header};
 
-use super::retrying::{Attempt, error_body, retry_now};
+use super::retrying::{Attempt, error_body, plain_code, retry_now};
 use super::sink::Sink;
-use super::{Client, ClientError};
+use super::{Client, ClientError, MIN_DOWNLOAD_RATE};
 use crate::content::Content;
 use crate::telemessage::model::Item;
 
@@ -58,10 +58,12 @@ impl Client {
         sink: &mut Sink,
     ) -> Result<(), Attempt> {
         let offset = sink.received;
+        let deadline = self.download_deadline(item.size.saturating_sub(offset));
         let response = self
             .send(|http| {
                 let req = http
                     .get(url.clone())
+                    .timeout(deadline)
                     .header(header::ACCEPT, "message/rfc822");
                 if offset > 0 {
                     req.header(header::RANGE, format!("bytes={offset}-"))
@@ -81,7 +83,8 @@ impl Client {
             StatusCode::NOT_FOUND => {
                 // Only the API's own answer means purged; any other 404 (a
                 // proxy, a wrong path) must not mark the item gone for good.
-                let body = error_body(response).await;
+                let mut body = error_body(response).await;
+                body.error = plain_code(&body.error);
                 if body.error == "item_not_found" {
                     return Err(Attempt::Fatal(ClientError::ItemGone(item.id.to_string())));
                 }
@@ -98,7 +101,13 @@ impl Client {
         }
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| retry_now(&format!("the body broke off: {e}")))?;
+            let chunk = chunk.map_err(|e| match e.is_timeout() {
+                true => retry_now(&format!(
+                    "the body was not complete within its {} s deadline",
+                    deadline.as_secs()
+                )),
+                false => retry_now(&format!("the body broke off: {}", e.without_url())),
+            })?;
             if sink.received + chunk.len() as u64 > item.size {
                 sink.reset().await.map_err(Attempt::Fatal)?;
                 return Err(retry_now("the body is longer than the listed size"));
@@ -109,6 +118,15 @@ impl Client {
             return Err(retry_now("the body ended early"));
         }
         Ok(())
+    }
+
+    /// The time a download of `bytes` may take in all: the request
+    /// deadline plus the time the size needs at the slowest rate allowed.
+    fn download_deadline(&self, bytes: u64) -> Duration {
+        self.inner
+            .options
+            .request_deadline
+            .saturating_add(Duration::from_secs(bytes / MIN_DOWNLOAD_RATE))
     }
 
     /// The content URL, the id percent-encoded as one path segment (an id

@@ -38,6 +38,12 @@ pub enum ClientError {
         human_duration(*.0)
     )]
     RetryAfterTooLong(Duration),
+    #[error(
+        "TeleMessage answered {what} with a redirect to {location}; redirects are refused so that the password and tokens go only to the configured endpoint (set the endpoint to the URL the API really answers at)"
+    )]
+    Redirected { what: String, location: String },
+    #[error("TeleMessage's answer to {what} cannot be used: {reason}")]
+    Misbehaving { what: String, reason: String },
     #[error("cannot write the spool file {path}: {source}")]
     Spool {
         path: String,

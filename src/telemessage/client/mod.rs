@@ -18,7 +18,9 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::model::{Account, RegisteredUser, UserPage};
 use super::retry::RetryPolicy;
+use crate::http::BodyError;
 use crate::secrets::Secret;
+use listing::Pages;
 use retrying::{Attempt, retry_now};
 use sink::MemoryBudget;
 
@@ -41,7 +43,24 @@ pub struct ClientOptions {
     /// Bytes of downloaded bodies held in memory at once; a body that
     /// does not fit is spooled to a file instead.
     pub memory_budget: u64,
+    /// Longest time one API call may take from sending to the last byte
+    /// of its answer, however steadily the server drips it; a download
+    /// gets this plus the time its size needs at [`MIN_DOWNLOAD_RATE`].
+    pub request_deadline: Duration,
+    /// Pages one listing may take before the run stops: a server that
+    /// pages forever must not hold the connector's lock forever.
+    pub max_pages: u32,
 }
+
+/// The slowest download rate (bytes per second) a content download is
+/// given time for, on top of [`ClientOptions::request_deadline`].
+pub const MIN_DOWNLOAD_RATE: u64 = 64 * 1024;
+
+/// The largest token answer read.
+const TOKEN_ANSWER_CAP: usize = 1024 * 1024;
+
+/// The largest account or registered-users page read.
+const JSON_ANSWER_CAP: usize = 32 * 1024 * 1024;
 
 /// Environment variable setting the longest silence while reading a body,
 /// in seconds (default 30): a gateway known to pause longer needs more, a
@@ -62,6 +81,8 @@ impl Default for ClientOptions {
             page_limit: 1000,
             downloads_at_once: 16,
             memory_budget: 16 * 1024 * 1024,
+            request_deadline: Duration::from_secs(120),
+            max_pages: 100_000,
         }
     }
 }
@@ -99,10 +120,10 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         let base = check_endpoint(endpoint)?;
-        let http = reqwest::Client::builder()
+        let http = crate::http::builder()
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
-            .user_agent(concat!("wechat-archiver/", env!("CARGO_PKG_VERSION")))
+            .timeout(options.request_deadline)
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| ClientError::BadEndpoint(format!("{endpoint}: {e}")))?;
@@ -129,24 +150,37 @@ impl Client {
 
     pub async fn account(&self) -> Result<Account, ClientError> {
         let url = self.url("/v1/account", &[]);
-        self.get_json(url, "the account").await
+        self.get_json(url, "the account", JSON_ANSWER_CAP).await
     }
 
     /// Every registered user, all pages.
     pub async fn registered_users(&self) -> Result<Vec<RegisteredUser>, ClientError> {
+        const WHAT: &str = "the registered users";
         let mut users = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut pages = Pages::new(self.inner.options.max_pages);
         loop {
             let mut query = vec![("limit", "1000".to_owned())];
             if let Some(c) = &cursor {
                 query.push(("cursor", c.clone()));
             }
             let url = self.url("/v1/account/users", &query);
-            let page: UserPage = self.get_json(url, "the registered users").await?;
+            let page: UserPage = self.get_json(url, WHAT, JSON_ANSWER_CAP).await?;
+            if page.users.len() > 1000 {
+                return Err(misbehaving(
+                    WHAT,
+                    format!(
+                        "a page holds {} users, 1000 were asked for",
+                        page.users.len()
+                    ),
+                ));
+            }
             users.extend(page.users);
-            match page.next_cursor {
-                Some(c) if !c.is_empty() => cursor = Some(c),
-                _ => return Ok(users),
+            cursor = pages
+                .next(page.next_cursor)
+                .map_err(|reason| misbehaving(WHAT, reason))?;
+            if cursor.is_none() {
+                return Ok(users);
             }
         }
     }
@@ -165,12 +199,13 @@ impl Client {
         &self,
         url: Url,
         what: &str,
+        cap: usize,
     ) -> Result<T, ClientError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let failure = match self.get_json_attempt(&url, what).await {
+            let failure = match self.get_json_attempt(&url, what, cap).await {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
@@ -188,17 +223,41 @@ impl Client {
         &self,
         url: &Url,
         what: &str,
+        cap: usize,
     ) -> Result<T, Attempt> {
         let response = self.send(|http| http.get(url.clone())).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(self.classify(response, status, what).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| retry_now(&format!("the answer broke off: {e}")))?;
-        serde_json::from_slice(&body)
-            .map_err(|e| retry_now(&format!("the answer is not the promised JSON: {e}")))
+        read_json(response, what, cap).await
+    }
+}
+
+/// Reads a JSON answer of at most `cap` bytes: a larger one is fatal (a
+/// server sending it would send it again), a broken one is retried.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+    cap: usize,
+) -> Result<T, Attempt> {
+    let body = crate::http::read_capped(response, cap)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge(_) => Attempt::Fatal(misbehaving(what, e.to_string())),
+            BodyError::Broken(_) => retry_now(&e.to_string()),
+        })?;
+    serde_json::from_slice(&body).map_err(|e| {
+        retry_now(&format!(
+            "the answer is not the promised JSON: {}",
+            crate::http::server_text(&e.to_string())
+        ))
+    })
+}
+
+fn misbehaving(what: &str, reason: String) -> ClientError {
+    ClientError::Misbehaving {
+        what: what.to_owned(),
+        reason,
     }
 }

@@ -24,12 +24,37 @@ impl Client {
         status: StatusCode,
         what: &str,
     ) -> Attempt {
+        self.classify_answer(response, status, what, FreeText::Shown)
+            .await
+    }
+
+    /// [`Client::classify`], with the server's free text shown (escaped)
+    /// or, for the sign-in, never: a proxy that echoes the request would
+    /// print the password.
+    pub(super) async fn classify_answer(
+        &self,
+        response: Response,
+        status: StatusCode,
+        what: &str,
+        text: FreeText,
+    ) -> Attempt {
+        if status.is_redirection() {
+            return Attempt::Fatal(ClientError::Redirected {
+                what: what.to_owned(),
+                location: crate::http::redirect_target(&response),
+            });
+        }
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = error_body(response).await;
+        let mut body = error_body(response).await;
+        body.error = plain_code(&body.error);
+        body.message = match text {
+            FreeText::Shown => crate::http::server_text(&body.message),
+            FreeText::Hidden => String::new(),
+        };
         let detail = if body.message.is_empty() {
             body.error.clone()
         } else {
@@ -134,9 +159,32 @@ pub(super) fn retry_now(reason: &str) -> Attempt {
     }
 }
 
+/// Whether an error answer's `message` may be shown.
+#[derive(Clone, Copy)]
+pub(super) enum FreeText {
+    Shown,
+    Hidden,
+}
+
+/// The API's error body, from at most the first
+/// [`ERROR_BODY_CAP`](crate::http::ERROR_BODY_CAP) bytes of the answer.
 pub(super) async fn error_body(response: Response) -> ApiErrorBody {
-    let bytes = response.bytes().await.unwrap_or_default();
+    let bytes = crate::http::error_body(response).await;
     serde_json::from_slice(&bytes).unwrap_or_default()
+}
+
+/// An error code as the API defines them (`snake_case`), or a placeholder
+/// for anything else a server put there.
+pub(super) fn plain_code(code: &str) -> String {
+    let plain = (1..=64).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+    if plain || code.is_empty() {
+        code.to_owned()
+    } else {
+        "(unreadable error code)".to_owned()
+    }
 }
 
 pub(super) fn describe_reqwest_error(e: &reqwest::Error) -> String {
