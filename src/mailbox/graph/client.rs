@@ -381,3 +381,145 @@ pub(crate) fn redact(url: &Url) -> String {
     shown.set_query(None);
     shown.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::http::{HeaderMap, StatusCode as Status, header};
+    use axum::routing::{get, post};
+
+    use super::*;
+    use crate::config::Cloud;
+    use crate::secrets::Secret;
+
+    const CLIENT_SECRET: &str = "client-Secret-xyz";
+
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A server that records every request's headers and body.
+    async fn elsewhere(seen: Arc<Mutex<Vec<String>>>) -> String {
+        serve(
+            Router::new().fallback(move |headers: HeaderMap, body: String| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(format!("{headers:?} {body}"));
+                    Status::NOT_FOUND
+                }
+            }),
+        )
+        .await
+    }
+
+    fn token_route(expires_in: u64) -> Router {
+        Router::new().route(
+            "/tenant/oauth2/v2.0/token",
+            post(move || async move {
+                axum::Json(serde_json::json!({"access_token": "tok", "expires_in": expires_in}))
+            }),
+        )
+    }
+
+    fn api(graph: &str, login: &str) -> Api {
+        let endpoints = Endpoints::resolve(Cloud::Global, Some(graph), Some(login)).unwrap();
+        let tokens = TokenSource::new(
+            &endpoints.login,
+            "tenant",
+            "client",
+            Secret::new(CLIENT_SECRET),
+            &endpoints.scope,
+        );
+        let limits = GraphLimits {
+            max_attempts: 2,
+            base_backoff: Duration::from_millis(10),
+            ..GraphLimits::default()
+        };
+        Api::new(&endpoints, tokens, limits).unwrap()
+    }
+
+    #[tokio::test]
+    async fn redirects_never_carry_the_secret_or_the_token_elsewhere() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let other = elsewhere(seen.clone()).await;
+        let to = format!("{other}/steal");
+        let login = serve(Router::new().route(
+            "/tenant/oauth2/v2.0/token",
+            post(move || async move { (Status::TEMPORARY_REDIRECT, [(header::LOCATION, to)]) }),
+        ))
+        .await;
+        let api_redirected_login = api(&login, &login);
+        let err = api_redirected_login
+            .call(None, Call::get(api_redirected_login.url(&["users"])))
+            .await
+            .err()
+            .expect("a refused redirect");
+        assert!(err.to_string().contains("redirected to"), "{err}");
+
+        let to = format!("{other}/steal");
+        let graph = serve(token_route(3600).route(
+            "/v1.0/users",
+            get(move || async move { (Status::FOUND, [(header::LOCATION, to)]) }),
+        ))
+        .await;
+        let api = api(&graph, &graph);
+        let err = api
+            .call(None, Call::get(api.url(&["users"])))
+            .await
+            .err()
+            .expect("a refused redirect");
+        assert!(err.to_string().contains("redirected to"), "{err}");
+        assert_eq!(*seen.lock().unwrap(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn absurd_numbers_and_endless_bodies_end_calls_without_a_panic() {
+        let graph = serve(
+            token_route(u64::MAX)
+                .route("/v1.0/users", get(|| async { "{}" }))
+                .route(
+                    "/v1.0/throttled",
+                    get(|| async { (Status::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1e20")]) }),
+                )
+                .route(
+                    "/v1.0/endless",
+                    get(|| async {
+                        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                        let endless = futures_util::stream::repeat_with(move || {
+                            Ok::<_, std::io::Error>(chunk.clone())
+                        });
+                        (
+                            Status::INTERNAL_SERVER_ERROR,
+                            axum::body::Body::from_stream(endless),
+                        )
+                    }),
+                ),
+        )
+        .await;
+        let api = api(&graph, &graph);
+        let ok = api.call(None, Call::get(api.url(&["users"]))).await;
+        assert!(ok.is_ok(), "expires_in u64::MAX: {:?}", ok.err());
+        let throttled = api.call(None, Call::get(api.url(&["throttled"]))).await;
+        assert!(
+            matches!(throttled, Err(GraphError::GaveUp { status: 429, .. })),
+            "{:?}",
+            throttled.err()
+        );
+        let endless = tokio::time::timeout(
+            Duration::from_secs(120),
+            api.call(None, Call::get(api.url(&["endless"]))),
+        )
+        .await
+        .expect("an endless error body is not read to its end");
+        assert!(
+            matches!(endless, Err(GraphError::GaveUp { status: 500, .. })),
+            "{:?}",
+            endless.err()
+        );
+    }
+}
