@@ -109,12 +109,23 @@ impl fmt::Display for Target {
 /// place plain-text protocols are allowed.
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
     }
-    host.parse::<std::net::IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(false)
+    // The name alone is not trusted: /etc/hosts or a resolver may map it
+    // elsewhere, and plain text would then leave the machine.
+    host.eq_ignore_ascii_case("localhost")
+        && std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+            .is_ok_and(|addrs| loopback_only(addrs.map(|a| a.ip())))
+}
+
+/// Whether a name's addresses are all loopback (and there is one).
+fn loopback_only(mut addrs: impl Iterator<Item = std::net::IpAddr>) -> bool {
+    let mut any = false;
+    addrs.all(|ip| {
+        any = true;
+        ip.is_loopback()
+    }) && any
 }
 
 #[cfg(test)]
@@ -157,7 +168,17 @@ mod tests {
     fn loopback_detection() {
         assert!(is_loopback_host("127.0.0.1"));
         assert!(is_loopback_host("[::1]"));
-        assert!(is_loopback_host("localhost"));
+        assert!(
+            is_loopback_host("localhost"),
+            "localhost resolves to loopback here"
+        );
+        assert!(!is_loopback_host("localhost.example.net"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(loopback_only([ip("127.0.0.1"), ip("::1")].into_iter()));
+        assert!(!loopback_only(
+            [ip("127.0.0.1"), ip("192.0.2.7")].into_iter()
+        ));
+        assert!(!loopback_only(std::iter::empty()));
         assert!(!is_loopback_host("example.net"));
         assert!(!is_loopback_host("127.0.0.1.example.net"));
     }

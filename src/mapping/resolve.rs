@@ -22,13 +22,27 @@ pub struct Resolution {
     pub mailboxes: Vec<Mailbox>,
     /// The participants no rule mapped, with the reason.
     pub unmapped: Vec<Unmapped>,
+    /// Participants whose mailbox the target could not look up (a `400`
+    /// for one address), with the error: the item goes to the others and
+    /// is retried for these.
+    pub lookup_failures: Vec<String>,
 }
 
 impl Resolution {
     /// No participant mapped: the item reaches no user's mailbox (the
     /// engine keeps it as unmapped, and writes it to the fallback mailbox).
     pub fn is_unmapped(&self) -> bool {
-        self.mailboxes.is_empty()
+        self.mailboxes.is_empty() && self.lookup_failures.is_empty()
+    }
+
+    /// Why some participants' mailboxes are unknown, if any are.
+    pub fn lookup_failure(&self) -> Option<String> {
+        (!self.lookup_failures.is_empty()).then(|| {
+            format!(
+                "cannot look up the mailbox of {}",
+                self.lookup_failures.join("; ")
+            )
+        })
     }
 }
 
@@ -91,8 +105,10 @@ impl Resolver {
         domains
     }
 
-    /// The mailboxes `item` belongs in. Fails only when the target cannot
-    /// answer whether an address is one of its users.
+    /// The mailboxes `item` belongs in. Fails only when the target as a
+    /// whole cannot answer whether an address is one of its users; a
+    /// lookup that fails for one address is kept in
+    /// [`Resolution::lookup_failures`].
     pub async fn resolve(
         &self,
         item: &Item,
@@ -100,7 +116,17 @@ impl Resolver {
     ) -> Result<Resolution, WriteError> {
         let mut resolution = Resolution::default();
         for party in item.parties() {
-            match self.participant(party, users).await? {
+            let found = match self.participant(party, users).await {
+                Err(e @ WriteError::Target(_)) => return Err(e),
+                Err(e) => {
+                    let who = unmapped(party, String::new());
+                    let who = who.email.or(who.mobile).unwrap_or(who.name);
+                    resolution.lookup_failures.push(format!("{who}: {e}"));
+                    continue;
+                }
+                Ok(found) => found,
+            };
+            match found {
                 Ok(mailbox) => {
                     if !resolution.mailboxes.contains(&mailbox) {
                         resolution.mailboxes.push(mailbox);
@@ -444,6 +470,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(names(&r), ["li.wei@contoso.com"]);
+    }
+
+    /// Answers for one address with an error of that lookup only.
+    struct RefusesOne;
+
+    #[async_trait]
+    impl MailboxWriter for RefusesOne {
+        fn describe(&self) -> String {
+            "graph".into()
+        }
+        async fn is_valid_user(&self, mailbox: &Mailbox) -> Result<bool, WriteError> {
+            match mailbox.as_str() {
+                "odd@contoso.com" => Err(WriteError::Copy("Graph answered 400".into())),
+                _ => Ok(true),
+            }
+        }
+        async fn find_existing(
+            &self,
+            _: &Mailbox,
+            _: &Item,
+        ) -> Result<Option<Written>, WriteError> {
+            Ok(None)
+        }
+        async fn write(&self, _: &Mailbox, _: &Copy<'_>) -> Result<Written, WriteError> {
+            Err(WriteError::Target("resolution never writes".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_error_for_one_participant_spares_the_others() {
+        let resolver = Resolver::new(None, true);
+        let it = item(
+            party("Odd", None, Some("odd@contoso.com")),
+            vec![party("Li Wei", None, Some("li.wei@contoso.com"))],
+        );
+        let r = resolver.resolve(&it, &RefusesOne).await.unwrap();
+        assert_eq!(names(&r), ["li.wei@contoso.com"]);
+        let failure = r.lookup_failure().expect("the failed lookup is kept");
+        assert!(
+            failure.contains("odd@contoso.com: Graph answered 400"),
+            "{failure}"
+        );
+        assert!(!r.is_unmapped());
     }
 
     #[tokio::test]

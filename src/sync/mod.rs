@@ -433,6 +433,14 @@ impl Run<'_> {
                 return Ok(Settled::Failed(reason));
             }
         };
+        let lookup_failure = resolution.lookup_failure();
+        if resolution.mailboxes.is_empty()
+            && let Some(reason) = &lookup_failure
+        {
+            let reason = format!("cannot resolve mailboxes: {reason}");
+            self.fail_item(item, None, &reason);
+            return Ok(Settled::Failed(reason));
+        }
         let unmapped = resolution
             .mailboxes
             .is_empty()
@@ -446,6 +454,8 @@ impl Run<'_> {
             self.report().unmapped_item(item);
         }
         let (pending, unchecked) = self.pending_mailboxes(item, state, &mailboxes).await?;
+        // Copies for the participants found, a retry for the others.
+        let unchecked = unchecked.or(lookup_failure);
         if pending.is_empty() {
             return self.settle(item, unmapped.as_deref(), unchecked.as_deref());
         }

@@ -59,6 +59,11 @@ impl Endpoints {
 /// Parses an endpoint and refuses plain HTTP to anything but loopback.
 pub(crate) fn parse_endpoint(what: &str, value: &str) -> Result<Url, String> {
     let url = Url::parse(value).map_err(|e| format!("{what} {value:?} is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{what} must not contain a user name or password; the application's secret is given to `wechat-archiver login`"
+        ));
+    }
     require_secure(what, &url)?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
@@ -104,5 +109,8 @@ mod tests {
         assert!(Endpoints::resolve(Cloud::Global, None, Some("http://login.example.net")).is_err());
         assert!(Endpoints::resolve(Cloud::Global, Some("http://[::1]:8080"), None).is_ok());
         assert!(Endpoints::resolve(Cloud::Global, Some("ftp://x"), None).is_err());
+        let with_password =
+            Endpoints::resolve(Cloud::Global, Some("https://u:pw@graph.example.net"), None);
+        assert!(with_password.is_err_and(|e| !e.contains("pw@")));
     }
 }

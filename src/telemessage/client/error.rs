@@ -10,6 +10,10 @@ use crate::text::human_duration;
 pub enum ClientError {
     #[error("the endpoint {0:?} is not a valid URL")]
     BadEndpoint(String),
+    #[error(
+        "the endpoint {0} must not contain a user name or password; give the user name with --username and the password to `wechat-archiver login`"
+    )]
+    CredentialsInEndpoint(String),
     #[error("the endpoint {0} uses plain http:// to a host that is not loopback")]
     InsecureEndpoint(String),
     #[error("TeleMessage refused the user name or password (invalid_credentials)")]
