@@ -92,19 +92,12 @@ pub fn redirect_target(response: &Response) -> String {
     location.chars().take(200).collect()
 }
 
-/// Text a server chose (an error message), cut to 500 characters with
-/// control characters escaped, so it can neither drive the terminal it is
-/// printed on nor forge lines in a log.
+/// Text a server chose (an error message), cut to 500 characters and
+/// escaped with [`crate::text::escape_control`], so it can neither drive
+/// the terminal it is printed on nor forge lines in a log.
 pub fn server_text(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(500) {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    let cut: String = text.chars().take(500).collect();
+    crate::text::escape_control(&cut).into_owned()
 }
 
 /// Parses `Retry-After`: delay seconds (fractions accepted) or an HTTP
@@ -151,7 +144,7 @@ mod tests {
     fn server_text_cannot_drive_a_terminal() {
         assert_eq!(
             server_text("a\x1b]52;c;x\x07b\nc"),
-            "a\\u{1b}]52;c;x\\u{7}b\\nc"
+            "a\\x1b]52;c;x\\x07b\\nc"
         );
         assert_eq!(server_text(&"x".repeat(900)).len(), 500);
     }
