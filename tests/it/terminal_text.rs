@@ -85,8 +85,10 @@ fn hostile_names_never_reach_stderr_status_or_the_log_raw() {
     assert!(login.stdout.contains("account Evil\\x1b]52"), "{login:?}");
 }
 
+/// The sign-in's free text is never repeated at all (a proxy echoing
+/// the request would print the password); its error code is.
 #[test]
-fn a_hostile_server_message_is_escaped_on_stderr_and_in_the_log() {
+fn a_hostile_sign_in_message_is_not_repeated_on_stderr_or_in_the_log() {
     let sim = simulator(5, |c| {
         c.account_name = HOSTILE.to_owned();
         c.faults = vec![Fault::Refuse(AuthRefusal::AccountDisabled)];
@@ -96,13 +98,13 @@ fn a_hostile_server_message_is_escaped_on_stderr_and_in_the_log() {
     let run = sync_with(&env, &["--since", SINCE, "--until", UNTIL], &[]);
     run.assert_code(1);
     assert!(
-        run.stderr.contains("account Evil\\x1b]52"),
+        run.stderr.contains("refused access (account_disabled)") && !run.stderr.contains("Evil"),
         "{}",
         run.stderr
     );
     assert_clean("sync's stderr", &run.stderr);
     let log = sync_log(&env);
-    assert!(log.contains("account Evil\\x1b]52"), "{log}");
+    assert!(!log.contains("Evil"), "{log}");
     assert_clean("sync.log", &log);
 }
 

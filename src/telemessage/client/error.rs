@@ -18,7 +18,10 @@ pub enum ClientError {
     InsecureEndpoint(String),
     #[error("TeleMessage refused the user name or password (invalid_credentials)")]
     InvalidCredentials,
-    #[error("TeleMessage refused access ({code}): {message}")]
+    #[error(
+        "TeleMessage refused access ({code}){}",
+        if message.is_empty() { String::new() } else { format!(": {message}") }
+    )]
     Forbidden { code: String, message: String },
     #[error("TeleMessage rejected a fresh token twice in a row")]
     TokenRejected,
