@@ -146,15 +146,15 @@ async fn check_target(
         CliError::failure(&e).hint("make the target reachable, or leave out --check-target")
     })?;
     let column = report.dialect().mailbox_column.clone();
-    let findings = mapping::check_target(table, writer.as_ref(), column.as_deref())
-        .await
-        .map_err(|e| {
-            CliError::failure(format!(
-                "{} cannot say who its users are: {e}",
-                writer.describe()
-            ))
-            .hint("make the target reachable, or leave out --check-target")
-        })?;
+    let findings = mapping::check_target(table, writer.as_ref(), column.as_deref()).await;
+    writer.close().await;
+    let findings = findings.map_err(|e| {
+        CliError::failure(format!(
+            "{} cannot say who its users are: {e}",
+            writer.describe()
+        ))
+        .hint("make the target reachable, or leave out --check-target")
+    })?;
     report.extend(findings);
     report.add_check(format!("target {}", writer.describe()));
     Ok(())

@@ -142,4 +142,8 @@ pub trait MailboxWriter: Send + Sync {
 
     /// A folder id remembered by the ledger from an earlier run.
     fn preload_folder_id(&self, _mailbox: &Mailbox, _folder_id: String) {}
+
+    /// Ends the run's sessions politely (IMAP `LOGOUT`); a later use
+    /// opens new ones.
+    async fn close(&self) {}
 }

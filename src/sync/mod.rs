@@ -120,6 +120,7 @@ impl Engine {
             .execute()
             .await
             .and_then(|()| run.mark_unmapped_retried());
+        self.writer.close().await;
         self.end(run, result, started)
     }
 

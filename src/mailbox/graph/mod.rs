@@ -253,6 +253,13 @@ impl MailboxWriter for GraphWriter {
     fn items_in_flight(&self) -> usize {
         ITEMS_IN_FLIGHT
     }
+
+    /// Logs the large-item fallback (IMAP) out.
+    async fn close(&self) {
+        if let Some(fallback) = &self.fallback {
+            fallback.close().await;
+        }
+    }
 }
 
 #[cfg(test)]

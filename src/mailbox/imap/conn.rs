@@ -61,6 +61,9 @@ pub enum Login<'a> {
     XOAuth2 { user: &'a str, token: &'a Secret },
 }
 
+/// How long a polite `LOGOUT` may wait for the server's answer.
+const LOGOUT_WAIT: Duration = Duration::from_secs(10);
+
 /// Why a connection could not be opened.
 #[derive(Debug)]
 pub enum OpenError {
@@ -68,6 +71,9 @@ pub enum OpenError {
     Connect(String),
     /// The server refused the login; the caller decides what that means.
     Refused(StatusLine),
+    /// The login worked but the server shows no mailbox of the user
+    /// (a server that lets an admin act as any address, as Cyrus does).
+    NoMailbox(String),
 }
 
 /// Why a command got no answer.
@@ -220,6 +226,21 @@ impl Conn {
             None => capability(&mut reader, &mut writer, "C2").await?,
         };
         Ok((reader, writer, caps))
+    }
+
+    /// Whether the server announced `capability` (after login).
+    pub fn has(&self, capability: &str) -> bool {
+        self.caps.has(capability)
+    }
+
+    /// Ends the session with `LOGOUT`, as a polite client does, then
+    /// closes the connection. Waits for the server at most [`LOGOUT_WAIT`]
+    /// and never fails: the connection is closed either way.
+    pub async fn logout(&self) {
+        if self.is_alive() {
+            let _ = tokio::time::timeout(LOGOUT_WAIT, self.run("LOGOUT")).await;
+        }
+        self.kill("logged out");
     }
 
     pub fn is_alive(&self) -> bool {

@@ -9,6 +9,12 @@
 //! serving several mailboxes at once. Memory stays flat because each
 //! message streams from its spool into the socket.
 //!
+//! The archive folder goes in each user's personal namespace (`NAMESPACE`,
+//! RFC 2342): at the top on Dovecot, under `INBOX/` on Cyrus with its
+//! default `altnamespace: no`. An address is a user only if the server
+//! shows it a mailbox of its own (a personal namespace and an INBOX), not
+//! merely because the admin may act as it. Sessions end with `LOGOUT`.
+//!
 //! Exactly once: a copy is reported written only on the server's OK, with
 //! its `APPENDUID` as location. When a connection drops before the answer,
 //! the writer reconnects once and searches the folder for the item-id
@@ -16,6 +22,7 @@
 //! same for the sync engine after a crash.
 
 mod conn;
+mod namespace;
 mod pool;
 mod proto;
 mod tls;
@@ -31,7 +38,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, Login, OpenError, Reply};
-use self::pool::{InUse, Pool, Session};
+use self::pool::{Folder, InUse, Opened, Pool, Session};
 use self::proto::{Status, StatusLine, Value};
 use super::target::{Target, is_loopback_host};
 use super::{Copy, ITEM_ID_HEADER, MailboxWriter, WriteError, Written};
@@ -113,8 +120,6 @@ pub struct ImapWriter {
     config: ImapConfig,
     secret: std::sync::RwLock<Secret>,
     endpoint: Endpoint,
-    /// The folder name as sent: modified UTF-7, quoted.
-    folder_arg: String,
     pool: Pool,
     verdicts: Mutex<HashMap<String, bool>>,
 }
@@ -144,7 +149,7 @@ impl ImapWriter {
                 "the IMAP target needs an admin user (--target-user)".to_owned(),
             ));
         }
-        let folder_arg = proto::quote(&proto::encode_mailbox_name(&config.folder))
+        proto::quote(&proto::encode_mailbox_name(&config.folder))
             .map_err(|e| WriteError::Target(format!("folder name: {e}")))?;
         let tls = if config.tls {
             Some(tls::client_config(config.ca_file.as_deref()).map_err(WriteError::Target)?)
@@ -162,7 +167,6 @@ impl ImapWriter {
             config,
             secret: std::sync::RwLock::new(secret),
             endpoint,
-            folder_arg,
             verdicts: Mutex::new(HashMap::new()),
         })
     }
@@ -178,7 +182,20 @@ impl ImapWriter {
         *self.secret.write().expect("secret lock") = secret;
     }
 
-    async fn open(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
+    /// Logs in as the mailbox and checks that it is one; a connection
+    /// that is no use is logged out again.
+    async fn open(&self, mailbox: &Mailbox) -> Result<Opened, OpenError> {
+        let conn = self.login(mailbox).await?;
+        match self.personal_folder(&conn, mailbox).await {
+            Ok(folder_arg) => Ok(Opened { conn, folder_arg }),
+            Err(e) => {
+                conn.logout().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn login(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
         let secret = self.secret.read().expect("secret lock").clone();
         let login = match self.config.auth {
             ImapAuth::Plain => Login::Plain {
@@ -193,6 +210,73 @@ impl ImapWriter {
         };
         let depth = self.config.pipeline_depth;
         Conn::open(&self.endpoint, &login, depth, self.config.multiappend).await
+    }
+
+    /// Asks for the personal namespace (when the server has `NAMESPACE`)
+    /// and the INBOX's status at once: a mailbox without either is not a
+    /// user here. Returns the archive folder's name in that namespace,
+    /// quoted for commands.
+    async fn personal_folder(&self, conn: &Conn, mailbox: &Mailbox) -> Result<String, OpenError> {
+        let lost = |e: ConnError| {
+            OpenError::Connect(match e {
+                ConnError::Lost(reason) => reason,
+                ConnError::Content(e) => e.to_string(),
+            })
+        };
+        let alone = conn.alone().await;
+        let inbox = alone.run("STATUS INBOX (UIDVALIDITY)");
+        let (namespace, inbox) = if conn.has("NAMESPACE") {
+            let (namespace, inbox) = tokio::join!(alone.run("NAMESPACE"), inbox);
+            (Some(namespace.map_err(lost)?), inbox.map_err(lost)?)
+        } else {
+            (None, inbox.await.map_err(lost)?)
+        };
+        let personal = namespace.and_then(|reply| {
+            reply
+                .untagged
+                .iter()
+                .chain(&inbox.untagged)
+                .find_map(|u| namespace::parse(u))
+        });
+        if let Some(None) = personal {
+            return Err(OpenError::NoMailbox(format!(
+                "{} shows {mailbox} no personal folders (its NAMESPACE has none): no mailbox there",
+                self.target_name()
+            )));
+        }
+        self.check_inbox(mailbox, &inbox.status)?;
+        let name = namespace::folder_name(personal.flatten().as_ref(), &self.config.folder);
+        proto::quote(&name).map_err(|e| {
+            OpenError::Connect(format!(
+                "the archive folder's name on the server, {}, is not usable: {e}",
+                escaped(&name)
+            ))
+        })
+    }
+
+    /// A refused `STATUS INBOX` means no mailbox, unless the server says
+    /// it is the server's trouble (busy, broken, throttling).
+    fn check_inbox(&self, mailbox: &Mailbox, status: &StatusLine) -> Result<(), OpenError> {
+        if status.status == Status::Ok {
+            return Ok(());
+        }
+        let said = said(status);
+        let server_trouble = status.status != Status::No
+            || matches!(
+                status.code_name().as_deref(),
+                Some("UNAVAILABLE" | "SERVERBUG" | "INUSE" | "LIMIT" | "CONTACTADMIN")
+            )
+            || proto::throttle_backoff_ms(&status.text).is_some();
+        if server_trouble {
+            Err(OpenError::Connect(format!(
+                "cannot check the INBOX of {mailbox}: {said}"
+            )))
+        } else {
+            Err(OpenError::NoMailbox(format!(
+                "{} has no INBOX for {mailbox}: {said}",
+                self.target_name()
+            )))
+        }
     }
 
     /// The mailbox's session, logging in if needed.
@@ -210,6 +294,13 @@ impl ImapWriter {
                 "{}: {reason}",
                 self.target_name()
             ))),
+            Err(OpenError::NoMailbox(reason)) => {
+                self.remember(mailbox, false);
+                Err(WriteError::Mailbox {
+                    mailbox: mailbox.to_string(),
+                    reason,
+                })
+            }
             Err(OpenError::Refused(status)) => match self.classify_refusal(mailbox, &status) {
                 Refusal::NotAUser(reason) => {
                     self.remember(mailbox, false);
@@ -231,7 +322,7 @@ impl ImapWriter {
     /// taken as refusing the mailbox, unless it logged in earlier in this
     /// run: then the credentials changed (an expired token), not the user.
     fn classify_refusal(&self, mailbox: &Mailbox, status: &StatusLine) -> Refusal {
-        let said = status.describe();
+        let said = said(status);
         let known = self.cached(mailbox) == Some(true);
         match status.code_name().as_deref() {
             Some("AUTHENTICATIONFAILED") if self.config.auth == ImapAuth::Plain => {
@@ -279,22 +370,39 @@ impl ImapWriter {
     }
 
     /// Creates the archive folder once per session (an existing folder is
-    /// fine) and selects it. A failure is not reported here: the APPEND
-    /// that follows says what is wrong with the folder.
-    async fn ensure_folder(&self, session: &Session) -> Result<(), ConnError> {
+    /// fine) and selects it. If it cannot be selected, the reason is the
+    /// CREATE's refusal when there was one (the folder is missing because
+    /// it could not be made), else the SELECT's.
+    async fn ensure_folder(&self, session: &Session) -> Result<Folder, ConnError> {
+        let folder = &session.folder_arg;
         session
             .folder
             .get_or_try_init(|| async {
                 let alone = session.conn.alone().await;
-                let created = alone.run(&format!("CREATE {}", self.folder_arg)).await?;
+                let created = alone.run(&format!("CREATE {folder}")).await?;
                 if created.status.status == Status::Ok {
-                    alone.run(&format!("SUBSCRIBE {}", self.folder_arg)).await?;
+                    alone.run(&format!("SUBSCRIBE {folder}")).await?;
                 }
-                let selected = alone.run(&format!("SELECT {}", self.folder_arg)).await?;
-                Ok(selected_validity(&selected))
+                let selected = alone.run(&format!("SELECT {folder}")).await?;
+                if let Some(validity) = selected_validity(&selected) {
+                    return Ok(Folder::Selected(validity));
+                }
+                let reason =
+                    if created.status.status != Status::Ok && !already_exists(&created.status) {
+                        format!(
+                            "the server refused to create {folder}: {}",
+                            said(&created.status)
+                        )
+                    } else {
+                        format!(
+                            "the server refused to open {folder}: {}",
+                            said(&selected.status)
+                        )
+                    };
+                Ok(Folder::Refused(reason))
             })
             .await
-            .map(|_| ())
+            .cloned()
     }
 
     async fn append_once(
@@ -303,14 +411,13 @@ impl ImapWriter {
         copy: &Copy<'_>,
         may_batch: bool,
     ) -> Result<Appended, ConnError> {
-        self.ensure_folder(session).await?;
         let attributes = format!("(\\Seen) {}", proto::internal_date(&copy.item.sent_at));
         let mut message = copy.reader().await.map_err(ConnError::Content)?;
         let batching = may_batch && self.config.multiappend;
         session
             .conn
             .append(
-                &self.folder_arg,
+                &session.folder_arg,
                 &attributes,
                 &mut message,
                 copy.len(),
@@ -322,15 +429,24 @@ impl ImapWriter {
     /// APPENDs, waiting and retrying while the server says it is
     /// throttling (Exchange Online: `BAD Request is throttled. Suggested
     /// Backoff Time: N milliseconds`). A refused MULTIAPPEND stored none of
-    /// its messages; each is then sent alone to get its own verdict.
-    async fn append(&self, session: &Session, copy: &Copy<'_>) -> Result<Appended, ConnError> {
+    /// its messages; each is then sent alone to get its own verdict. A
+    /// folder the server refused is the copy's failure (`Ok(Err)`), with
+    /// no APPEND sent.
+    async fn append(
+        &self,
+        session: &Session,
+        copy: &Copy<'_>,
+    ) -> Result<Result<Appended, String>, ConnError> {
+        if let Folder::Refused(reason) = self.ensure_folder(session).await? {
+            return Ok(Err(reason));
+        }
         let mut waits = 0;
         let mut may_batch = true;
         loop {
             let appended = self.append_once(session, copy, may_batch).await?;
             let status = &appended.reply.status;
             if status.status == Status::Ok {
-                return Ok(appended);
+                return Ok(Ok(appended));
             }
             if appended.batch > 1 {
                 may_batch = false;
@@ -341,7 +457,7 @@ impl ImapWriter {
                     waits += 1;
                     tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
                 }
-                _ => return Ok(appended),
+                _ => return Ok(Ok(appended)),
             }
         }
     }
@@ -350,8 +466,14 @@ impl ImapWriter {
         &self,
         mailbox: &Mailbox,
         copy: &Copy<'_>,
-        appended: Appended,
+        appended: Result<Appended, String>,
     ) -> Result<Written, WriteError> {
+        let appended = appended.map_err(|reason| {
+            WriteError::Copy(format!(
+                "{mailbox}: cannot use the archive folder {:?}: {reason}",
+                self.config.folder
+            ))
+        })?;
         let status = appended.reply.status;
         match status.status {
             Status::Ok => {
@@ -371,14 +493,14 @@ impl ImapWriter {
                 Err(WriteError::Copy(format!(
                     "{mailbox}: the folder {:?} does not exist and could not be created: {}",
                     self.config.folder,
-                    status.describe()
+                    said(&status)
                 )))
             }
             _ => Err(WriteError::Copy(format!(
                 "{mailbox}: the server refused item {} ({} bytes): {}",
                 copy.item.id,
                 copy.len(),
-                status.describe()
+                said(&status)
             ))),
         }
     }
@@ -389,14 +511,14 @@ impl ImapWriter {
     async fn search(&self, session: &Session, item: &Item) -> Result<Option<Written>, ConnError> {
         let alone = session.conn.alone().await;
         let validity = match session.folder.get() {
-            Some(Some(validity)) => *validity,
+            Some(Folder::Selected(validity)) => *validity,
             _ => {
-                let selected = alone.run(&format!("SELECT {}", self.folder_arg)).await?;
+                let selected = alone.run(&format!("SELECT {}", session.folder_arg)).await?;
                 let Some(validity) = selected_validity(&selected) else {
                     self.missing_folder(&selected.status)?;
                     return Ok(None);
                 };
-                let _ = session.folder.set(Some(validity));
+                let _ = session.folder.set(Folder::Selected(validity));
                 validity
             }
         };
@@ -421,10 +543,35 @@ impl ImapWriter {
             Err(ConnError::Lost(format!(
                 "cannot open the folder {:?} to look for copies: {}",
                 self.config.folder,
-                status.describe()
+                said(status)
             )))
         }
     }
+}
+
+/// What the server said, control characters escaped: it goes to a
+/// terminal, a log and the ledger.
+fn said(status: &StatusLine) -> String {
+    escaped(&status.describe())
+}
+
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A refused CREATE of a folder that is already there (Dovecot answers
+/// `[ALREADYEXISTS]`, Cyrus only says so).
+fn already_exists(status: &StatusLine) -> bool {
+    status.code_name().as_deref() == Some("ALREADYEXISTS")
+        || status.text.to_ascii_lowercase().contains("already exists")
 }
 
 /// The lowest UID in the selected folder whose item-id header is exactly
@@ -553,6 +700,11 @@ impl MailboxWriter for ImapWriter {
                 e,
             )),
         }
+    }
+
+    /// Logs out of every mailbox: the run is over.
+    async fn close(&self) {
+        self.pool.close_all().await;
     }
 
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {

@@ -1,6 +1,7 @@
 //! One connection per mailbox, kept for the run, with a bound on how many
 //! are open at once: when the bound is reached, the connection of a
-//! mailbox nobody is using is closed to make room.
+//! mailbox nobody is using is logged out to make room. At the end of the
+//! run every connection is logged out.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,14 +12,44 @@ use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{Conn, OpenError};
 
+/// A freshly logged-in connection and the archive folder's name there.
+pub struct Opened {
+    pub conn: Conn,
+    /// The folder in the user's personal namespace, quoted for commands.
+    pub folder_arg: String,
+}
+
+/// What became of creating and selecting the archive folder.
+#[derive(Debug, Clone)]
+pub enum Folder {
+    /// Selected, with its UIDVALIDITY.
+    Selected(u32),
+    /// The server refused it; why, in its own (escaped) words.
+    Refused(String),
+}
+
 /// A mailbox's connection and what is known about it.
 pub struct Session {
     pub conn: Conn,
+    pub folder_arg: String,
     /// Set once the archive folder was created if missing and selected
     /// (the server then appends to an open folder instead of opening it
-    /// for every message): its UIDVALIDITY, or `None` if the SELECT failed.
-    pub folder: OnceCell<Option<u32>>,
-    _permit: OwnedSemaphorePermit,
+    /// for every message), or refused.
+    pub folder: OnceCell<Folder>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl Session {
+    /// Gives back the connection's place in the pool.
+    fn release(&self) {
+        self.permit.lock().expect("permit lock").take();
+    }
+
+    /// Logs out, after giving back the connection's place in the pool.
+    async fn close(&self) {
+        self.release();
+        self.conn.logout().await;
+    }
 }
 
 #[derive(Default)]
@@ -65,7 +96,7 @@ impl Pool {
     ) -> Result<(Arc<Session>, InUse), OpenError>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Conn, OpenError>>,
+        Fut: std::future::Future<Output = Result<Opened, OpenError>>,
     {
         let slot = self.slot(key);
         slot.users.fetch_add(1, Ordering::AcqRel);
@@ -79,10 +110,12 @@ impl Pool {
         }
         *current = None;
         let permit = self.permit(&slot).await;
+        let opened = open().await?;
         let session = Arc::new(Session {
-            conn: open().await?,
+            conn: opened.conn,
+            folder_arg: opened.folder_arg,
             folder: OnceCell::new(),
-            _permit: permit,
+            permit: Mutex::new(Some(permit)),
         });
         *current = Some(session.clone());
         Ok((session, in_use))
@@ -119,11 +152,31 @@ impl Pool {
                 continue;
             }
             if let Ok(mut session) = slot.session.try_lock()
-                && session.take().is_some()
+                && let Some(idle) = session.take()
             {
+                idle.release();
+                tokio::spawn(async move { idle.conn.logout().await });
                 return true;
             }
         }
         false
+    }
+
+    /// Logs every open session out, as the run ends.
+    pub async fn close_all(&self) {
+        let slots: Vec<Arc<Slot>> = self
+            .slots
+            .lock()
+            .expect("pool lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut open = Vec::new();
+        for slot in slots {
+            if let Some(session) = slot.session.lock().await.take() {
+                open.push(session);
+            }
+        }
+        futures_util::future::join_all(open.iter().map(|s| s.close())).await;
     }
 }

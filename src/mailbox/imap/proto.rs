@@ -291,6 +291,22 @@ pub fn fetch_items(untagged: &[u8]) -> Option<Vec<Value>> {
     }
 }
 
+/// Reads a run of values separated by spaces up to the end (the data of
+/// an untagged answer such as `NAMESPACE`).
+pub fn values(data: &[u8]) -> Option<Vec<Value>> {
+    let mut parser = Parser { data, pos: 0 };
+    let mut values = Vec::new();
+    loop {
+        while parser.peek() == Some(b' ') {
+            parser.pos += 1;
+        }
+        if parser.peek().is_none() {
+            return Some(values);
+        }
+        values.push(parser.value()?);
+    }
+}
+
 fn strip_prefix_ci<'a>(data: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     (data.len() >= prefix.len() && data[..prefix.len()].eq_ignore_ascii_case(prefix))
         .then(|| &data[prefix.len()..])
