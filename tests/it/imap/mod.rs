@@ -4,6 +4,7 @@
 
 mod concurrency;
 mod copies;
+mod cyrus;
 mod faults;
 mod proxy;
 mod tls;
@@ -131,4 +132,39 @@ fn folder_ids(dovecot: &Dovecot, user: &str) -> Vec<String> {
         .iter()
         .map(|m| m.item_id().expect("trace header"))
         .collect()
+}
+
+/// Writes `count` copies of small items to one mailbox at once; returns
+/// each item id with what the writer answered.
+async fn write_concurrently(
+    writer: &Arc<ImapWriter>,
+    user: &str,
+    count: usize,
+    size: usize,
+) -> Vec<(
+    String,
+    Result<wechat_archiver::mailbox::Written, WriteError>,
+)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let (writer, user) = (writer.clone(), user.to_owned());
+        tasks.spawn(async move {
+            let id = format!("itm_{n:03}");
+            let it = item(&id, "2026-11-22T08:15:00Z", size);
+            let content = Content::Memory(message(&id, size));
+            let copy = Copy {
+                item: &it,
+                connector: "contoso",
+                content: &content,
+            };
+            let result = writer.write(&mailbox(&user), &copy).await;
+            (id, result)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        results.push(done.expect("task"));
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results
 }

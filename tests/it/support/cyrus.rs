@@ -143,15 +143,14 @@ impl Cyrus {
         assert!(done.ok, "creating the mailbox of {user}: {}", done.status);
     }
 
-    /// Takes from `user` the right to create folders in their own
-    /// mailbox, so that creating the archive folder is refused.
+    /// Lets `user` have no folder besides INBOX (a folder-count quota),
+    /// so that creating the archive folder is refused.
     pub fn forbid_creating_folders(&self, user: &str) {
         let done = self.admin().command(&format!(
-            "SETACL {} {} lrswipted",
-            quoted(&format!("user/{user}")),
-            quoted(user)
+            "SETQUOTA {} (X-NUM-FOLDERS 1)",
+            quoted(&format!("user/{user}"))
         ));
-        assert!(done.ok, "SETACL for {user}: {}", done.status);
+        assert!(done.ok, "SETQUOTA for {user}: {}", done.status);
     }
 
     /// The name `user` sees `folder` under: in the personal namespace,
