@@ -556,15 +556,7 @@ fn said(status: &StatusLine) -> String {
 }
 
 fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::escape_control(text).into_owned()
 }
 
 /// A refused CREATE of a folder that is already there (Dovecot answers
@@ -734,5 +726,27 @@ impl MailboxWriter for ImapWriter {
                 e,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_words_are_shown_with_control_characters_escaped() {
+        let status = proto::parse_status("NO [OVERQUOTA] Over\x1b[2J quota\r").expect("status");
+        let shown = said(&status);
+        assert!(!shown.contains(['\x1b', '\r']), "{shown:?}");
+        assert!(shown.starts_with("[OVERQUOTA] Over"), "{shown:?}");
+    }
+
+    #[test]
+    fn an_existing_folder_is_not_a_refusal_to_create_it() {
+        let dovecot = proto::parse_status("NO [ALREADYEXISTS] Mailbox already exists").unwrap();
+        let cyrus = proto::parse_status("NO Mailbox already exists").unwrap();
+        let denied = proto::parse_status("NO Permission denied").unwrap();
+        assert!(already_exists(&dovecot) && already_exists(&cyrus));
+        assert!(!already_exists(&denied));
     }
 }
