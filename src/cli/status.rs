@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use wechat_archiver::config::ConnectorConfig;
-use wechat_archiver::ledger::{Ledger, RunRecord, Total};
+use wechat_archiver::ledger::{ForeignCopies, Ledger, RunRecord, Total};
 use wechat_archiver::secrets;
 use wechat_archiver::sync::setup;
 use wechat_archiver::text::{Clean, escape_control};
@@ -34,6 +34,9 @@ struct ConnectorStatus {
     types: Vec<Total>,
     items: Vec<(String, u64)>,
     problems: Vec<Problem>,
+    /// Copies adopted from the archive that another connector name wrote:
+    /// another home, or a renamed connector, writes to the same archive.
+    foreign_copies: Vec<ForeignCopies>,
     /// Where each secret comes from (never the value).
     secrets: Vec<SecretLine>,
 }
@@ -129,6 +132,7 @@ fn collect(
         types: ledger.type_totals(name)?,
         items: ledger.item_counts(name)?,
         secrets: secret_lines(name, connector),
+        foreign_copies: ledger.foreign_copies(name)?,
         problems: ledger
             .problem_items(name, 20)?
             .into_iter()
@@ -176,6 +180,7 @@ fn print_status(s: &ConnectorStatus, every_mailbox: bool) {
             "  WARNING: no successful sync in the last {STALE_AFTER_HOURS} hours; check cron and the log"
         );
     }
+    print_foreign(&s.name, &s.foreign_copies);
     let mut runs = table(&[
         "run", "started", "outcome", "listed", "written", "already", "unmapped", "failed", "bytes",
     ]);
@@ -238,6 +243,21 @@ fn print_mailboxes(s: &ConnectorStatus, every_mailbox: bool) {
         "... and {more} more mailboxes (`status --connector {} --mailboxes` lists every one)",
         s.name
     );
+}
+
+/// Warns of copies found in the archive that another connector name wrote.
+fn print_foreign(name: &str, foreign: &[ForeignCopies]) {
+    for f in foreign {
+        println!(
+            "  WARNING: {} copies in {} were written by connector \"{}\", not \"{}\" (last seen {}): \
+             another home or connector writes to this archive; they were adopted, not written again",
+            f.copies,
+            Clean(&f.mailbox),
+            Clean(&f.written_by),
+            Clean(name),
+            Clean(&f.last_seen)
+        );
+    }
 }
 
 fn print_totals(title: &str, key: &str, totals: &[Total]) {

@@ -133,6 +133,16 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+impl Ledger {
+    /// Loses the open batch, as a failed disk write does.
+    pub(super) fn lose_batch_for_test(&self) {
+        let mut state = self.state();
+        state.conn.execute_batch("ROLLBACK").unwrap();
+        state.after_failed_write();
+    }
+}
+
 impl Drop for Ledger {
     fn drop(&mut self) {
         if let Err(e) = self.state().commit() {

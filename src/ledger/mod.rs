@@ -6,13 +6,15 @@
 //! Where each concept lives: `runs` (runs, crash recovery, checkpoints),
 //! `items` (item states), `copies` (written copies), `retries` (items to
 //! try again), `totals` (what `status` reads), `folders` (cached folder
-//! ids), `batch` (batched commits), `schema` (tables and upgrades),
+//! ids), `marks` (what the ledger last knew of each archive folder,
+//! and copies adopted from another connector), `batch` (batched commits), `schema` (tables and upgrades),
 //! `prefetch` (warming a large ledger's indexes).
 
 mod batch;
 mod copies;
 mod folders;
 mod items;
+mod marks;
 mod prefetch;
 mod retries;
 mod runs;
@@ -34,6 +36,7 @@ use prefetch::Prefetcher;
 
 pub use batch::BeforeCommit;
 pub use items::ItemState;
+pub use marks::ForeignCopies;
 pub use retries::UnmappedRetry;
 pub use runs::{Recovery, RunFigures, RunId, RunOutcome, RunRecord};
 pub use totals::Total;

@@ -7,8 +7,9 @@ use rusqlite::{Connection, TransactionBehavior};
 /// left `user_version` at 0) kept items and copies in WITHOUT ROWID tables;
 /// version 2 had no running totals, so `status` counted every row;
 /// version 3 keyed copies by item id rather than by their item's row;
-/// version 4 retried every unmapped item on every run.
-pub(super) const VERSION: i64 = 5;
+/// version 4 retried every unmapped item on every run; version 5 had no
+/// folder marks (see `ledger/marks.rs`).
+pub(super) const VERSION: i64 = 6;
 
 /// Items and copies are rowid tables: a WITHOUT ROWID table repeats whole
 /// rows in its interior pages (17 copies per page), so at 10M copies each
@@ -68,6 +69,20 @@ CREATE TABLE IF NOT EXISTS unmapped_retries (
     connector TEXT PRIMARY KEY,
     mapping TEXT NOT NULL,
     retried_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS folder_marks (
+    connector TEXT NOT NULL,
+    mailbox TEXT NOT NULL,
+    mark TEXT NOT NULL,
+    PRIMARY KEY (connector, mailbox)
+);
+CREATE TABLE IF NOT EXISTS foreign_copies (
+    connector TEXT NOT NULL,
+    mailbox TEXT NOT NULL,
+    written_by TEXT NOT NULL,
+    copies INTEGER NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (connector, mailbox, written_by)
 );
 CREATE TABLE IF NOT EXISTS folders (
     connector TEXT NOT NULL,

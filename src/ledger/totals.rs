@@ -50,6 +50,16 @@ impl Ledger {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+    /// The copies recorded in a mailbox, by every connector of the ledger.
+    pub fn copies_in_mailbox(&self, mailbox: &crate::types::Mailbox) -> Result<u64, LedgerError> {
+        let copies: i64 = self.conn().query_row(
+            "SELECT coalesce(sum(copies), 0) FROM copy_totals WHERE mailbox = ?1",
+            params![mailbox.key()],
+            |r| r.get(0),
+        )?;
+        Ok(copies as u64)
+    }
+
     /// Copies and bytes per mailbox.
     pub fn mailbox_totals(&self, connector: &str) -> Result<Vec<Total>, LedgerError> {
         self.totals(MAILBOX_TOTALS_QUERY, connector)

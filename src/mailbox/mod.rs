@@ -2,6 +2,7 @@
 //! copies through the one [`MailboxWriter`] trait, so the sync engine and
 //! the ledger treat them alike.
 
+pub mod existing;
 pub mod graph;
 pub mod imap;
 pub mod maildir;
@@ -14,6 +15,7 @@ use crate::content::Content;
 use crate::telemessage::Item;
 use crate::types::Mailbox;
 
+pub use existing::{CopyKey, FolderCopies, Found};
 pub use target::Target;
 
 /// The header that carries the item id in every copy: the dedupe key a
@@ -146,4 +148,30 @@ pub trait MailboxWriter: Send + Sync {
     /// Ends the run's sessions politely (IMAP `LOGOUT`); a later use
     /// opens new ones.
     async fn close(&self) {}
+
+    /// A cheap summary of the mailbox's archive folder that changes
+    /// whenever a copy is added to it (Maildir: its directories' times;
+    /// IMAP: UIDVALIDITY and UIDNEXT; Graph: its item count and newest
+    /// message). A run compares it with the mark the ledger stored after
+    /// its last complete pass, and looks in the folder
+    /// ([`MailboxWriter::existing_copies`]) when they differ. `None`: no
+    /// cheap mark, so the folder is looked in on every run.
+    async fn folder_mark(&self, _mailbox: &Mailbox) -> Result<Option<String>, WriteError> {
+        Ok(None)
+    }
+
+    /// Every copy in the mailbox's archive folder, by item, in one pass
+    /// (a directory listing, one FETCH of the trace headers, one paged
+    /// listing). Empty for a target that cannot list its copies.
+    async fn existing_copies(&self, _mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
+        Ok(FolderCopies::default())
+    }
+
+    /// Checks a copy [`MailboxWriter::existing_copies`] found for `item`
+    /// before it is adopted, filling in what the pass did not read (Maildir
+    /// reads the copy's trace headers); `None` if it is not a copy of the
+    /// item after all.
+    async fn confirm(&self, _item: &Item, found: Found) -> Result<Option<Found>, WriteError> {
+        Ok(Some(found))
+    }
 }

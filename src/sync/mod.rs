@@ -2,6 +2,7 @@
 //! what is missing, write each copy, and record it in the ledger only
 //! after the write is durable.
 
+mod adopt;
 pub mod report;
 pub mod session;
 pub mod setup;
@@ -19,10 +20,11 @@ use tokio::sync::mpsc;
 use crate::content::Content;
 use crate::faultpoint;
 use crate::ledger::{ItemState, Ledger, LedgerError, Recovery, RunId, RunOutcome};
-use crate::mailbox::{Copy, MailboxWriter, Written};
+use crate::mailbox::{Copy, Found, MailboxWriter, Written};
 use crate::mapping::{Resolution, Resolver};
 use crate::telemessage::{Client, ClientError, Item};
 use crate::types::{ItemId, Mailbox};
+use adopt::{Adoption, Folder};
 
 pub use report::{CopyFailure, PlannedCopy, SyncReport};
 pub use session::{Session, Settled};
@@ -102,6 +104,8 @@ struct Run<'a> {
     /// Which items to look for on the target before writing them: copies
     /// a crashed run wrote but did not record.
     recovery: Recovery,
+    /// The archive folders this run looked in for copies the ledger lacks.
+    adoption: Adoption,
     /// Whether this run retries the unmapped items, not only the failed.
     retry_unmapped: bool,
     /// The run's clock for unmapped retries: what is recent, when they ran.
@@ -120,6 +124,10 @@ impl Engine {
             .execute()
             .await
             .and_then(|()| run.mark_unmapped_retried());
+        let result = match result {
+            Ok(()) => run.store_folder_marks().await,
+            Err(e) => Err(e),
+        };
         self.writer.close().await;
         self.end(run, result, started)
     }
@@ -142,6 +150,7 @@ impl Engine {
             plan,
             id,
             recovery,
+            adoption: Adoption::default(),
             retry_unmapped,
             started_at,
             report: Mutex::new(SyncReport::new(plan)),
@@ -530,6 +539,15 @@ impl Run<'_> {
                 self.report().already_archived(mailbox);
                 continue;
             }
+            match self.adopt(item, mailbox).await? {
+                Adopted::Yes => continue,
+                Adopted::Unchecked(reason) => {
+                    self.report().copy_failed(item, Some(mailbox), &reason);
+                    unchecked.get_or_insert(reason);
+                    continue;
+                }
+                Adopted::No => {}
+            }
             if look {
                 match self.engine.writer.find_existing(mailbox, item).await {
                     Ok(Some(written)) => {
@@ -553,6 +571,62 @@ impl Run<'_> {
             pending.push(mailbox.clone());
         }
         Ok((pending, unchecked))
+    }
+
+    /// Adopts the mailbox's copy of the item if its archive folder holds
+    /// one the ledger does not know: recorded as written (where it is),
+    /// counted as already archived, never written again.
+    async fn adopt(&self, item: &Item, mailbox: &Mailbox) -> Result<Adopted, SyncError> {
+        let engine = self.engine;
+        let writer = engine.writer.as_ref();
+        let connector = &self.plan.connector;
+        let folder = self
+            .adoption
+            .folder(&engine.ledger, writer, connector, mailbox)
+            .await?;
+        let found = match folder {
+            Folder::Known => return Ok(Adopted::No),
+            Folder::Unchecked(reason) => return Ok(Adopted::Unchecked(reason)),
+            Folder::Looked(copies) => match copies.get(&item.id) {
+                Some(found) => found.clone(),
+                None => return Ok(Adopted::No),
+            },
+        };
+        let found: Found = match writer.confirm(item, found).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(Adopted::No),
+            Err(e) => {
+                let reason = format!("cannot read a copy already there: {e}");
+                return Ok(Adopted::Unchecked(reason));
+            }
+        };
+        if !self.plan.dry_run {
+            self.record_copy(item, mailbox, &found.written)?;
+            if let Some(other) = found.connector.as_deref().filter(|c| c != connector) {
+                tracing::warn!(
+                    "item {} in {mailbox} was written by connector {other:?}, not {connector:?}: adopted",
+                    item.id
+                );
+                engine
+                    .ledger
+                    .record_foreign_copy(connector, mailbox, other)?;
+            }
+        }
+        self.report().already_archived(mailbox);
+        Ok(Adopted::Yes)
+    }
+
+    /// Stores the marks of the folders this run looked in or wrote to,
+    /// once every copy it wrote or found is recorded.
+    async fn store_folder_marks(&self) -> Result<(), SyncError> {
+        let clean = !self.plan.dry_run && self.report().failed == 0;
+        if clean {
+            let engine = self.engine;
+            self.adoption
+                .store_marks(&engine.ledger, engine.writer.as_ref(), &self.plan.connector)
+                .await?;
+        }
+        Ok(())
     }
 
     fn record_copy(
@@ -674,6 +748,14 @@ impl Run<'_> {
             .record_item(&self.plan.connector, item, state, Some(reason), self.id)?;
         Ok(())
     }
+}
+
+/// Whether a copy already in the target was adopted.
+enum Adopted {
+    Yes,
+    No,
+    /// The folder could not be looked in: the copy is not written.
+    Unchecked(String),
 }
 
 /// Removes downloads a killed run left in the connector's spool directory;

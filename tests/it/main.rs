@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test runs the real
 //! `wechat-archiver` against real parts on this machine.
 
+mod adopt;
 mod archive_tree;
 mod bad_input;
 mod bad_items;

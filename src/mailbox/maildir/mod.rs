@@ -20,8 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
+mod scan;
+
 use super::imap::encode_mailbox_name;
-use super::{Copy, MailboxWriter, WriteError, Written};
+use super::{Copy, FolderCopies, Found, MailboxWriter, WriteError, Written};
 use crate::content::Content;
 use crate::faultpoint;
 use crate::telemessage::Item;
@@ -286,6 +288,18 @@ impl MailboxWriter for MaildirWriter {
                 self.write(mailbox, copy).await
             }
         }
+    }
+
+    async fn folder_mark(&self, mailbox: &Mailbox) -> Result<Option<String>, WriteError> {
+        Ok(Some(self.mark(mailbox)))
+    }
+
+    async fn existing_copies(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
+        Ok(self.copies_in(mailbox))
+    }
+
+    async fn confirm(&self, item: &Item, found: Found) -> Result<Option<Found>, WriteError> {
+        self.confirm_copy(item, found)
     }
 
     fn sync_written(&self) -> Result<(), WriteError> {

@@ -1,0 +1,136 @@
+//! Adopting copies the target holds and the ledger does not know: a lost
+//! ledger, one restored from an older backup, a new home or a second
+//! connector pointed at an existing archive. Each archive folder is looked
+//! in at most once per run, in one pass, and only when its mark (see
+//! `MailboxWriter::folder_mark`) differs from the one the ledger stored
+//! after its last complete run there; a normal run reads the mark only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use crate::ledger::{Ledger, LedgerError};
+use crate::mailbox::{FolderCopies, MailboxWriter};
+use crate::types::Mailbox;
+
+/// What a run knows of one archive folder.
+#[derive(Debug, Clone)]
+pub(crate) enum Folder {
+    /// The ledger knows every copy in it (the marks agree).
+    Known,
+    /// The copies found in one pass over it.
+    Looked(Arc<FolderCopies>),
+    /// It could not be looked in: nothing is written there this run (a
+    /// duplicate would be worse than a retry).
+    Unchecked(String),
+}
+
+/// A folder's mailbox and what the run decided about it, once.
+type FolderCell = (Mailbox, Arc<OnceCell<Folder>>);
+
+/// The folders of one run, each decided once.
+#[derive(Default)]
+pub(crate) struct Adoption {
+    folders: Mutex<HashMap<String, FolderCell>>,
+}
+
+impl Adoption {
+    /// What the run knows of `mailbox`'s folder, looking in it the first
+    /// time if its mark changed since the ledger's last complete run.
+    pub(crate) async fn folder(
+        &self,
+        ledger: &Ledger,
+        writer: &dyn MailboxWriter,
+        connector: &str,
+        mailbox: &Mailbox,
+    ) -> Result<Folder, LedgerError> {
+        let cell = {
+            let mut folders = self.folders.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = folders
+                .entry(mailbox.key().to_owned())
+                .or_insert_with(|| (mailbox.clone(), Arc::new(OnceCell::new())));
+            Arc::clone(&entry.1)
+        };
+        let folder = cell
+            .get_or_try_init(|| decide(ledger, writer, connector, mailbox))
+            .await?;
+        Ok(folder.clone())
+    }
+
+    /// The folders this run decided on and could look in.
+    fn decided(&self) -> Vec<(Mailbox, Folder)> {
+        let folders = self.folders.lock().unwrap_or_else(|p| p.into_inner());
+        folders
+            .values()
+            .filter_map(|(mailbox, cell)| match cell.get() {
+                Some(Folder::Unchecked(_)) | None => None,
+                Some(folder) => Some((mailbox.clone(), folder.clone())),
+            })
+            .collect()
+    }
+
+    /// After a run that recorded every copy it wrote or found: stores each
+    /// folder's mark as it is now, so the next run only compares marks;
+    /// except for a folder holding more copies than the ledger knows in
+    /// that mailbox (copies of items outside this run's window), which
+    /// the next run looks in again.
+    pub(crate) async fn store_marks(
+        &self,
+        ledger: &Ledger,
+        writer: &dyn MailboxWriter,
+        connector: &str,
+    ) -> Result<(), LedgerError> {
+        for (mailbox, folder) in self.decided() {
+            if let Folder::Looked(copies) = &folder {
+                let recorded = ledger.copies_in_mailbox(&mailbox)?;
+                if copies.len() as u64 > recorded {
+                    tracing::info!(
+                        "{mailbox}'s archive folder holds {} copies, the ledger {recorded}: \
+                         the next run looks in it again",
+                        copies.len()
+                    );
+                    continue;
+                }
+            }
+            match writer.folder_mark(&mailbox).await {
+                Ok(Some(mark)) => ledger.set_folder_mark(connector, &mailbox, &mark)?,
+                Ok(None) => {}
+                Err(e) => tracing::info!("cannot read the mark of {mailbox}'s folder: {e}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn decide(
+    ledger: &Ledger,
+    writer: &dyn MailboxWriter,
+    connector: &str,
+    mailbox: &Mailbox,
+) -> Result<Folder, LedgerError> {
+    let stored = ledger.folder_mark(connector, mailbox)?;
+    let now = match writer.folder_mark(mailbox).await {
+        Ok(now) => now,
+        Err(e) => return Ok(unchecked(mailbox, e)),
+    };
+    if now.is_some() && now == stored {
+        return Ok(Folder::Known);
+    }
+    match writer.existing_copies(mailbox).await {
+        Ok(copies) => {
+            tracing::info!(
+                "looked in {mailbox}'s archive folder for copies the ledger does not know: {} found",
+                copies.len()
+            );
+            Ok(Folder::Looked(Arc::new(copies)))
+        }
+        Err(e) => Ok(unchecked(mailbox, e)),
+    }
+}
+
+fn unchecked(mailbox: &Mailbox, e: impl std::fmt::Display) -> Folder {
+    let reason = format!("cannot look in {mailbox}'s archive folder for copies already there: {e}");
+    tracing::warn!("{reason}");
+    Folder::Unchecked(reason)
+}

@@ -1,0 +1,159 @@
+//! A ledger that does not know what the archive holds (deleted, restored
+//! from an older backup, a new home, a second connector) adopts the copies
+//! already there instead of writing them again: Maildir.
+
+use std::path::Path;
+
+use crate::support::TestEnv;
+use crate::sync::{
+    SINCE, UNTIL, assert_archive_exact, connector, expected_copies, read_archive, simulator, sync,
+    t,
+};
+
+const MIDDLE: &str = "2026-11-22T00:00:00Z";
+
+/// The ledger's files (the database and its write-ahead log).
+fn ledger_files(home: &Path) -> Vec<std::path::PathBuf> {
+    ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"]
+        .iter()
+        .map(|f| home.join(f))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn remove_ledger(home: &Path) {
+    for f in ledger_files(home) {
+        std::fs::remove_file(f).unwrap();
+    }
+}
+
+fn save_ledger(home: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ledger_files(home) {
+        std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+fn restore_ledger(from: &Path, home: &Path) {
+    remove_ledger(home);
+    for f in ledger_files(from) {
+        std::fs::copy(&f, home.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
+fn window(since: &'static str, until: &'static str) -> Vec<&'static str> {
+    vec!["--since", since, "--until", until, "--json"]
+}
+
+#[test]
+fn a_deleted_ledger_adopts_the_whole_archive_and_writes_nothing() {
+    let sim = simulator(120, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    let first = sync(&env, &window(SINCE, UNTIL));
+    first.assert_code(0);
+    let written = first.json()["written"].as_u64().unwrap();
+    assert!(written > 50, "{written}");
+    let before = read_archive(&root);
+
+    remove_ledger(&env.home);
+    let again = sync(&env, &window(SINCE, UNTIL));
+    again.assert_code(0);
+    let again = again.json();
+    assert_eq!(again["written"], 0, "{again}");
+    assert_eq!(again["already_archived"], written);
+    assert_eq!(read_archive(&root), before);
+    let items = sim.dataset().items_in_window(t(SINCE), t(UNTIL));
+    assert_archive_exact(&sim, &before, &expected_copies(&sim, &items));
+
+    let third = sync(&env, &window(SINCE, UNTIL));
+    third.assert_code(0);
+    assert_eq!(third.json()["written"], 0);
+    assert_eq!(read_archive(&root), before);
+}
+
+#[test]
+fn an_older_ledger_restored_adopts_the_newer_copies() {
+    let sim = simulator(120, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    sync(&env, &window(SINCE, MIDDLE)).assert_code(0);
+    let backup = env.path("backup");
+    save_ledger(&env.home, &backup);
+    let newer = sync(&env, &window(MIDDLE, UNTIL));
+    newer.assert_code(0);
+    let newer_written = newer.json()["written"].as_u64().unwrap();
+    assert!(newer_written > 0);
+    let before = read_archive(&root);
+
+    restore_ledger(&backup, &env.home);
+    let again = sync(&env, &window(SINCE, UNTIL));
+    again.assert_code(0);
+    let again = again.json();
+    assert_eq!(again["written"], 0, "{again}");
+    assert_eq!(read_archive(&root), before);
+    let items = sim.dataset().items_in_window(t(SINCE), t(UNTIL));
+    assert_archive_exact(&sim, &before, &expected_copies(&sim, &items));
+}
+
+/// A new home on an existing archive whose first run covers only part of
+/// what the archive holds: later runs keep looking until the ledger knows
+/// every copy, and never write one twice.
+#[test]
+fn a_new_home_adopts_window_after_window() {
+    let sim = simulator(120, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    sync(&env, &window(SINCE, UNTIL)).assert_code(0);
+    let before = read_archive(&root);
+
+    std::fs::rename(&env.home, env.path("old-home")).unwrap();
+    connector(&env, &sim, &[]);
+    for (since, until) in [(SINCE, MIDDLE), (MIDDLE, UNTIL), (SINCE, UNTIL)] {
+        let run = sync(&env, &window(since, until));
+        run.assert_code(0);
+        assert_eq!(run.json()["written"], 0, "{since}..{until}");
+    }
+    assert_eq!(read_archive(&root), before);
+}
+
+#[test]
+fn a_second_connector_on_the_same_archive_adopts_and_status_warns() {
+    let sim = simulator(80, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    let first = sync(&env, &window(SINCE, UNTIL));
+    first.assert_code(0);
+    let before = read_archive(&root);
+
+    let csv = env.path("mapping.csv").display().to_string();
+    env.create_maildir_connector("c2", &sim.url(), &["--mapping", &csv]);
+    let mut args = window(SINCE, UNTIL);
+    args.extend(["--connector", "c2"]);
+    let second = sync(&env, &args);
+    second.assert_code(0);
+    let second = second.json();
+    assert_eq!(second["written"], 0, "{second}");
+    assert_eq!(second["already_archived"], first.json()["written"]);
+    assert_eq!(read_archive(&root), before);
+
+    let status = env.run(["status", "--connector", "c2", "--json"]);
+    status.assert_code(0);
+    let foreign = &status.json()["connectors"][0]["foreign_copies"];
+    let adopted: u64 = foreign
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["written_by"], "c");
+            f["copies"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(adopted, first.json()["written"].as_u64().unwrap());
+    let human = env.run(["status", "--connector", "c2"]);
+    assert!(
+        human.stdout.contains("were written by connector \"c\""),
+        "{}",
+        human.stdout
+    );
+}
