@@ -295,7 +295,7 @@ impl MailboxWriter for MaildirWriter {
     }
 
     async fn existing_copies(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
-        Ok(self.copies_in(mailbox))
+        self.copies_in(mailbox)
     }
 
     async fn confirm(&self, item: &Item, found: Found) -> Result<Option<Found>, WriteError> {

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use super::{MaildirWriter, location};
+use super::{MaildirWriter, location, tree, tree_error};
 use crate::mailbox::existing::{self, CopyKey, FolderCopies, Found};
 use crate::mailbox::{WriteError, Written};
 use crate::telemessage::Item;
@@ -30,8 +30,14 @@ impl MaildirWriter {
     }
 
     /// Every copy of ours in the folder, by item tag, from one listing.
-    pub(super) fn copies_in(&self, mailbox: &Mailbox) -> FolderCopies {
+    /// A link planted in the folder's path is refused, as for a write: a
+    /// copy outside the archive is never taken for an archived one.
+    pub(super) fn copies_in(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
         let folder = self.folder_path(mailbox);
+        let dir_name = mailbox.dir_name();
+        for sub in ["cur", "new", "tmp"] {
+            tree::check_dirs(&self.root, &self.components(&dir_name, sub)).map_err(tree_error)?;
+        }
         let mut copies = FolderCopies::new(CopyKey::Tag);
         for (tag, relative) in self.scan(&folder) {
             let bytes = size_in_name(&relative).unwrap_or(0);
@@ -45,7 +51,7 @@ impl MaildirWriter {
             };
             copies.insert(tag, found);
         }
-        copies
+        Ok(copies)
     }
 
     /// Reads the copy's trace headers: it is adopted only if it names the
