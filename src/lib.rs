@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod content;
+pub mod custody;
 pub mod email;
 pub mod faultpoint;
 pub mod http;
