@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('receive', 'receive', [CompletionResultType]::ParameterValue, 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)')
             [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Archive one message from standard input (an MTA''s pipe transport)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -170,6 +171,20 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'wechat-archiver;verify' {
+            [CompletionResult]::new('--connector', '--connector', [CompletionResultType]::ParameterName, 'Connector to verify (may be left out when there is only one)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Start of the window of items to check, same forms as sync''s [default: every copy; TeleMessage is listed for the 24 hours before the checkpoint]')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'End of the window [default: the connector''s checkpoint]')
+            [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Read back this many copies picked at random instead of all')
+            [CompletionResult]::new('--expect-head', '--expect-head', [CompletionResultType]::ParameterName, 'A manifest head hash kept from an earlier sync: it must still be in the chain')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'wechat-archiver;demo' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Where to put the demo''s home and archive')
             [CompletionResult]::new('--items', '--items', [CompletionResultType]::ParameterName, 'How many items the simulator generates')
@@ -201,6 +216,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('receive', 'receive', [CompletionResultType]::ParameterValue, 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)')
             [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Archive one message from standard input (an MTA''s pipe transport)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -232,6 +248,9 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             break
         }
         'wechat-archiver;help;import' {
+            break
+        }
+        'wechat-archiver;help;verify' {
             break
         }
         'wechat-archiver;help;demo' {

@@ -49,6 +49,9 @@ _wechat__archiver() {
             wechat__archiver,sync)
                 cmd="wechat__archiver__subcmd__sync"
                 ;;
+            wechat__archiver,verify)
+                cmd="wechat__archiver__subcmd__verify"
+                ;;
             wechat__archiver__subcmd__help,create)
                 cmd="wechat__archiver__subcmd__help__subcmd__create"
                 ;;
@@ -82,6 +85,9 @@ _wechat__archiver() {
             wechat__archiver__subcmd__help,sync)
                 cmd="wechat__archiver__subcmd__help__subcmd__sync"
                 ;;
+            wechat__archiver__subcmd__help,verify)
+                cmd="wechat__archiver__subcmd__help__subcmd__verify"
+                ;;
             wechat__archiver__subcmd__help__subcmd__map,validate)
                 cmd="wechat__archiver__subcmd__help__subcmd__map__subcmd__validate"
                 ;;
@@ -104,7 +110,7 @@ _wechat__archiver() {
 
     case "${cmd}" in
         wechat__archiver)
-            opts="-v -h -V --home --verbose --help --version create login map sync status receive deliver import demo simulate help"
+            opts="-v -h -V --home --verbose --help --version create login map sync status receive deliver import verify demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,7 +258,7 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__help)
-            opts="create login map sync status receive deliver import demo simulate help"
+            opts="create login map sync status receive deliver import verify demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -420,6 +426,20 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -657,6 +677,44 @@ _wechat__archiver() {
                     return 0
                     ;;
                 --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__verify)
+            opts="-v -h --connector --since --until --sample --expect-head --json --home --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --connector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sample)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expect-head)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand receive 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)'
             cand deliver 'Archive one message from standard input (an MTA''s pipe transport)'
             cand import 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
+            cand verify 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
             cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -154,6 +155,19 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'wechat-archiver;verify'= {
+            cand --connector 'Connector to verify (may be left out when there is only one)'
+            cand --since 'Start of the window of items to check, same forms as sync''s [default: every copy; TeleMessage is listed for the 24 hours before the checkpoint]'
+            cand --until 'End of the window [default: the connector''s checkpoint]'
+            cand --sample 'Read back this many copies picked at random instead of all'
+            cand --expect-head 'A manifest head hash kept from an earlier sync: it must still be in the chain'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --json 'Print the report as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'wechat-archiver;demo'= {
             cand --dir 'Where to put the demo''s home and archive'
             cand --items 'How many items the simulator generates'
@@ -183,6 +197,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand receive 'Serve LMTP for an e-mail connector (TeleMessage''s SMTP forwarding through a local MTA)'
             cand deliver 'Archive one message from standard input (an MTA''s pipe transport)'
             cand import 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
+            cand verify 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
             cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -205,6 +220,8 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
         &'wechat-archiver;help;deliver'= {
         }
         &'wechat-archiver;help;import'= {
+        }
+        &'wechat-archiver;help;verify'= {
         }
         &'wechat-archiver;help;demo'= {
         }

@@ -22,5 +22,6 @@ pub mod sync;
 pub mod telemessage;
 pub mod text;
 pub mod types;
+pub mod verify;
 
 pub use types::{E164, ItemId, Mailbox};

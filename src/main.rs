@@ -42,6 +42,7 @@ async fn run(args: Cli) -> CommandResult {
         Command::Receive(a) => cli::email::receive(&ctx, a).await,
         Command::Deliver(a) => cli::email::deliver(&ctx, a).await,
         Command::Import(a) => cli::email::import(&ctx, a).await,
+        Command::Verify(a) => cli::verify::run(&ctx, a).await,
         Command::Login(a) => cli::login::run(&ctx, a).await,
         Command::Demo(a) => cli::demo::run(a).await,
         Command::Simulate(a) => cli::demo::simulate(a).await,

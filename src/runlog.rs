@@ -34,8 +34,13 @@ impl RunLog {
 
     /// One line for the run, then one per failure.
     pub fn record_run(&self, report: &SyncReport) -> std::io::Result<()> {
+        let head = report
+            .manifest_head
+            .as_ref()
+            .map(|h| format!(" manifest={} manifest_sha256={}", h.seq, h.sha256))
+            .unwrap_or_default();
         let mut lines = vec![format!(
-            "run connector={} since={} until={} dry_run={} listed={} written={} already_archived={} unmapped={} failed={} bytes_written={} duration_ms={}",
+            "run connector={} since={} until={} dry_run={} listed={} written={} already_archived={} unmapped={} failed={} bytes_written={} duration_ms={}{head}",
             report.connector,
             report.since,
             report.until,

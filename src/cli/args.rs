@@ -43,6 +43,9 @@ pub enum Command {
     Deliver(DeliverArgs),
     /// Archive TeleMessage EML exports: ZIP batches, .eml files, directories
     Import(ImportArgs),
+    /// Prove the archive complete and unaltered: exit 0 when everything
+    /// checks, 3 when something does not, 1 when it could not check
+    Verify(VerifyArgs),
     /// Run the bundled simulator and sync it into a local Maildir
     Demo(DemoArgs),
     /// Serve the bundled TeleMessage simulator (for tests and benchmarks)
@@ -245,6 +248,31 @@ pub struct ImportArgs {
     /// ZIP batches, .eml files and directories of them
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Connector to verify (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Start of the window of items to check, same forms as sync's
+    /// [default: every copy; TeleMessage is listed for the 24 hours before
+    /// the checkpoint]
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// End of the window [default: the connector's checkpoint]
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Read back this many copies picked at random instead of all
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+    /// A manifest head hash kept from an earlier sync: it must still be in
+    /// the chain
+    #[arg(long, value_name = "SHA256")]
+    pub expect_head: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

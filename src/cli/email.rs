@@ -11,6 +11,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde::Serialize;
 use wechat_archiver::config::{ConnectorConfig, SourceKind};
+use wechat_archiver::custody;
 use wechat_archiver::email::import::{self, ImportFigures};
 use wechat_archiver::email::lmtp::{self, Listener};
 use wechat_archiver::email::{
@@ -80,6 +81,7 @@ async fn parts(ctx: &Context, name: Option<&str>) -> Result<(Parts, ConnectorLoc
         advance_checkpoint: false,
         mapping_fingerprint: setup::mapping_fingerprint(connector),
         retry_unmapped: false,
+        manifest_dir: Some(custody::dir(ctx.home.root(), &name)),
     };
     let identities = Identities::open(&ctx.home.root().join("email-identities.sqlite"))
         .map_err(|e| CliError::failure(&e).hint(HOME_HINT))?;

@@ -16,6 +16,7 @@ pub mod map;
 pub mod progress;
 pub mod status;
 pub mod sync;
+pub mod verify;
 
 use wechat_archiver::config::Home;
 

@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 use wechat_archiver::config::ConnectorConfig;
+use wechat_archiver::custody;
 use wechat_archiver::ledger::{ForeignCopies, Ledger, RunRecord, Total};
 use wechat_archiver::secrets;
 use wechat_archiver::sync::setup;
 use wechat_archiver::text::{Clean, escape_control};
+use wechat_archiver::verify::{self, LastVerify};
 
 use super::args::StatusArgs;
 use super::error::setup_error;
@@ -39,6 +41,10 @@ struct ConnectorStatus {
     foreign_copies: Vec<ForeignCopies>,
     /// Where each secret comes from (never the value).
     secrets: Vec<SecretLine>,
+    /// The newest manifest of the chain of custody, as `HEAD` names it.
+    manifest_head: Option<custody::Head>,
+    /// The last `verify`: when, what it covered, the outcome.
+    last_verify: Option<LastVerify>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,7 +98,11 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> CommandResult {
     let mut statuses = Vec::new();
     for name in names {
         let connector = &config.connectors[&name];
-        statuses.push(collect(&ledger, &name, connector).map_err(|e| CliError::failure(&e))?);
+        let mut status = collect(&ledger, &name, connector).map_err(|e| CliError::failure(&e))?;
+        let manifests = custody::dir(ctx.home.root(), &name);
+        status.manifest_head = custody::read_head(&manifests);
+        status.last_verify = verify::load_last(&manifests);
+        statuses.push(status);
     }
     if args.json {
         print_json(&serde_json::json!({ "connectors": statuses }))?;
@@ -133,6 +143,8 @@ fn collect(
         items: ledger.item_counts(name)?,
         secrets: secret_lines(name, connector),
         foreign_copies: ledger.foreign_copies(name)?,
+        manifest_head: None,
+        last_verify: None,
         problems: ledger
             .problem_items(name, 20)?
             .into_iter()
@@ -174,6 +186,23 @@ fn print_status(s: &ConnectorStatus, every_mailbox: bool) {
             line.secret.replace('_', " "),
             Clean(&line.detail)
         );
+    }
+    if let Some(head) = &s.manifest_head {
+        println!("  manifest head: {head}");
+    }
+    match &s.last_verify {
+        Some(v) => println!(
+            "  last verify: {} ({}): {:?}, {} findings, {} copies read back{}",
+            v.at,
+            covered(v),
+            v.outcome,
+            v.findings,
+            v.copies_checked,
+            v.listed
+                .map(|n| format!(", {n} items listed again"))
+                .unwrap_or_default()
+        ),
+        None => println!("  last verify: never"),
     }
     if s.stale {
         println!(
@@ -257,6 +286,22 @@ fn print_foreign(name: &str, foreign: &[ForeignCopies]) {
             Clean(name),
             Clean(&f.last_seen)
         );
+    }
+}
+
+/// What a verify covered, for people.
+fn covered(v: &LastVerify) -> String {
+    let window = match (&v.since, &v.until) {
+        (None, None) => "every copy".to_owned(),
+        (s, u) => format!(
+            "[{} .. {})",
+            s.as_deref().unwrap_or("start"),
+            u.as_deref().unwrap_or("checkpoint")
+        ),
+    };
+    match v.sample {
+        Some(n) => format!("{window}, a sample of {n}"),
+        None => window,
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use wechat_archiver::config::ConnectorConfig;
+use wechat_archiver::custody;
 use wechat_archiver::lock::{ConnectorLock, LockError};
 use wechat_archiver::runlog::RunLog;
 use wechat_archiver::secrets::{self, ConnectorSecrets};
@@ -108,6 +109,7 @@ pub async fn sync_connector(
         advance_checkpoint: checkpoint.is_none_or(|c| since <= c),
         mapping_fingerprint,
         retry_unmapped: args.retry_unmapped,
+        manifest_dir: Some(custody::dir(ctx.home.root(), name)),
     };
     let result = engine.run(&plan).await;
     if let Some(bar) = &bar {
@@ -116,7 +118,7 @@ pub async fn sync_connector(
     result.map_err(|e| sync_error(e, &connector.endpoint))
 }
 
-fn parse_when(
+pub(super) fn parse_when(
     value: Option<&str>,
     now: chrono::DateTime<Utc>,
     flag: &str,
@@ -129,7 +131,7 @@ fn parse_when(
         })
 }
 
-fn lock_error(e: LockError) -> CliError {
+pub(super) fn lock_error(e: LockError) -> CliError {
     match e {
         LockError::Held { .. } => CliError::new(ExitStatus::Locked, &e)
             .hint("wait for it to finish; a lock left by a killed run is released by the system"),
@@ -156,6 +158,9 @@ fn sync_error(e: SyncError, endpoint: &str) -> CliError {
         SyncError::Target { .. } => "make the target reachable and run sync again".to_owned(),
         SyncError::NoSource(..) => {
             "feed an e-mail connector with `receive`, `deliver` or `import`".to_owned()
+        }
+        SyncError::Manifest(_) => {
+            "check the disk and permissions of the home directory's manifests/".to_owned()
         }
     };
     CliError::failure(&e).hint(hint)
@@ -185,6 +190,9 @@ pub fn print_summary(report: &SyncReport) {
         human::time_str(&report.since),
         human::time_str(&report.until)
     );
+    if let Some(head) = &report.manifest_head {
+        println!("manifest head: {head}");
+    }
     let (planned, more) = human::top(report.would_write.iter().collect(), human::TOP_ROWS);
     for planned in planned {
         println!(

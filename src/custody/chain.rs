@@ -83,7 +83,11 @@ pub fn check(
                     manifest_name(seq - 1)
                 )
             };
-            report.problem(ChainProblemKind::ManifestMissing, Some(expected_seq), detail);
+            report.problem(
+                ChainProblemKind::ManifestMissing,
+                Some(expected_seq),
+                detail,
+            );
         }
         let prev_hash = match &prev {
             Some((s, h)) if *s + 1 == seq => Some(h.as_str()),

@@ -14,11 +14,13 @@
 //! The caller holds the connector's lock while writing one.
 
 pub mod chain;
+mod digest;
 mod format;
 mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use digest::copy_sha256;
 pub use format::{Begin, CopyLine, End, ItemLine, Line};
 pub use writer::ManifestWriter;
 

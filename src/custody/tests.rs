@@ -76,11 +76,16 @@ fn an_edited_manifest_is_named() {
     let dir = tempfile::tempdir().unwrap();
     chain(dir.path(), 3);
     let path = dir.path().join("000002.jsonl");
-    let text = fs::read_to_string(&path).unwrap().replace("\"b2\"", "\"x2\"");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"b2\"", "\"x2\"");
     fs::write(&path, text).unwrap();
     assert_eq!(
         kinds(dir.path(), None),
-        [(ChainProblemKind::ManifestAltered, Some("000002.jsonl".into()))]
+        [(
+            ChainProblemKind::ManifestAltered,
+            Some("000002.jsonl".into())
+        )]
     );
     let path = dir.path().join("000003.jsonl");
     let text = fs::read_to_string(&path).unwrap();
@@ -88,7 +93,10 @@ fn an_edited_manifest_is_named() {
     fs::write(&path, without_a_line.join("\n") + "\n").unwrap();
     let found = kinds(dir.path(), None);
     assert!(
-        found.contains(&(ChainProblemKind::ManifestAltered, Some("000003.jsonl".into()))),
+        found.contains(&(
+            ChainProblemKind::ManifestAltered,
+            Some("000003.jsonl".into())
+        )),
         "{found:?}"
     );
 }
@@ -100,16 +108,22 @@ fn a_deleted_manifest_is_named_in_the_middle_and_at_the_head() {
     fs::remove_file(dir.path().join("000002.jsonl")).unwrap();
     assert_eq!(
         kinds(dir.path(), None),
-        [(ChainProblemKind::ManifestMissing, Some("000002.jsonl".into()))]
+        [(
+            ChainProblemKind::ManifestMissing,
+            Some("000002.jsonl".into())
+        )]
     );
     fs::remove_file(dir.path().join("000004.jsonl")).unwrap();
-    assert!(
-        kinds(dir.path(), None)
-            .contains(&(ChainProblemKind::ManifestMissing, Some("000004.jsonl".into())))
-    );
+    assert!(kinds(dir.path(), None).contains(&(
+        ChainProblemKind::ManifestMissing,
+        Some("000004.jsonl".into())
+    )));
     fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
     let found = kinds(dir.path(), Some(&heads[3].sha256));
-    assert!(found.contains(&(ChainProblemKind::HeadUnknown, None)), "{found:?}");
+    assert!(
+        found.contains(&(ChainProblemKind::HeadUnknown, None)),
+        "{found:?}"
+    );
     assert!(found.contains(&(ChainProblemKind::HeadMissing, Some("000003.jsonl".into()))));
 }
 

@@ -266,7 +266,10 @@ fn seal(dir: &Path, seq: u64) -> Result<(), ManifestError> {
     let mut text = Vec::new();
     file.read_to_end(&mut text).map_err(write_err(&path))?;
     let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let first = text[..whole].split(|b| *b == b'\n').next().unwrap_or_default();
+    let first = text[..whole]
+        .split(|b| *b == b'\n')
+        .next()
+        .unwrap_or_default();
     if !matches!(serde_json::from_slice::<Line>(first), Ok(Line::Begin(_))) {
         // Killed before its first line was durable: it recorded nothing.
         return fs::remove_file(&path).map_err(write_err(&path));

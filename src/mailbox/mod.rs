@@ -6,6 +6,7 @@ pub mod existing;
 pub mod graph;
 pub mod imap;
 pub mod maildir;
+pub mod readback;
 pub mod target;
 
 use async_trait::async_trait;
@@ -13,9 +14,10 @@ use tokio::io::AsyncRead;
 
 use crate::content::Content;
 use crate::telemessage::Item;
-use crate::types::Mailbox;
+use crate::types::{ItemId, Mailbox};
 
 pub use existing::{CopyKey, FolderCopies, Found};
+pub use readback::ReadBack;
 pub use target::Target;
 
 /// The header that carries the item id in every copy: the dedupe key a
@@ -173,5 +175,24 @@ pub trait MailboxWriter: Send + Sync {
     /// item after all.
     async fn confirm(&self, _item: &Item, found: Found) -> Result<Option<Found>, WriteError> {
         Ok(Some(found))
+    }
+
+    /// Reads back the copy of `item` the ledger recorded at `location` in
+    /// the mailbox (`verify`): where it is now and what its bytes hash to.
+    async fn read_back(
+        &self,
+        _mailbox: &Mailbox,
+        _location: &str,
+        _item: &ItemId,
+    ) -> Result<ReadBack, WriteError> {
+        Err(WriteError::Target(format!(
+            "{} cannot read copies back",
+            self.describe()
+        )))
+    }
+
+    /// Copies `verify` reads back at once from this target.
+    fn read_parallelism(&self) -> usize {
+        4
     }
 }

@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::content::Content;
+use crate::custody::{self, CopyLine, ManifestError, ManifestWriter};
 use crate::faultpoint;
 use crate::ledger::{ItemState, Ledger, LedgerError, Recovery, RunId, RunOutcome};
 use crate::mailbox::{Copy, Found, MailboxWriter, Written};
@@ -55,6 +56,10 @@ pub enum SyncError {
         "connector {0} reads TeleMessage's e-mail delivery, not the API: it has no content to download for item {1}"
     )]
     NoSource(String, ItemId),
+    /// The run record (manifest) cannot be written: nothing more is
+    /// recorded without it.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 /// Observes a run's progress (the CLI draws a bar from it).
@@ -84,6 +89,9 @@ pub struct SyncPlan {
     pub mapping_fingerprint: String,
     /// Retry every unmapped item now, whatever the mapping.
     pub retry_unmapped: bool,
+    /// Where the connector's manifests go (see [`custody`]); none for a
+    /// run that keeps no record.
+    pub manifest_dir: Option<PathBuf>,
 }
 
 /// Everything a run works with.
@@ -111,6 +119,8 @@ struct Run<'a> {
     /// The run's clock for unmapped retries: what is recent, when they ran.
     started_at: DateTime<Utc>,
     report: Mutex<SyncReport>,
+    /// This run's manifest (none for a dry run).
+    manifest: Option<Arc<ManifestWriter>>,
     /// The first error that must stop the run; later items are skipped.
     fatal: Mutex<Option<SyncError>>,
 }
@@ -145,6 +155,19 @@ impl Engine {
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
+        let manifest = match self.begin_manifest(plan, id) {
+            Ok(m) => m,
+            Err(e) => {
+                let message = e.to_string();
+                self.ledger.finish_run(
+                    id,
+                    &Default::default(),
+                    RunOutcome::Failed,
+                    Some(&message),
+                )?;
+                return Err(e);
+            }
+        };
         let run = Run {
             engine: self,
             plan,
@@ -154,12 +177,17 @@ impl Engine {
             retry_unmapped,
             started_at,
             report: Mutex::new(SyncReport::new(plan)),
+            manifest: manifest.clone(),
             fatal: Mutex::new(None),
         };
         self.preload_folder_ids(&plan.connector)?;
         let writer = Arc::clone(&self.writer);
         self.ledger.set_before_commit(Some(Box::new(move || {
-            writer.sync_written().map_err(|e| e.to_string())
+            writer.sync_written().map_err(|e| e.to_string())?;
+            match &manifest {
+                Some(m) => m.sync().map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
         })))?;
         Ok(run)
     }
@@ -172,9 +200,10 @@ impl Engine {
         started: Instant,
     ) -> Result<SyncReport, SyncError> {
         let (plan, id) = (run.plan, run.id);
+        let manifest = run.manifest.clone();
         let mut report = run.report.into_inner().unwrap_or_else(|p| p.into_inner());
         report.duration_ms = started.elapsed().as_millis() as u64;
-        let finished = self.finish(plan, id, result, report);
+        let finished = self.finish(plan, id, result, report, manifest.as_deref());
         let cleared = self.ledger.set_before_commit(None);
         let report = finished?;
         cleared?;
@@ -187,28 +216,50 @@ impl Engine {
         plan: &SyncPlan,
         id: RunId,
         result: Result<(), SyncError>,
-        report: SyncReport,
+        mut report: SyncReport,
+        manifest: Option<&ManifestWriter>,
     ) -> Result<SyncReport, SyncError> {
         self.store_folder_ids(&plan.connector)?;
         let figures = report.figures();
         self.ledger.prune_runs(&plan.connector, RUNS_KEPT)?;
-        match &result {
-            Ok(()) => {
-                let outcome = if report.failed > 0 {
-                    RunOutcome::Incomplete
-                } else {
-                    RunOutcome::Ok
-                };
-                self.ledger.finish_run(id, &figures, outcome, None)?;
-                Ok(report)
-            }
-            Err(e) => {
-                let message = e.to_string();
-                self.ledger
-                    .finish_run(id, &figures, RunOutcome::Failed, Some(&message))?;
-                result.map(|()| report)
-            }
+        let (outcome, error) = match &result {
+            Ok(()) if report.failed > 0 => (RunOutcome::Incomplete, None),
+            Ok(()) => (RunOutcome::Ok, None),
+            Err(e) => (RunOutcome::Failed, Some(e.to_string())),
+        };
+        self.ledger
+            .finish_run(id, &figures, outcome, error.as_deref())?;
+        if let Some(manifest) = manifest {
+            let head = manifest.finish(outcome_name(outcome), &figures)?;
+            tracing::info!("manifest head: {head}");
+            report.manifest_head = Some(head);
         }
+        result.map(|()| report)
+    }
+
+    /// Opens the run's manifest, for a run that writes.
+    fn begin_manifest(
+        &self,
+        plan: &SyncPlan,
+        id: RunId,
+    ) -> Result<Option<Arc<ManifestWriter>>, SyncError> {
+        let Some(dir) = plan.manifest_dir.as_deref().filter(|_| !plan.dry_run) else {
+            return Ok(None);
+        };
+        let baseline = self.ledger.mailbox_totals(&plan.connector)?;
+        let begin = custody::Begin {
+            format: custody::FORMAT,
+            connector: plan.connector.clone(),
+            seq: 0,
+            prev: String::new(),
+            kind: "sync".into(),
+            run_id: Some(id.0),
+            started_at: report::time(Utc::now()),
+            since: Some(report::time(plan.since)),
+            until: Some(report::time(plan.until)),
+            baseline_copies: Some(baseline.iter().map(|t| t.copies).sum()),
+        };
+        Ok(Some(Arc::new(ManifestWriter::begin(dir, begin)?)))
     }
 }
 
@@ -555,7 +606,7 @@ impl Run<'_> {
                             "item {} was already in {mailbox} (written before a crash); recording it",
                             item.id
                         );
-                        self.record_copy(item, mailbox, &written)?;
+                        self.record_copy(item, mailbox, &written, None)?;
                         self.report().already_archived(mailbox);
                         continue;
                     }
@@ -601,7 +652,7 @@ impl Run<'_> {
             }
         };
         if !self.plan.dry_run {
-            self.record_copy(item, mailbox, &found.written)?;
+            self.record_copy(item, mailbox, &found.written, None)?;
             if let Some(other) = found.connector.as_deref().filter(|c| c != connector) {
                 tracing::warn!(
                     "item {} in {mailbox} was written by connector {other:?}, not {connector:?}: adopted",
@@ -629,12 +680,23 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Records a copy: its manifest line first, then its ledger row.
     fn record_copy(
         &self,
         item: &Item,
         mailbox: &Mailbox,
         written: &Written,
+        sha256: Option<&str>,
     ) -> Result<(), SyncError> {
+        if let Some(manifest) = &self.manifest {
+            manifest.copy(CopyLine {
+                item: item.id.to_string(),
+                mailbox: mailbox.key().to_owned(),
+                location: written.location.clone(),
+                bytes: written.bytes,
+                sha256: sha256.map(str::to_owned),
+            })?;
+        }
         self.engine
             .ledger
             .record_copy(&self.plan.connector, item, mailbox, written, self.id)?;
@@ -666,6 +728,17 @@ impl Run<'_> {
         let writer = &self.engine.writer;
         let mut failure = None;
         let mut earlier: Option<Written> = None;
+        let sha256 = match &self.manifest {
+            Some(_) => match custody::copy_sha256(&copy).await {
+                Ok(hash) => Some(hash),
+                Err(e) => {
+                    let reason = format!("cannot read the downloaded content: {e}");
+                    self.report().copy_failed(item, None, &reason);
+                    return Ok(Some(reason));
+                }
+            },
+            None => None,
+        };
         for mailbox in pending {
             let result = match &earlier {
                 Some(e) => writer.write_again(mailbox, &copy, e).await,
@@ -674,7 +747,7 @@ impl Run<'_> {
             match result {
                 Ok(written) => {
                     faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
-                    self.record_copy(item, mailbox, &written)?;
+                    self.record_copy(item, mailbox, &written, sha256.as_deref())?;
                     self.report().written(mailbox, written.bytes);
                     earlier.get_or_insert(written);
                 }
@@ -708,6 +781,7 @@ impl Run<'_> {
             (None, Some(why)) => (ItemState::Unmapped, Some(why.to_owned())),
             (None, None) => (ItemState::Archived, None),
         };
+        self.note_item(item, state)?;
         self.engine.ledger.record_item(
             &self.plan.connector,
             item,
@@ -726,13 +800,15 @@ impl Run<'_> {
         self.report().copy_failed(item, mailbox, reason);
         self.report().item_failed();
         if !self.plan.dry_run {
-            let recorded = self.engine.ledger.record_item(
-                &self.plan.connector,
-                item,
-                ItemState::Failed,
-                Some(reason),
-                self.id,
-            );
+            let recorded = self.note_item(item, ItemState::Failed).and_then(|()| {
+                Ok(self.engine.ledger.record_item(
+                    &self.plan.connector,
+                    item,
+                    ItemState::Failed,
+                    Some(reason),
+                    self.id,
+                )?)
+            });
             if let Err(e) = recorded {
                 tracing::error!("cannot record item {} as failed: {e}", item.id);
             }
@@ -743,10 +819,39 @@ impl Run<'_> {
         tracing::warn!("item {}: {reason}", item.id);
         self.report().copy_failed(item, None, reason);
         self.report().item_failed();
+        self.note_item(item, state)?;
         self.engine
             .ledger
             .record_item(&self.plan.connector, item, state, Some(reason), self.id)?;
         Ok(())
+    }
+
+    /// The manifest line of an item state about to be recorded.
+    fn note_item(&self, item: &Item, state: ItemState) -> Result<(), SyncError> {
+        if let Some(manifest) = &self.manifest {
+            manifest.item(item.id.as_str(), state_name(state))?;
+        }
+        Ok(())
+    }
+}
+
+/// How a manifest names an item state (as the ledger does).
+fn state_name(state: ItemState) -> &'static str {
+    match state {
+        ItemState::Archived => "archived",
+        ItemState::Unmapped => "unmapped",
+        ItemState::Failed => "failed",
+        ItemState::Gone => "gone",
+    }
+}
+
+/// How a manifest names a run's outcome.
+fn outcome_name(outcome: RunOutcome) -> &'static str {
+    match outcome {
+        RunOutcome::Ok => "ok",
+        RunOutcome::Incomplete => "incomplete",
+        RunOutcome::Failed => "failed",
+        RunOutcome::Running | RunOutcome::Crashed => "crashed",
     }
 }
 

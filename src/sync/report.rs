@@ -58,9 +58,12 @@ pub struct SyncReport {
     pub unknown_values: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_write: Vec<PlannedCopy>,
+    /// The connector's manifest chain after this run (see `custody`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_head: Option<crate::custody::Head>,
 }
 
-fn time(t: DateTime<Utc>) -> String {
+pub(crate) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
@@ -83,6 +86,7 @@ impl SyncReport {
             unmapped_items: Vec::new(),
             unknown_values: Vec::new(),
             would_write: Vec::new(),
+            manifest_head: None,
         }
     }
 

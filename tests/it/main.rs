@@ -24,3 +24,4 @@ mod secret_fallbacks;
 mod support;
 mod sync;
 mod terminal_text;
+mod verify;

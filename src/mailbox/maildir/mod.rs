@@ -23,12 +23,14 @@ use async_trait::async_trait;
 mod scan;
 
 use super::imap::encode_mailbox_name;
-use super::{Copy, FolderCopies, Found, MailboxWriter, WriteError, Written};
+use super::{Copy, FolderCopies, Found, MailboxWriter, ReadBack, WriteError, Written};
 use crate::content::Content;
 use crate::faultpoint;
 use crate::telemessage::Item;
-use crate::types::Mailbox;
+use crate::types::{ItemId, Mailbox};
 pub use tree::TreeError;
+
+mod read;
 
 /// Writes copies into a tree of Maildir++ mailboxes.
 pub struct MaildirWriter {
@@ -42,6 +44,8 @@ pub struct MaildirWriter {
     on_disk: Mutex<HashMap<String, HashMap<String, String>>>,
     /// Directories given new entries since the last `sync_written`.
     unsynced_dirs: Mutex<HashSet<PathBuf>>,
+    /// Where copies are, per mailbox, for reading them back.
+    read_index: read::IndexCache,
 }
 
 /// Why a folder name cannot be used with Maildir++.
@@ -61,6 +65,7 @@ impl MaildirWriter {
             prepared: Mutex::new(HashMap::new()),
             on_disk: Mutex::new(HashMap::new()),
             unsynced_dirs: Mutex::new(HashSet::new()),
+            read_index: Default::default(),
         })
     }
 
@@ -300,6 +305,19 @@ impl MailboxWriter for MaildirWriter {
 
     async fn confirm(&self, item: &Item, found: Found) -> Result<Option<Found>, WriteError> {
         self.confirm_copy(item, found)
+    }
+
+    async fn read_back(
+        &self,
+        mailbox: &Mailbox,
+        location: &str,
+        item: &ItemId,
+    ) -> Result<ReadBack, WriteError> {
+        self.read_copy(mailbox, location, item).await
+    }
+
+    fn read_parallelism(&self) -> usize {
+        8
     }
 
     fn sync_written(&self) -> Result<(), WriteError> {
