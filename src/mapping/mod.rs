@@ -13,6 +13,8 @@
 mod checks;
 mod header;
 mod phone;
+#[cfg(test)]
+mod props;
 mod records;
 mod report;
 mod resolve;

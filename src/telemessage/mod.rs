@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod model;
+#[cfg(test)]
+mod model_props;
 pub mod retry;
 
 pub use client::{Client, ClientError, ClientOptions, Listing};

@@ -263,7 +263,7 @@ fn headers(copy: &Copy<'_>, message: &Message<'_>) -> Vec<Value> {
     ];
     let originals: Vec<(String, String)> = message
         .headers_raw()
-        .filter(|(name, _)| name.len() > 2 && name[..2].eq_ignore_ascii_case("x-"))
+        .filter(|(name, _)| name.len() > 2 && name.as_bytes()[..2].eq_ignore_ascii_case(b"x-"))
         .filter(|(name, _)| {
             !name.eq_ignore_ascii_case("X-TeleMessage-Item-Id")
                 && !name.eq_ignore_ascii_case(ITEM_ID_HEADER)

@@ -9,6 +9,8 @@ mod auth;
 mod budget;
 mod client;
 mod compose;
+#[cfg(test)]
+mod compose_props;
 mod endpoints;
 mod error;
 mod folders;

@@ -25,6 +25,8 @@ mod conn;
 mod namespace;
 mod pool;
 mod proto;
+#[cfg(test)]
+mod proto_props;
 mod tls;
 
 /// Dovecot also names Maildir++ folders in IMAP's modified UTF-7.

@@ -284,7 +284,7 @@ pub fn fetch_items(untagged: &[u8]) -> Option<Vec<Value>> {
     let space = untagged.iter().position(|&b| b == b' ')?;
     let rest = &untagged[space + 1..];
     let rest = strip_prefix_ci(rest, b"FETCH ")?;
-    let mut parser = Parser { data: rest, pos: 0 };
+    let mut parser = Parser::new(rest);
     match parser.value()? {
         Value::List(items) => Some(items),
         _ => None,
@@ -294,7 +294,7 @@ pub fn fetch_items(untagged: &[u8]) -> Option<Vec<Value>> {
 /// Reads a run of values separated by spaces up to the end (the data of
 /// an untagged answer such as `NAMESPACE`).
 pub fn values(data: &[u8]) -> Option<Vec<Value>> {
-    let mut parser = Parser { data, pos: 0 };
+    let mut parser = Parser::new(data);
     let mut values = Vec::new();
     loop {
         while parser.peek() == Some(b' ') {
@@ -312,12 +312,25 @@ fn strip_prefix_ci<'a>(data: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
         .then(|| &data[prefix.len()..])
 }
 
+/// Lists nested deeper than this are refused: a server sending a million
+/// `(` would otherwise overflow the stack of this recursive parser.
+const MAX_DEPTH: usize = 32;
+
 struct Parser<'a> {
     data: &'a [u8],
     pos: usize,
+    depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Parser {
+            data,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.data.get(self.pos).copied()
     }
@@ -336,6 +349,10 @@ impl Parser<'_> {
 
     fn list(&mut self) -> Option<Value> {
         self.pos += 1;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
         let mut items = Vec::new();
         loop {
             while self.peek() == Some(b' ') {
@@ -343,6 +360,7 @@ impl Parser<'_> {
             }
             if self.peek()? == b')' {
                 self.pos += 1;
+                self.depth -= 1;
                 return Some(Value::List(items));
             }
             items.push(self.value()?);
