@@ -8,7 +8,7 @@
 #                           if benchmark files were deleted minutes before)
 #   bench/run.sh --smoke    small sizes, a couple of minutes: checks that
 #                           every benchmark still runs (what CI may run)
-#   bench/run.sh --only sync,memory,ledger,map,imap   a subset
+#   bench/run.sh --only sync,memory,ledger,map,imap,graph   a subset
 #
 # Ratios: for times, wechat-archiver / baseline (below 1 is faster); for
 # memory, RSS / baseline RSS; for IMAP, mbsync time / wechat-archiver time
@@ -28,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 SMOKE=0
-ONLY=sync,memory,ledger,map,imap
+ONLY=sync,memory,ledger,map,imap,graph
 while [ $# -gt 0 ]; do
     case $1 in
     --smoke) SMOKE=1 ;;
@@ -115,6 +115,13 @@ if wanted imap; then
         run_bench imap-sync bash "$here/imap_sync/run.sh" 300 1
     else
         run_bench imap-sync bash "$here/imap_sync/run.sh" 20000 3
+    fi
+fi
+if wanted graph; then
+    if [ "$SMOKE" = 1 ]; then
+        run_bench graph bash "$here/graph/run.sh" 200 8
+    else
+        run_bench graph bash "$here/graph/run.sh" 1500 40
     fi
 fi
 if wanted sync; then
