@@ -20,6 +20,7 @@ const NUMBER_ALIASES: &[&str] = &[
     "msisdn",
     "telephone",
     "telephonenumber",
+    "externaluserid",
     "手机",
     "手机号",
     "手机号码",
@@ -27,6 +28,9 @@ const NUMBER_ALIASES: &[&str] = &[
     "电话",
     "电话号码",
 ];
+
+/// TeleMessage's own custom-mapping column (`telemessage-email.md` §3).
+const TELEMESSAGE_NUMBER: &str = "externaluserid";
 
 /// Header names for the mailbox column, after [`header_key`].
 const MAILBOX_ALIASES: &[&str] = &[
@@ -41,6 +45,7 @@ const MAILBOX_ALIASES: &[&str] = &[
     "mailaddress",
     "smtpaddress",
     "primarysmtpaddress",
+    "microsoft365usermailbox",
     "邮箱",
     "邮箱地址",
     "电子邮件",
@@ -124,6 +129,9 @@ pub struct Columns {
     pub mailbox: usize,
     /// Every header as written (trimmed), to name columns in findings.
     pub names: Vec<String>,
+    /// The number column is TeleMessage's `External User ID`: its numbers
+    /// are international digits with the `+` left out.
+    pub implied_plus: bool,
 }
 
 impl Columns {
@@ -164,6 +172,7 @@ pub fn find_columns(names: Vec<String>) -> Result<Columns, HeaderProblem> {
     }
     match (numbers.first(), mailboxes.first()) {
         (Some(&number), Some(&mailbox)) => Ok(Columns {
+            implied_plus: header_key(&names[number]) == TELEMESSAGE_NUMBER,
             number,
             mailbox,
             names,
@@ -206,6 +215,17 @@ mod tests {
                 assert_eq!((c.number, c.mailbox), (1, 2));
             }
         }
+    }
+
+    #[test]
+    fn telemessage_s_own_mapping_file_is_understood() {
+        let c = find_columns(names(&["External User ID", "Microsoft 365 User Mailbox"])).unwrap();
+        assert_eq!((c.number, c.mailbox, c.implied_plus), (0, 1, true));
+        assert!(
+            !find_columns(names(&["mobile", "mailbox"]))
+                .unwrap()
+                .implied_plus
+        );
     }
 
     #[test]

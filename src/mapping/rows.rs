@@ -146,7 +146,22 @@ enum MailboxCheck {
     },
 }
 
-fn check(number: &str, mailbox: &str, region: Option<DefaultRegion>, keys: &mut String) -> Checked {
+fn check(
+    number: &str,
+    mailbox: &str,
+    region: Option<DefaultRegion>,
+    implied_plus: bool,
+    keys: &mut String,
+) -> Checked {
+    let trimmed = number.trim();
+    let with_plus;
+    let number =
+        if implied_plus && !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            with_plus = format!("+{trimmed}");
+            &with_plus
+        } else {
+            number
+        };
     let number = if number.trim().is_empty() {
         Err(NumberProblem::Empty)
     } else {
@@ -168,7 +183,7 @@ fn check(number: &str, mailbox: &str, region: Option<DefaultRegion>, keys: &mut 
     Checked { number, mailbox }
 }
 
-fn check_batch(batch: &mut Batch, region: Option<DefaultRegion>) {
+fn check_batch(batch: &mut Batch, region: Option<DefaultRegion>, implied_plus: bool) {
     let Batch {
         text,
         keys,
@@ -185,6 +200,7 @@ fn check_batch(batch: &mut Batch, region: Option<DefaultRegion>) {
                 &text[number.clone()],
                 &text[mailbox.clone()],
                 region,
+                implied_plus,
                 keys,
             )),
             Row::FieldCount(_) => None,
@@ -210,6 +226,7 @@ impl RowChecker<'_> {
         mut sink: Option<&mut dyn FnMut(GoodRow)>,
     ) -> io::Result<()> {
         let region = self.region;
+        let implied_plus = self.columns.implied_plus;
         std::thread::scope(|scope| {
             let lanes = (0..checker_count())
                 .map(|_| {
@@ -217,7 +234,7 @@ impl RowChecker<'_> {
                     let (checker_out, from_checker) = sync_channel::<Batch>(IN_FLIGHT);
                     scope.spawn(move || {
                         for mut batch in checker_in {
-                            check_batch(&mut batch, region);
+                            check_batch(&mut batch, region, implied_plus);
                             if checker_out.send(batch).is_err() {
                                 break;
                             }

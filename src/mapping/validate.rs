@@ -350,12 +350,13 @@ mod tests {
 
     #[test]
     fn spreadsheet_dialects_read_the_same() {
-        let variants: [&[u8]; 5] = [
+        let variants: [&[u8]; 6] = [
             b"mobile_number,mailbox\n+8613800138000,li.wei@contoso.com\n",
             b"\xEF\xBB\xBFMobile;E-mail\r\n+86 138 0013 8000;li.wei@contoso.com\r\n;\r\n",
             b"Name\tPhone\tUPN\n\"Li, Wei\"\t13800138000\tli.wei@contoso.com\n",
             b"sep=;\n\"Mobile\";\"E-mail\"\n\"+8613800138000\";\"li.wei@contoso.com\"\n",
             b"User's mobile Number,Microsoft 365 mailbox address,Notes\n+8613800138000,li.wei@contoso.com,\"two\nlines, quoted\"\n",
+            b"External User ID,Microsoft 365 User Mailbox\r\n8613800138000,li.wei@contoso.com\r\n",
         ];
         for bytes in variants {
             let r = check(bytes);

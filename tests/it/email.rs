@@ -462,3 +462,26 @@ fn receive_refuses_a_message_too_large_and_a_public_address() {
     assert!(replies[0].starts_with("552 5.3.4"), "{replies:?}");
     assert_eq!(receiver.stop(), 0);
 }
+
+#[test]
+fn telemessage_s_own_mapping_file_validates_and_maps() {
+    let env = TestEnv::new();
+    let csv = env.path("telemessage.csv");
+    std::fs::write(
+        &csv,
+        "External User ID,Microsoft 365 User Mailbox\r\n8613700137000,zhao.lei@contoso.com\r\n",
+    )
+    .unwrap();
+    let report = env.run([
+        "map".as_ref(),
+        "validate".as_ref(),
+        "--json".as_ref(),
+        csv.as_os_str(),
+    ]);
+    report.assert_code(0);
+    assert_eq!(report.json()["valid"], 1);
+    let archive = email_connector(&env, &["--mapping", csv.to_str().unwrap()]);
+    // The number is only in the display name; the address is outside.
+    deliver(&env, forwarded(Some("map@tm"), "x").as_bytes(), &[]).assert_code(0);
+    assert_eq!(copies(&archive, "zhao.lei@contoso.com").len(), 1);
+}
