@@ -6,6 +6,7 @@ mod concurrency;
 mod copies;
 mod cyrus;
 mod faults;
+mod hostile;
 mod proxy;
 mod tls;
 mod users;
