@@ -2,7 +2,7 @@
 //! per participant, the custom mapping first, then the e-mail TeleMessage
 //! holds, each only if the target has that user; otherwise unmapped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Mutex;
 
@@ -114,6 +114,21 @@ impl Resolver {
         item: &Item,
         users: &dyn MailboxWriter,
     ) -> Result<Resolution, WriteError> {
+        self.resolve_holding(item, users, &HashSet::new()).await
+    }
+
+    /// As [`Resolver::resolve`], for an item of which the mailboxes in
+    /// `holding` (keys) already hold a copy: those are taken as users
+    /// without asking the target, so a run with nothing to write to a
+    /// mailbox does not log in to it.
+    pub async fn resolve_holding(
+        &self,
+        item: &Item,
+        target: &dyn MailboxWriter,
+        holding: &HashSet<String>,
+    ) -> Result<Resolution, WriteError> {
+        let users = Users { target, holding };
+        let users = &users;
         let mut resolution = Resolution::default();
         for party in item.parties() {
             let found = match self.participant(party, users).await {
@@ -147,7 +162,7 @@ impl Resolver {
     async fn participant(
         &self,
         party: &Participant,
-        users: &dyn MailboxWriter,
+        users: &Users<'_>,
     ) -> Result<Result<Mailbox, String>, WriteError> {
         let mut reasons = Vec::new();
         match &self.custom {
@@ -172,7 +187,7 @@ impl Resolver {
         &self,
         table: &MappingTable,
         party: &Participant,
-        users: &dyn MailboxWriter,
+        users: &Users<'_>,
     ) -> Result<Result<Mailbox, String>, WriteError> {
         let Some(raw) = party.mobile.as_deref().filter(|m| !m.trim().is_empty()) else {
             return Ok(Err("no mobile number".to_owned()));
@@ -189,7 +204,7 @@ impl Resolver {
         } else {
             Ok(Err(format!(
                 "{number} is mapped to {mailbox}, which is not a user of {}",
-                users.describe()
+                users.target.describe()
             )))
         }
     }
@@ -197,7 +212,7 @@ impl Resolver {
     async fn auto_mailbox(
         &self,
         party: &Participant,
-        users: &dyn MailboxWriter,
+        users: &Users<'_>,
     ) -> Result<Result<Mailbox, String>, WriteError> {
         let Some(raw) = party.email.as_deref().filter(|e| !e.trim().is_empty()) else {
             return Ok(Err("TeleMessage has no e-mail address for them".to_owned()));
@@ -210,7 +225,7 @@ impl Resolver {
         } else {
             Ok(Err(format!(
                 "their e-mail {mailbox} is not a user of {}",
-                users.describe()
+                users.target.describe()
             )))
         }
     }
@@ -218,12 +233,15 @@ impl Resolver {
     async fn is_valid_user(
         &self,
         mailbox: &Mailbox,
-        users: &dyn MailboxWriter,
+        users: &Users<'_>,
     ) -> Result<bool, WriteError> {
+        if users.holding.contains(mailbox.key()) {
+            return Ok(true);
+        }
         if let Some(known) = self.cached(mailbox) {
             return Ok(known);
         }
-        let valid = users.is_valid_user(mailbox).await?;
+        let valid = users.target.is_valid_user(mailbox).await?;
         if let Ok(mut cache) = self.valid_users.lock() {
             cache.insert(mailbox.key().to_owned(), valid);
         }
@@ -236,6 +254,13 @@ impl Resolver {
             .ok()
             .and_then(|cache| cache.get(mailbox.key()).copied())
     }
+}
+
+/// Who answers whether an address is a user: the target, except for the
+/// mailboxes that already hold a copy of the item being resolved.
+struct Users<'a> {
+    target: &'a dyn MailboxWriter,
+    holding: &'a HashSet<String>,
 }
 
 /// TeleMessage sends E.164; anything else is read like the CSV was.

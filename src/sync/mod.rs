@@ -481,10 +481,12 @@ impl Run<'_> {
         state: Option<&str>,
         given: Option<&Content>,
     ) -> Result<Settled, SyncError> {
+        let connector = &self.plan.connector;
+        let recorded = self.engine.ledger.copies_of(connector, &item.id)?;
         let resolution = match self
             .engine
             .resolver
-            .resolve(item, self.engine.writer.as_ref())
+            .resolve_holding(item, self.engine.writer.as_ref(), &recorded)
             .await
         {
             Ok(r) => r,
@@ -514,7 +516,9 @@ impl Run<'_> {
         if unmapped.is_some() {
             self.report().unmapped_item(item);
         }
-        let (pending, unchecked) = self.pending_mailboxes(item, state, &mailboxes).await?;
+        let (pending, unchecked) = self
+            .pending_mailboxes(item, state, &mailboxes, &recorded)
+            .await?;
         // Copies for the participants found, a retry for the others.
         let unchecked = unchecked.or(lookup_failure);
         if pending.is_empty() {
@@ -577,12 +581,9 @@ impl Run<'_> {
         item: &Item,
         state: Option<&str>,
         mailboxes: &[Mailbox],
+        recorded: &HashSet<String>,
     ) -> Result<(Vec<Mailbox>, Option<String>), SyncError> {
         let mut unchecked = None;
-        let recorded = self
-            .engine
-            .ledger
-            .copies_of(&self.plan.connector, &item.id)?;
         let look = self.may_be_unrecorded(state);
         let mut pending = Vec::new();
         for mailbox in mailboxes {

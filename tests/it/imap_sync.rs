@@ -215,10 +215,22 @@ fn sync_into_dovecot_lands_every_copy_once_intact_and_a_rerun_writes_nothing() {
         "{downloads} downloads at once"
     );
 
+    let Server::Dovecot(dovecot) = &case.server else {
+        unreachable!("all_users starts Dovecot")
+    };
+    let logins = || dovecot.logs().matches("Login: user=").count();
+    let logins_before = logins();
+    assert!(
+        logins_before > 0,
+        "Dovecot logs its logins: {}",
+        dovecot.logs()
+    );
     let second = case.sync(None);
     second.assert_code(0);
     assert_eq!(second.json()["written"], 0);
     assert_eq!(second.json()["already_archived"], expected);
+    // Nothing to write to any mailbox: none is logged in to.
+    assert_eq!(logins(), logins_before, "{}", dovecot.logs());
 }
 
 /// A sync into Dovecot killed just after copies were appended but before
