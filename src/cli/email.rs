@@ -149,6 +149,7 @@ pub async fn receive(ctx: &Context, args: &ReceiveArgs) -> CommandResult {
     drop(listener);
     let report = session
         .finish()
+        .await
         .map_err(|e| CliError::failure(&e).hint(HOME_HINT))?;
     eprintln!(
         "stopped: {} messages, {} copies written, {} already archived, {} unmapped, {} failed",
@@ -262,7 +263,7 @@ pub async fn deliver(ctx: &Context, args: &DeliverArgs) -> CommandResult {
     );
     let outcome = intake.accept(Bytes::from(raw), &args.recipients).await;
     drop(intake);
-    let finished = session.finish();
+    let finished = session.finish().await;
     let outcome = outcome.map_err(|e| tempfail(CliError::failure(&e)))?;
     finished.map_err(|e| tempfail(CliError::failure(&e)))?;
     match outcome {
@@ -308,7 +309,7 @@ pub async fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
     let mut figures = ImportFigures::default();
     let imported = import::import_paths(&intake, &args.paths, &mut figures).await;
     drop(intake);
-    let finished = session.finish();
+    let finished = session.finish().await;
     if let Some(bar) = &bar {
         bar.finish();
     }

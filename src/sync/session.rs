@@ -75,9 +75,13 @@ impl Session<'_> {
         self.run.report().clone()
     }
 
-    /// Records the run's end.
-    pub fn finish(self) -> Result<SyncReport, SyncError> {
+    /// Records the run's end: stores the marks of the archive folders it
+    /// looked in or wrote to (so the next session need not look in them
+    /// again) and ends the target's sessions (IMAP `LOGOUT`).
+    pub async fn finish(self) -> Result<SyncReport, SyncError> {
         let engine = self.run.engine;
-        engine.end(self.run, Ok(()), self.started)
+        let result = self.run.store_folder_marks().await;
+        engine.writer.close().await;
+        engine.end(self.run, result, self.started)
     }
 }

@@ -46,7 +46,7 @@ pub fn copies(archive: &Path, mailbox: &str) -> Vec<PathBuf> {
     files_under(&archive.join(mailbox).join(".WeChat Archiver").join("cur"))
 }
 
-fn deliver(env: &TestEnv, message: &[u8], extra: &[&str]) -> crate::support::Run {
+pub fn deliver(env: &TestEnv, message: &[u8], extra: &[&str]) -> crate::support::Run {
     let mut cmd = env.command(["deliver"].iter().chain(extra));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())

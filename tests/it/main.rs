@@ -7,6 +7,7 @@ mod bad_input;
 mod bad_items;
 mod crash;
 mod email;
+mod email_adopt;
 mod faults;
 mod graph;
 mod graph_sync;
