@@ -3,8 +3,7 @@
 # two real IMAP servers (Dovecot and Cyrus, with saslpasswd2 for Cyrus's
 # users), a real Secret Service (gnome-keyring on a D-Bus session bus, with
 # secret-tool to inspect it), and the programs the tests run (openssl,
-# kill, mount, script), plus what scripts/deb.sh needs to build and check
-# the .deb: cargo-deb (pinned, built with cargo) and man-db for `man -w`.
+# kill, mount, script).
 #
 # Debian's cyrus-imapd and dovecot-imapd conflict (both provide
 # imap-server), so cyrus-imapd is installed normally and dovecot-imapd's
@@ -30,9 +29,10 @@ command -v script >/dev/null || needed+=(bsdutils)
 # scripts/deb.sh checks `man -w wechat-archiver` after installing the .deb.
 command -v man >/dev/null || needed+=(man-db)
 
-# cargo-deb builds the .deb. Pinned, and --locked to the dependency versions
-# it was released with: 3.8.0 needs Rust 1.85 (rust-version), this project
-# 1.95. Installed only when missing; it needs no root.
+# cargo-deb builds the .deb (scripts/deb.sh, run by scripts/test.sh).
+# Pinned, and --locked to the dependency versions it was released with:
+# 3.8.0 needs Rust 1.85 (its rust-version), this project 1.95. Installed
+# only when missing; it needs no root.
 CARGO_DEB_VERSION=3.8.0
 if ! command -v cargo-deb >/dev/null; then
     echo "installing cargo-deb $CARGO_DEB_VERSION" >&2
