@@ -97,16 +97,6 @@ pub(crate) struct TokenSource {
 struct Cached {
     token: Secret,
     renew_at: Instant,
-    fetched_at: Instant,
-}
-
-/// A token and when it was fetched: a refusal of a token fetched before
-/// a login began is worth one retry with a fresh token, not of one fetched
-/// for it.
-#[derive(Clone)]
-pub(crate) struct Token {
-    pub secret: Secret,
-    pub fetched_at: Instant,
 }
 
 #[derive(Deserialize)]
@@ -163,39 +153,22 @@ impl TokenSource {
 
     /// A valid access token, fetched once and shared by every request.
     pub async fn token(&self, http: &reqwest::Client, retry: &Retry) -> Result<Secret, TokenError> {
-        Ok(self.token_dated(http, retry).await?.secret)
-    }
-
-    /// [`TokenSource::token`], with when it was fetched.
-    pub async fn token_dated(
-        &self,
-        http: &reqwest::Client,
-        retry: &Retry,
-    ) -> Result<Token, TokenError> {
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| c.renew_at > Instant::now()) {
-            return Ok(Token {
-                secret: c.token.clone(),
-                fetched_at: c.fetched_at,
-            });
+            return Ok(c.token.clone());
         }
         let (token, lifetime) = self.fetch(http, retry).await?;
         check_roles(&token, self.permission)?;
         let margin = EXPIRY_MARGIN.min(lifetime / 2);
-        let now = Instant::now();
         *cached = Some(Cached {
             token: token.clone(),
-            renew_at: now + lifetime - margin,
-            fetched_at: now,
+            renew_at: Instant::now() + lifetime - margin,
         });
         tracing::debug!(scope = %self.scope, ?lifetime, "fetched an access token");
-        Ok(Token {
-            secret: token,
-            fetched_at: now,
-        })
+        Ok(token)
     }
 
-    /// Forgets `token` after Graph refused it, so the next call fetches a
+    /// Forgets `token` after the service refused it, so the next call fetches a
     /// new one (unless another task already did).
     pub async fn invalidate(&self, token: &Secret) {
         let mut cached = self.cached.lock().await;

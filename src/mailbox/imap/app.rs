@@ -3,9 +3,8 @@
 //! secret exchanged for app-only tokens (Exchange Online with
 //! `IMAP.AccessAsApp`), cached and renewed before they expire.
 
+use std::sync::Mutex;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::config::Cloud;
 use crate::mailbox::graph::endpoints::Endpoints;
@@ -36,13 +35,6 @@ pub struct AppLogin {
     pub login_endpoint: Option<String>,
 }
 
-/// The secret a login uses, and when it was had: a token fetched before a
-/// login began may have been revoked since; one fetched for it may not.
-pub(crate) struct LoginSecret {
-    pub secret: Secret,
-    pub had_at: Instant,
-}
-
 pub(crate) enum Credentials {
     /// A password, or a bearer token handed in from outside.
     Fixed(std::sync::RwLock<Secret>),
@@ -51,6 +43,10 @@ pub(crate) enum Credentials {
         tokens: TokenSource,
         http: reqwest::Client,
         retry: Retry,
+        /// A token fetched because the server refused the one before, and
+        /// not yet accepted for any login: a refusal of it is the server's
+        /// verdict on the mailbox or the grant, not on the token's age.
+        unproven: Mutex<Option<Secret>>,
     },
 }
 
@@ -87,42 +83,54 @@ impl Credentials {
             tokens,
             http,
             retry: Retry::default(),
+            unproven: Mutex::new(None),
         })
     }
 
     /// The secret for the next login.
-    pub async fn current(&self) -> Result<LoginSecret, String> {
+    pub async fn current(&self) -> Result<Secret, String> {
         match self {
-            Credentials::Fixed(secret) => Ok(LoginSecret {
-                secret: secret.read().expect("secret lock").clone(),
-                had_at: Instant::now(),
-            }),
+            Credentials::Fixed(secret) => Ok(secret.read().expect("secret lock").clone()),
             Credentials::App {
                 tokens,
                 http,
                 retry,
-            } => {
-                let token = tokens
-                    .token_dated(http, retry)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(LoginSecret {
-                    secret: token.secret,
-                    had_at: token.fetched_at,
-                })
-            }
+                ..
+            } => tokens.token(http, retry).await.map_err(|e| e.to_string()),
         }
     }
 
-    /// After a login refused `used`: forgets a token fetched before the
-    /// login began and says whether a retry with a fresh one is worth it.
-    pub async fn refused(&self, used: &LoginSecret, login_began: Instant) -> bool {
-        match self {
-            Credentials::App { tokens, .. } if used.had_at < login_began => {
-                tokens.invalidate(&used.secret).await;
-                true
+    /// After a login refused `used`: a token the server took before (or
+    /// never judged) is dropped and a fresh one returned, to try once
+    /// more; `None` when `used` was itself such a fresh token, or is a
+    /// fixed secret, so the refusal stands.
+    pub async fn replace_refused(&self, used: &Secret) -> Result<Option<Secret>, String> {
+        let Credentials::App {
+            tokens, unproven, ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        if unproven.lock().expect("token lock").as_ref() == Some(used) {
+            return Ok(None);
+        }
+        tokens.invalidate(used).await;
+        let fresh = self.current().await?;
+        if &fresh == used {
+            return Ok(None);
+        }
+        *unproven.lock().expect("token lock") = Some(fresh.clone());
+        Ok(Some(fresh))
+    }
+
+    /// A login with `used` worked: a later refusal of it means it was
+    /// revoked, which another fresh token may cure.
+    pub fn accepted(&self, used: &Secret) {
+        if let Credentials::App { unproven, .. } = self {
+            let mut unproven = unproven.lock().expect("token lock");
+            if unproven.as_ref() == Some(used) {
+                *unproven = None;
             }
-            _ => false,
         }
     }
 

@@ -220,32 +220,36 @@ impl ImapWriter {
         }
     }
 
-    /// Logs in as the mailbox. A token refused after it was cached (revoked,
-    /// or expired early) is dropped and the login tried once more with a
-    /// fresh one; a refusal of a fresh token stands.
+    /// Logs in as the mailbox. A token refused after the server took it
+    /// (revoked, or expired early) is dropped and the login tried once
+    /// more with a fresh one; a refusal of that fresh token stands.
     async fn login(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
-        let began = tokio::time::Instant::now();
         let used = self
             .credentials
             .current()
             .await
             .map_err(OpenError::Connect)?;
-        match self.login_with(mailbox, &used.secret).await {
+        let (used, result) = match self.login_with(mailbox, &used).await {
             Err(OpenError::Refused(status))
                 if status.status == Status::No
-                    && proto::throttle_backoff_ms(&status.text).is_none()
-                    && self.credentials.refused(&used, began).await =>
+                    && proto::throttle_backoff_ms(&status.text).is_none() =>
             {
-                tracing::info!(%mailbox, "the IMAP server refused a cached token; fetching a fresh one");
-                let fresh = self
-                    .credentials
-                    .current()
-                    .await
-                    .map_err(OpenError::Connect)?;
-                self.login_with(mailbox, &fresh.secret).await
+                let fresh = self.credentials.replace_refused(&used).await;
+                match fresh.map_err(OpenError::Connect)? {
+                    Some(fresh) => {
+                        tracing::info!(%mailbox, "the IMAP server refused the application's token; trying a fresh one");
+                        let result = self.login_with(mailbox, &fresh).await;
+                        (fresh, result)
+                    }
+                    None => (used, Err(OpenError::Refused(status))),
+                }
             }
-            other => other,
+            other => (used, other),
+        };
+        if result.is_ok() {
+            self.credentials.accepted(&used);
         }
+        result
     }
 
     async fn login_with(&self, mailbox: &Mailbox, secret: &Secret) -> Result<Conn, OpenError> {
