@@ -39,15 +39,17 @@ pub(crate) enum Credentials {
     /// A password, or a bearer token handed in from outside.
     Fixed(std::sync::RwLock<Secret>),
     /// The application's client secret, exchanged for tokens as needed.
-    App {
-        tokens: TokenSource,
-        http: reqwest::Client,
-        retry: Retry,
-        /// A token fetched because the server refused the one before, and
-        /// not yet accepted for any login: a refusal of it is the server's
-        /// verdict on the mailbox or the grant, not on the token's age.
-        unproven: Mutex<Option<Secret>>,
-    },
+    App(Box<AppTokens>),
+}
+
+pub(crate) struct AppTokens {
+    tokens: TokenSource,
+    http: reqwest::Client,
+    retry: Retry,
+    /// A token fetched because the server refused the one before, and not
+    /// yet accepted for any login: a refusal of it is the server's verdict
+    /// on the mailbox or the grant, not on the token's age.
+    unproven: Mutex<Option<Secret>>,
 }
 
 impl Credentials {
@@ -79,24 +81,23 @@ impl Credentials {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
-        Ok(Credentials::App {
+        Ok(Credentials::App(Box::new(AppTokens {
             tokens,
             http,
             retry: Retry::default(),
             unproven: Mutex::new(None),
-        })
+        })))
     }
 
     /// The secret for the next login.
     pub async fn current(&self) -> Result<Secret, String> {
         match self {
             Credentials::Fixed(secret) => Ok(secret.read().expect("secret lock").clone()),
-            Credentials::App {
-                tokens,
-                http,
-                retry,
-                ..
-            } => tokens.token(http, retry).await.map_err(|e| e.to_string()),
+            Credentials::App(app) => app
+                .tokens
+                .token(&app.http, &app.retry)
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -105,29 +106,26 @@ impl Credentials {
     /// more; `None` when `used` was itself such a fresh token, or is a
     /// fixed secret, so the refusal stands.
     pub async fn replace_refused(&self, used: &Secret) -> Result<Option<Secret>, String> {
-        let Credentials::App {
-            tokens, unproven, ..
-        } = self
-        else {
+        let Credentials::App(app) = self else {
             return Ok(None);
         };
-        if unproven.lock().expect("token lock").as_ref() == Some(used) {
+        if app.unproven.lock().expect("token lock").as_ref() == Some(used) {
             return Ok(None);
         }
-        tokens.invalidate(used).await;
+        app.tokens.invalidate(used).await;
         let fresh = self.current().await?;
         if &fresh == used {
             return Ok(None);
         }
-        *unproven.lock().expect("token lock") = Some(fresh.clone());
+        *app.unproven.lock().expect("token lock") = Some(fresh.clone());
         Ok(Some(fresh))
     }
 
     /// A login with `used` worked: a later refusal of it means it was
     /// revoked, which another fresh token may cure.
     pub fn accepted(&self, used: &Secret) {
-        if let Credentials::App { unproven, .. } = self {
-            let mut unproven = unproven.lock().expect("token lock");
+        if let Credentials::App(app) = self {
+            let mut unproven = app.unproven.lock().expect("token lock");
             if unproven.as_ref() == Some(used) {
                 *unproven = None;
             }
@@ -136,6 +134,6 @@ impl Credentials {
 
     /// Whether the logins use an application's own tokens.
     pub fn is_app(&self) -> bool {
-        matches!(self, Credentials::App { .. })
+        matches!(self, Credentials::App(_))
     }
 }
