@@ -366,4 +366,26 @@ mod end_to_end {
             );
         }
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_server_refusing_even_a_fresh_token_fails_the_run_with_what_the_admin_must_grant() {
+        let case = Case::start(10, None).await;
+        case.graph.withhold_imap_access();
+        let run = case.sync().await;
+        assert_ne!(run.code, 0, "{run:?}");
+        let reason = run.json()["failures"][0]["reason"].clone();
+        assert!(
+            reason
+                .as_str()
+                .is_some_and(|r| r.contains("IMAP.AccessAsApp")
+                    && r.contains("New-ServicePrincipal")
+                    && r.contains("Add-MailboxPermission")),
+            "{reason}"
+        );
+        assert_eq!(
+            case.graph.stats().token_requests,
+            2,
+            "the refused token was replaced once, not again and again"
+        );
+    }
 }

@@ -76,7 +76,9 @@ pub fn token(sim: &Sim, st: &mut State, tenant: &str, body: &[u8]) -> Response {
     ok(json!({"token_type": "Bearer", "expires_in": lifetime.as_secs(), "access_token": token}))
 }
 
-/// RFC 7662: whether a token this tenant issued is still good, for whom
+/// RFC 7662: whether a token this tenant issued is still good (none is
+/// while [`State::imap_access_withheld`], as Exchange refuses every token
+/// of an application it does not know), for whom
 /// (an app-only token names the application, not a user) and for what
 /// scope. Counts each check, and revokes every token once the number of
 /// checks set by [`State::revoke_after_introspections`] is reached, as
@@ -88,7 +90,8 @@ pub fn introspect(st: &mut State, body: &[u8]) -> Response {
     let live = st
         .tokens
         .get(&token)
-        .is_some_and(|exp| *exp > Instant::now());
+        .is_some_and(|exp| *exp > Instant::now())
+        && !st.imap_access_withheld;
     if !live {
         st.stats.rejected_tokens += 1;
         return ok(json!({"active": false}));

@@ -115,6 +115,12 @@ impl GraphSim {
         self.state().revoke_after_introspections = Some(n);
     }
 
+    /// Every IMAP token introspects as inactive, as when the tenant never
+    /// registered the application's service principal in Exchange.
+    pub fn withhold_imap_access(&self) {
+        self.state().imap_access_withheld = true;
+    }
+
     /// Tokens issued from now on live this long.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.state().token_lifetime = Some(lifetime);

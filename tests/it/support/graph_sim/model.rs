@@ -236,6 +236,9 @@ pub struct State {
     pub tokens: HashMap<String, Instant>,
     /// Replaces `SimConfig::token_lifetime` for tokens issued from now on.
     pub token_lifetime: Option<Duration>,
+    /// Exchange has no service principal for the application, or it lacks
+    /// FullAccess: every token introspects as inactive.
+    pub imap_access_withheld: bool,
     /// Revoke every token once this many introspections were answered.
     pub revoke_after_introspections: Option<u32>,
     pub users: Vec<SimUser>,
