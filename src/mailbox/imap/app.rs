@@ -6,10 +6,14 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::conn::{Conn, Login, OpenError};
+use super::proto::{self, Status};
+use super::{ImapAuth, ImapWriter};
 use crate::config::Cloud;
 use crate::mailbox::graph::endpoints::Endpoints;
 use crate::mailbox::oauth::{Permission, Retry, TokenSource};
 use crate::secrets::Secret;
+use crate::types::Mailbox;
 
 /// What Exchange's IMAP tokens must carry.
 pub(crate) const IMAP_PERMISSION: Permission = Permission {
@@ -135,5 +139,55 @@ impl Credentials {
     /// Whether the logins use an application's own tokens.
     pub fn is_app(&self) -> bool {
         matches!(self, Credentials::App(_))
+    }
+}
+
+impl ImapWriter {
+    /// Logs in as the mailbox. A token refused after the server took it
+    /// (revoked, or expired early) is dropped and the login tried once
+    /// more with a fresh one; a refusal of that fresh token stands.
+    pub(super) async fn login(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
+        let used = self
+            .credentials
+            .current()
+            .await
+            .map_err(OpenError::Connect)?;
+        let (used, result) = match self.login_with(mailbox, &used).await {
+            Err(OpenError::Refused(status))
+                if status.status == Status::No
+                    && proto::throttle_backoff_ms(&status.text).is_none() =>
+            {
+                let fresh = self.credentials.replace_refused(&used).await;
+                match fresh.map_err(OpenError::Connect)? {
+                    Some(fresh) => {
+                        tracing::info!(%mailbox, "the IMAP server refused the application's token; trying a fresh one");
+                        let result = self.login_with(mailbox, &fresh).await;
+                        (fresh, result)
+                    }
+                    None => (used, Err(OpenError::Refused(status))),
+                }
+            }
+            other => (used, other),
+        };
+        if result.is_ok() {
+            self.credentials.accepted(&used);
+        }
+        result
+    }
+
+    async fn login_with(&self, mailbox: &Mailbox, secret: &Secret) -> Result<Conn, OpenError> {
+        let login = match self.config.auth {
+            ImapAuth::Plain => Login::Plain {
+                authz: mailbox.as_str(),
+                authn: &self.config.admin_user,
+                password: secret,
+            },
+            ImapAuth::XOAuth2 => Login::XOAuth2 {
+                user: mailbox.as_str(),
+                token: secret,
+            },
+        };
+        let depth = self.config.pipeline_depth;
+        Conn::open(&self.endpoint, &login, depth, self.config.multiappend).await
     }
 }

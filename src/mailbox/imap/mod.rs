@@ -43,7 +43,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use self::app::{ADMIN_STEPS, Credentials};
-use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, Login, OpenError, Reply};
+use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, OpenError, Reply};
 use self::pool::{Folder, InUse, Opened, Pool, Session};
 use self::proto::{Status, StatusLine, Value};
 use super::target::{Target, is_loopback_host};
@@ -218,54 +218,6 @@ impl ImapWriter {
                 Err(e)
             }
         }
-    }
-
-    /// Logs in as the mailbox. A token refused after the server took it
-    /// (revoked, or expired early) is dropped and the login tried once
-    /// more with a fresh one; a refusal of that fresh token stands.
-    async fn login(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
-        let used = self
-            .credentials
-            .current()
-            .await
-            .map_err(OpenError::Connect)?;
-        let (used, result) = match self.login_with(mailbox, &used).await {
-            Err(OpenError::Refused(status))
-                if status.status == Status::No
-                    && proto::throttle_backoff_ms(&status.text).is_none() =>
-            {
-                let fresh = self.credentials.replace_refused(&used).await;
-                match fresh.map_err(OpenError::Connect)? {
-                    Some(fresh) => {
-                        tracing::info!(%mailbox, "the IMAP server refused the application's token; trying a fresh one");
-                        let result = self.login_with(mailbox, &fresh).await;
-                        (fresh, result)
-                    }
-                    None => (used, Err(OpenError::Refused(status))),
-                }
-            }
-            other => (used, other),
-        };
-        if result.is_ok() {
-            self.credentials.accepted(&used);
-        }
-        result
-    }
-
-    async fn login_with(&self, mailbox: &Mailbox, secret: &Secret) -> Result<Conn, OpenError> {
-        let login = match self.config.auth {
-            ImapAuth::Plain => Login::Plain {
-                authz: mailbox.as_str(),
-                authn: &self.config.admin_user,
-                password: secret,
-            },
-            ImapAuth::XOAuth2 => Login::XOAuth2 {
-                user: mailbox.as_str(),
-                token: secret,
-            },
-        };
-        let depth = self.config.pipeline_depth;
-        Conn::open(&self.endpoint, &login, depth, self.config.multiappend).await
     }
 
     /// Asks for the personal namespace (when the server has `NAMESPACE`)

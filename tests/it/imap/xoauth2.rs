@@ -176,6 +176,12 @@ mod end_to_end {
     impl Case {
         /// `client_secret` goes on line 2 of the password file.
         pub async fn start(items: usize, client_secret: Option<&str>) -> Case {
+            Case::start_named("c", items, client_secret).await
+        }
+
+        /// [`Case::start`] with connector `name` (the keyring's accounts
+        /// are named after it).
+        pub async fn start_named(name: &str, items: usize, client_secret: Option<&str>) -> Case {
             let source = simulator(items, |_| {});
             let config = GraphConfig::default();
             let graph = GraphSim::start(config.clone()).await;
@@ -192,7 +198,7 @@ mod end_to_end {
             let login = graph.url.clone();
             let args = [
                 "create",
-                "c",
+                name,
                 "--endpoint",
                 &url,
                 "--username",
@@ -387,5 +393,46 @@ mod end_to_end {
             2,
             "the refused token was replaced once, not again and again"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn keyring_the_client_secret_login_stores_drives_the_xoauth2_sync() {
+        use crate::login_support::{require_secret_service, unique_connector};
+        require_secret_service();
+        let name = unique_connector("xoauth");
+        let case = Case::start_named(&name, 10, None).await;
+        let secret = GraphConfig::default().client_secret;
+        let mut login =
+            case.env
+                .command(["login", "--connector", &name, "--password-stdin", "--json"]);
+        login.stdin(std::process::Stdio::piped());
+        let mut child = login
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        write!(child.stdin.take().unwrap(), "{PASSWORD}\n{secret}\n").unwrap();
+        let login: Run = child.wait_with_output().unwrap().into();
+        login.assert_code(0);
+        assert_eq!(
+            login.json()["stored"][1]["secret"],
+            "target_secret",
+            "{login:?}"
+        );
+
+        // No password file: both secrets come from the keyring.
+        let mut command = case
+            .env
+            .command(["sync", "--since", SINCE, "--until", UNTIL, "--json"]);
+        let run: Run = tokio::task::spawn_blocking(move || command.output().unwrap().into())
+            .await
+            .unwrap();
+        run.assert_code(0);
+        assert!(case.assert_every_copy_once() > 0);
+        assert!(!format!("{login:?}{run:?}").contains(&secret));
+        case.run(&["login", "--connector", &name, "--forget"])
+            .await
+            .assert_code(0);
     }
 }
