@@ -159,10 +159,9 @@ impl TokenSource {
         }
         let (token, lifetime) = self.fetch(http, retry).await?;
         check_roles(&token, self.permission)?;
-        let margin = EXPIRY_MARGIN.min(lifetime / 2);
         *cached = Some(Cached {
             token: token.clone(),
-            renew_at: Instant::now() + lifetime - margin,
+            renew_at: renew_at(Instant::now(), lifetime),
         });
         tracing::debug!(scope = %self.scope, ?lifetime, "fetched an access token");
         Ok(token)
@@ -272,6 +271,13 @@ impl TokenSource {
     }
 }
 
+/// When a token fetched at `fetched` living `lifetime` is replaced: five
+/// minutes before it expires, or halfway for a short-lived one, so no
+/// request or login goes out with a token about to die.
+fn renew_at(fetched: Instant, lifetime: Duration) -> Instant {
+    fetched + lifetime - EXPIRY_MARGIN.min(lifetime / 2)
+}
+
 /// What to do about a refusal, by the identity platform's error and its
 /// `AADSTS` code (the first words of the description).
 fn refusal_hint(error: &str, description: &str, permission: Permission) -> String {
@@ -357,6 +363,15 @@ mod tests {
         };
         let e = check_roles(&both, imap).unwrap_err().to_string();
         assert!(e.contains("IMAP.AccessAsApp"), "{e}");
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        let t = Instant::now();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(renew_at(t, hour), t + Duration::from_secs(3300));
+        let minute = Duration::from_secs(60);
+        assert_eq!(renew_at(t, minute), t + Duration::from_secs(30));
     }
 
     #[test]

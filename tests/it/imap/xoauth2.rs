@@ -436,3 +436,76 @@ mod end_to_end {
             .assert_code(0);
     }
 }
+
+#[test]
+fn create_checks_what_xoauth2_needs_and_keeps_it_in_the_connector() {
+    let env = crate::support::TestEnv::new();
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "create",
+            name,
+            "--endpoint",
+            "https://archive.example.net",
+            "--username",
+            "admin@contoso.com",
+            "--target",
+            "imaps://outlook.office365.com:993",
+            "--accept-terms",
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    let refusals = [
+        (&["--auth", "xoauth2", "--client-id", "app"][..], "--tenant"),
+        (
+            &["--auth", "xoauth2", "--tenant", "contoso.onmicrosoft.com"][..],
+            "--client-id",
+        ),
+        (
+            &[
+                "--auth",
+                "xoauth2",
+                "--tenant",
+                "t",
+                "--client-id",
+                "a",
+                "--target-user",
+                "x",
+            ][..],
+            "--target-user",
+        ),
+        (
+            &["--tenant", "t", "--target-user", "x"][..],
+            "--auth xoauth2",
+        ),
+    ];
+    for (extra, named) in refusals {
+        let run = create("bad", extra);
+        assert_eq!(run.code, 2, "{extra:?}: {run:?}");
+        assert!(run.stderr.contains(named), "{extra:?}: {}", run.stderr);
+    }
+    create(
+        "exo",
+        &[
+            "--auth",
+            "xoauth2",
+            "--tenant",
+            "contoso.onmicrosoft.com",
+            "--client-id",
+            "app-id",
+            "--cloud",
+            "usgov",
+        ],
+    )
+    .assert_code(0);
+    let config = std::fs::read_to_string(env.home.join("config.toml")).unwrap();
+    for wanted in [
+        "auth = \"xoauth2\"",
+        "tenant = \"contoso.onmicrosoft.com\"",
+        "client_id = \"app-id\"",
+        "cloud = \"usgov\"",
+    ] {
+        assert!(config.contains(wanted), "{wanted} missing:\n{config}");
+    }
+    assert!(!config.contains("target_user"), "{config}");
+}
