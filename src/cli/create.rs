@@ -266,6 +266,8 @@ fn check_xoauth2(args: &CreateArgs) -> Result<(), CliError> {
 
 /// `--large-item-fallback`: `imap` is the cloud's Exchange Online; an
 /// explicit IMAP URL (a proxy, a test server) is kept as given.
+/// (Plain `imap://` only to loopback: the token must not cross a network
+/// in clear text.)
 fn large_item_fallback(target: &Target, args: &CreateArgs) -> Result<Option<String>, CliError> {
     let Some(value) = args.large_item_fallback.as_deref() else {
         return Ok(None);
@@ -281,12 +283,10 @@ fn large_item_fallback(target: &Target, args: &CreateArgs) -> Result<Option<Stri
             .hint("use `imap` (Exchange Online over IMAP with XOAUTH2) or imaps://HOST:PORT")
     };
     match value.parse::<Target>() {
-        Ok(Target::Imap { tls, host, .. })
+        Ok(Target::Imap { tls, host, port })
             if tls || wechat_archiver::mailbox::target::is_loopback_host(&host) =>
         {
-            Ok(Some(
-                value.parse::<Target>().map_err(|_| bad())?.to_string(),
-            ))
+            Ok(Some(Target::Imap { tls, host, port }.to_string()))
         }
         _ => Err(bad()),
     }
