@@ -128,7 +128,7 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__create)
-            opts="-v -h --source --domain --mailbox-from-recipient --endpoint --username --target --mapping --no-auto-mapping --default-region --folder --fallback-mailbox --target-user --client-id --cloud --graph-endpoint --login-endpoint --accept-terms --json --home --verbose --help"
+            opts="-v -h --source --domain --mailbox-from-recipient --endpoint --username --target --mapping --no-auto-mapping --default-region --folder --fallback-mailbox --target-user --auth --tenant --client-id --cloud --graph-endpoint --login-endpoint --large-item-fallback --accept-terms --json --home --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -174,6 +174,14 @@ _wechat__archiver() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --auth)
+                    COMPREPLY=($(compgen -W "plain xoauth2" -- "${cur}"))
+                    return 0
+                    ;;
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --client-id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -187,6 +195,10 @@ _wechat__archiver() {
                     return 0
                     ;;
                 --login-endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --large-item-fallback)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -51,13 +51,17 @@ complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" 
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l folder -d 'Archive folder in each mailbox' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l fallback-mailbox -d 'Mailbox that receives items with no mapped participant' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l target-user -d 'Admin user for IMAP targets (writes into every user\'s mailbox)' -r
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l client-id -d 'Application (client) id for Graph targets' -r
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l cloud -d 'National cloud for Graph targets' -r -f -a "global\t'Worldwide Microsoft 365 (also GCC)'
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l auth -d 'How an IMAP target logs in' -r -f -a "plain\t'SASL PLAIN as an admin acting for each mailbox (--target-user)'
+xoauth2\t'SASL XOAUTH2 with an Entra ID application\'s own token, each mailbox as the user (Exchange Online; --tenant, --client-id)'"
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l tenant -d 'Directory (tenant) id or verified domain, for --auth xoauth2' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l client-id -d 'Application (client) id for Graph targets and --auth xoauth2' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l cloud -d 'National cloud for Graph targets and --auth xoauth2' -r -f -a "global\t'Worldwide Microsoft 365 (also GCC)'
 usgov\t'GCC High (graph.microsoft.us)'
 usgov-dod\t'DoD (dod-graph.microsoft.us)'
 china\t'Microsoft 365 operated by 21Vianet'"
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l graph-endpoint -d 'Graph service root override (a proxy, or a test server on loopback)' -r
-complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l login-endpoint -d 'Login authority root override' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l login-endpoint -d 'Login authority root override (Graph targets and --auth xoauth2)' -r
+complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l large-item-fallback -d 'Graph target: items Graph cannot take whole go over IMAP with XOAUTH2, same application: `imap` (the cloud\'s Exchange Online) or an imaps:// URL' -r
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l home -d 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform\'s data directory]' -r -F
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l mailbox-from-recipient -d 'E-mail source: the envelope recipient (without its +tag) names the employee\'s mailbox'
 complete -c wechat-archiver -n "__fish_wechat_archiver_using_subcommand create" -l no-auto-mapping -d 'Do not map participants by the e-mail address TeleMessage holds'

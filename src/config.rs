@@ -175,6 +175,26 @@ pub enum Cloud {
     China,
 }
 
+/// How an IMAP target logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetAuth {
+    /// SASL PLAIN as an admin (`--target-user`) acting for each mailbox.
+    #[default]
+    Plain,
+    /// SASL XOAUTH2 with an app-only token from the Microsoft identity
+    /// platform (Exchange Online): `tenant`, `client_id`, `cloud` and
+    /// `login_endpoint` say where the token comes from; the client secret
+    /// is the target's secret.
+    Xoauth2,
+}
+
+impl TargetAuth {
+    fn is_plain(&self) -> bool {
+        *self == TargetAuth::Plain
+    }
+}
+
 /// Where a connector's items come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -232,6 +252,18 @@ pub struct ConnectorConfig {
     pub graph_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_endpoint: Option<String>,
+    /// IMAP target: how it logs in.
+    #[serde(default, skip_serializing_if = "TargetAuth::is_plain")]
+    pub auth: TargetAuth,
+    /// IMAP target with XOAUTH2: the directory (tenant) id or a verified
+    /// domain the application's token comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Graph target: an `imaps://` URL into Exchange Online that takes,
+    /// over IMAP with XOAUTH2 and the same application, the items Graph
+    /// cannot take whole (`--large-item-fallback imap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_item_fallback: Option<String>,
     /// When the TeleMessage terms were accepted (RFC 3339).
     pub terms_accepted_at: String,
 }

@@ -66,6 +66,16 @@ pub enum CloudArg {
     China,
 }
 
+/// How an IMAP target logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// SASL PLAIN as an admin acting for each mailbox (--target-user)
+    Plain,
+    /// SASL XOAUTH2 with an Entra ID application's own token, each mailbox
+    /// as the user (Exchange Online; --tenant, --client-id)
+    Xoauth2,
+}
+
 /// Where a connector's items come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SourceArg {
@@ -118,18 +128,29 @@ pub struct CreateArgs {
     /// Admin user for IMAP targets (writes into every user's mailbox)
     #[arg(long, value_name = "ADMIN")]
     pub target_user: Option<String>,
-    /// Application (client) id for Graph targets
+    /// How an IMAP target logs in
+    #[arg(long, value_enum, default_value = "plain")]
+    pub auth: AuthArg,
+    /// Directory (tenant) id or verified domain, for --auth xoauth2
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Application (client) id for Graph targets and --auth xoauth2
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
-    /// National cloud for Graph targets
+    /// National cloud for Graph targets and --auth xoauth2
     #[arg(long, value_enum, default_value = "global")]
     pub cloud: CloudArg,
     /// Graph service root override (a proxy, or a test server on loopback)
     #[arg(long, value_name = "URL")]
     pub graph_endpoint: Option<String>,
-    /// Login authority root override
+    /// Login authority root override (Graph targets and --auth xoauth2)
     #[arg(long, value_name = "URL")]
     pub login_endpoint: Option<String>,
+    /// Graph target: items Graph cannot take whole go over IMAP with
+    /// XOAUTH2, same application: `imap` (the cloud's Exchange Online) or
+    /// an imaps:// URL
+    #[arg(long, value_name = "imap|URL")]
+    pub large_item_fallback: Option<String>,
     /// Accept the TeleMessage terms of service without asking
     #[arg(long)]
     pub accept_terms: bool,

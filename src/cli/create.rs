@@ -3,13 +3,15 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use wechat_archiver::config::{Cloud, ConnectorConfig, SourceKind, validate_connector_name};
+use wechat_archiver::config::{
+    Cloud, ConnectorConfig, SourceKind, TargetAuth, validate_connector_name,
+};
 use wechat_archiver::mailbox::Target;
 use wechat_archiver::mailbox::maildir::MaildirWriter;
 use wechat_archiver::telemessage::client::check_endpoint;
 use wechat_archiver::types::Mailbox;
 
-use super::args::{CloudArg, CreateArgs, SourceArg};
+use super::args::{AuthArg, CloudArg, CreateArgs, SourceArg};
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
 const TERMS: &str = "\
@@ -52,6 +54,7 @@ pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
     )?;
     let target: Target = target_text.parse().map_err(|e| CliError::usage(&e))?;
     check_target_options(&target, args)?;
+    let large_item_fallback = large_item_fallback(&target, args)?;
     let target_text = absolute_target(target);
     let fallback_mailbox = args
         .fallback_mailbox
@@ -92,6 +95,12 @@ pub async fn run(ctx: &Context, args: &CreateArgs) -> CommandResult {
         cloud: cloud(args.cloud),
         graph_endpoint: args.graph_endpoint.clone(),
         login_endpoint: args.login_endpoint.clone(),
+        auth: match args.auth {
+            AuthArg::Plain => TargetAuth::Plain,
+            AuthArg::Xoauth2 => TargetAuth::Xoauth2,
+        },
+        tenant: args.tenant.clone(),
+        large_item_fallback,
         terms_accepted_at: chrono::Utc::now().to_rfc3339(),
     };
     config.connectors.insert(name.clone(), connector.clone());
@@ -180,13 +189,33 @@ fn absolute_target(target: Target) -> String {
 }
 
 fn check_target_options(target: &Target, args: &CreateArgs) -> Result<(), CliError> {
+    let xoauth2 = args.auth == AuthArg::Xoauth2;
+    if xoauth2 && !matches!(target, Target::Imap { .. }) {
+        return Err(CliError::usage("--auth xoauth2 applies to IMAP targets only")
+            .hint("for Exchange Online: --target imaps://outlook.office365.com:993 --auth xoauth2 --tenant TENANT --client-id ID"));
+    }
+    if args.tenant.is_some() && !xoauth2 {
+        return Err(CliError::usage("--tenant goes with --auth xoauth2")
+            .hint("a Graph target names its tenant itself: --target graph:TENANT"));
+    }
+    if args.large_item_fallback.is_some() && !matches!(target, Target::Graph { .. }) {
+        return Err(CliError::usage(
+            "--large-item-fallback applies to Graph targets only",
+        ));
+    }
     match target {
         Target::Maildir { root } => {
             MaildirWriter::new(root, &args.folder).map_err(|e| CliError::usage(&e))?;
         }
         Target::Imap { tls, host, .. } => {
-            if args.target_user.is_none() {
-                return Err(CliError::usage("an IMAP target needs --target-user ADMIN"));
+            if xoauth2 {
+                check_xoauth2(args)?;
+            } else if args.target_user.is_none() {
+                return Err(
+                    CliError::usage("an IMAP target needs --target-user ADMIN").hint(
+                        "or, for Exchange Online, --auth xoauth2 --tenant TENANT --client-id ID",
+                    ),
+                );
             }
             if !tls && !wechat_archiver::mailbox::target::is_loopback_host(host) {
                 return Err(CliError::usage(format!(
@@ -202,6 +231,65 @@ fn check_target_options(target: &Target, args: &CreateArgs) -> Result<(), CliErr
         }
     }
     Ok(())
+}
+
+/// XOAUTH2 logs in as each mailbox with the application's token: it needs
+/// the tenant and the application, and has no admin user.
+fn check_xoauth2(args: &CreateArgs) -> Result<(), CliError> {
+    if args.target_user.is_some() {
+        return Err(CliError::usage(
+            "--target-user is not used with --auth xoauth2 (the application logs in as each mailbox)",
+        ));
+    }
+    let Some(tenant) = args.tenant.as_deref() else {
+        return Err(
+            CliError::usage("--auth xoauth2 needs --tenant TENANT").hint(
+                "the directory (tenant) id, or a verified domain such as contoso.onmicrosoft.com",
+            ),
+        );
+    };
+    let ok = !tenant.is_empty()
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+    if !ok {
+        return Err(CliError::usage(format!(
+            "--tenant {tenant:?} is not a tenant id: use its GUID or a domain name"
+        )));
+    }
+    if args.client_id.is_none() {
+        return Err(CliError::usage("--auth xoauth2 needs --client-id ID")
+            .hint("the application (client) id of the app registration"));
+    }
+    Ok(())
+}
+
+/// `--large-item-fallback`: `imap` is the cloud's Exchange Online; an
+/// explicit IMAP URL (a proxy, a test server) is kept as given.
+/// (Plain `imap://` only to loopback: the token must not cross a network
+/// in clear text.)
+fn large_item_fallback(target: &Target, args: &CreateArgs) -> Result<Option<String>, CliError> {
+    let Some(value) = args.large_item_fallback.as_deref() else {
+        return Ok(None);
+    };
+    debug_assert!(matches!(target, Target::Graph { .. }));
+    if value == "imap" {
+        return Ok(Some(wechat_archiver::mailbox::graph::exchange_imap_target(
+            cloud(args.cloud),
+        )));
+    }
+    let bad = || {
+        CliError::usage(format!("--large-item-fallback {value:?} is not understood"))
+            .hint("use `imap` (Exchange Online over IMAP with XOAUTH2) or imaps://HOST:PORT")
+    };
+    match value.parse::<Target>() {
+        Ok(Target::Imap { tls, host, port })
+            if tls || wechat_archiver::mailbox::target::is_loopback_host(&host) =>
+        {
+            Ok(Some(Target::Imap { tls, host, port }.to_string()))
+        }
+        _ => Err(bad()),
+    }
 }
 
 fn accept_terms(accepted: bool, interactive: bool) -> Result<(), CliError> {

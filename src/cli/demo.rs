@@ -94,6 +94,9 @@ fn demo_connector(
         cloud: Default::default(),
         graph_endpoint: None,
         login_endpoint: None,
+        auth: Default::default(),
+        tenant: None,
+        large_item_fallback: None,
         terms_accepted_at: chrono::Utc::now().to_rfc3339(),
     })
 }

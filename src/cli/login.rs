@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Read};
 
 use serde::Serialize;
-use wechat_archiver::config::{ConfigError, ConnectorConfig, validate_connector_name};
+use wechat_archiver::config::{ConfigError, ConnectorConfig, TargetAuth, validate_connector_name};
 use wechat_archiver::mailbox::Target;
 use wechat_archiver::secrets::verify::{self, Accepted, CredentialCheckError};
 use wechat_archiver::secrets::{
@@ -204,6 +204,11 @@ fn prompts(connector: &ConnectorConfig, target: &Target) -> Vec<String> {
     )];
     match target {
         Target::Maildir { .. } => {}
+        Target::Imap { .. } if connector.auth == TargetAuth::Xoauth2 => prompts.push(format!(
+            "client secret of application {} in tenant {} (IMAP with XOAUTH2 at {target})",
+            connector.client_id.as_deref().unwrap_or("(no --client-id)"),
+            connector.tenant.as_deref().unwrap_or("(no --tenant)")
+        )),
         Target::Imap { .. } => prompts.push(format!(
             "IMAP password for {} at {target}",
             connector.target_user.as_deref().unwrap_or("the admin user")

@@ -96,7 +96,7 @@ fn environment() -> Section {
             ),
             item(
                 "WECHAT_ARCHIVER_PASSWORD_FILE",
-                "Where no keyring can be reached (cron without a session bus, a systemd service, a container): a file holding the connector's secrets, one per line, in the order login asks for them (the TeleMessage password, then the IMAP password or Graph client secret). Refused if its group or others can read it (chmod 600).",
+                "Where no keyring can be reached (cron without a session bus, a systemd service, a container): a file holding the connector's secrets, one per line, in the order login asks for them (the TeleMessage password, then the IMAP password, or the client secret of a Graph or IMAP XOAUTH2 application). Refused if its group or others can read it (chmod 600).",
             ),
             item(
                 "WECHAT_ARCHIVER_PASSWORD",

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
-use wechat_archiver::config::ConnectorConfig;
+use wechat_archiver::config::{ConnectorConfig, TargetAuth};
 use wechat_archiver::custody;
 use wechat_archiver::ledger::{ForeignCopies, Ledger, RunRecord, Total};
 use wechat_archiver::secrets;
@@ -26,6 +26,12 @@ struct ConnectorStatus {
     name: String,
     endpoint: String,
     target: String,
+    /// How the target is logged in to, when an application's token does
+    /// it (IMAP with XOAUTH2), and where Graph's large items go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_login: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    large_item_fallback: Option<String>,
     checkpoint: Option<String>,
     last_success: Option<String>,
     /// No successful run in the last 26 hours (or never).
@@ -133,6 +139,11 @@ fn collect(
         name: name.to_owned(),
         endpoint: connector.endpoint.clone(),
         target: connector.target.clone(),
+        target_login: target_login(connector),
+        large_item_fallback: connector
+            .large_item_fallback
+            .as_ref()
+            .map(|url| format!("{url} (IMAP with XOAUTH2, the same application)")),
         checkpoint: ledger.checkpoint(name)?.map(|c| c.to_rfc3339()),
         last_success,
         stale,
@@ -157,6 +168,27 @@ fn collect(
     })
 }
 
+/// "XOAUTH2 as application ID of tenant T (cloud)" for an IMAP target
+/// logged in to with the application's own token.
+fn target_login(connector: &ConnectorConfig) -> Option<String> {
+    (connector.auth == TargetAuth::Xoauth2).then(|| {
+        format!(
+            "XOAUTH2 as application {} of tenant {} ({} cloud{}), each mailbox as the user",
+            connector.client_id.as_deref().unwrap_or("(no client id)"),
+            connector.tenant.as_deref().unwrap_or("(no tenant)"),
+            serde_json::to_value(connector.cloud)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            connector
+                .login_endpoint
+                .as_deref()
+                .map(|l| format!(", tokens from {l}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
@@ -171,6 +203,12 @@ fn print_status(s: &ConnectorStatus, every_mailbox: bool) {
         Clean(&s.endpoint),
         Clean(&s.target)
     );
+    if let Some(login) = &s.target_login {
+        println!("  target login: {}", Clean(login));
+    }
+    if let Some(fallback) = &s.large_item_fallback {
+        println!("  large items: {}", Clean(fallback));
+    }
     println!(
         "  checkpoint: {}   last successful run: {}",
         s.checkpoint

@@ -6,6 +6,7 @@ pub mod existing;
 pub mod graph;
 pub mod imap;
 pub mod maildir;
+pub(crate) mod oauth;
 pub mod readback;
 pub mod target;
 

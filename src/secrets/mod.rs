@@ -4,7 +4,8 @@
 //! Each secret is looked up in this order, the first place that has it wins:
 //! 1. the OS keyring, service `wechat-archiver`, account
 //!    `<connector>/telemessage` (the TeleMessage password) or
-//!    `<connector>/target` (the IMAP password or Graph client secret),
+//!    `<connector>/target` (the IMAP password, or the client secret of a Graph or
+//!    IMAP XOAUTH2 application),
 //!    as `wechat-archiver login` stores them;
 //! 2. the file named by `WECHAT_ARCHIVER_PASSWORD_FILE` (owner-only; line 1
 //!    the TeleMessage password, line 2 the target's secret), for cron jobs
@@ -90,7 +91,8 @@ pub trait KeyStore {
 #[serde(rename_all = "snake_case")]
 pub enum SecretKind {
     TelemessagePassword,
-    /// The IMAP password or Graph client secret.
+    /// The IMAP password, or an application's client secret (Graph, IMAP
+    /// with XOAUTH2).
     TargetSecret,
 }
 
@@ -116,7 +118,9 @@ impl fmt::Display for SecretKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SecretKind::TelemessagePassword => "TeleMessage password",
-            SecretKind::TargetSecret => "target secret (IMAP password or Graph client secret)",
+            SecretKind::TargetSecret => {
+                "target secret (IMAP password, or Graph or XOAUTH2 client secret)"
+            }
         })
     }
 }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{ConnectorConfig, Home};
+use crate::config::{ConnectorConfig, Home, TargetAuth};
 use crate::ledger::{Ledger, LedgerError};
 use crate::mailbox::graph::{GraphConfig, GraphWriter};
-use crate::mailbox::imap::{ImapConfig, ImapWriter};
+use crate::mailbox::imap::{AppLogin, ImapAuth, ImapConfig, ImapWriter};
 use crate::mailbox::maildir::MaildirWriter;
 use crate::mailbox::{MailboxWriter, Target, WriteError};
 use crate::mapping::{self, MappingError, Resolver};
@@ -91,10 +91,36 @@ pub async fn writer(
             writer.check_root()?;
             Ok(Arc::new(writer))
         }
-        Target::Graph { .. } => {
+        Target::Graph { tenant } => {
             let secret = target_secret(name, secrets)?;
             let graph = GraphConfig::from_connector(config)?;
-            Ok(Arc::new(GraphWriter::new(graph, secret)?))
+            let writer = GraphWriter::new(graph, secret.clone())?;
+            let Some(fallback) = &config.large_item_fallback else {
+                return Ok(Arc::new(writer));
+            };
+            let Ok(Target::Imap { tls, host, port }) = fallback.parse::<Target>() else {
+                return Err(SetupError::TargetConfig {
+                    connector: name.to_owned(),
+                    message: format!(
+                        "large_item_fallback {fallback:?} is not an imaps:// URL; create the connector again with --large-item-fallback imap"
+                    ),
+                });
+            };
+            let imap = exchange_imap(config, &tenant, (tls, &host, port))?;
+            let imap: Arc<dyn MailboxWriter> = Arc::new(ImapWriter::new(imap, secret)?);
+            Ok(Arc::new(writer.with_large_item_fallback(imap)))
+        }
+        Target::Imap { tls, host, port } if config.auth == TargetAuth::Xoauth2 => {
+            let tenant = config
+                .tenant
+                .as_deref()
+                .ok_or_else(|| SetupError::TargetConfig {
+                    connector: name.to_owned(),
+                    message: "IMAP with XOAUTH2 needs the tenant (--tenant TENANT)".to_owned(),
+                })?;
+            let imap = exchange_imap(config, tenant, (tls, &host, port))?;
+            let secret = target_secret(name, secrets)?;
+            Ok(Arc::new(ImapWriter::new(imap, secret)?))
         }
         Target::Imap { tls, host, port } => {
             let admin = config
@@ -110,6 +136,31 @@ pub async fn writer(
             Ok(Arc::new(ImapWriter::new(imap, secret)?))
         }
     }
+}
+
+/// IMAP with XOAUTH2 into Exchange Online, as the connector's application
+/// (its tenant, client id, cloud and login endpoint), each mailbox
+/// logging in as itself.
+fn exchange_imap(
+    config: &ConnectorConfig,
+    tenant: &str,
+    (tls, host, port): (bool, &str, u16),
+) -> Result<ImapConfig, SetupError> {
+    let client_id = config.client_id.clone().ok_or_else(|| {
+        WriteError::Target(
+            "IMAP with XOAUTH2 needs the application's client id (--client-id ID)".into(),
+        )
+    })?;
+    let mut imap = ImapConfig::new(tls, host, port, "", &config.folder);
+    imap.auth = ImapAuth::XOAuth2;
+    imap.ca_file = std::env::var_os(IMAP_CA_FILE_ENV).map(Into::into);
+    imap.app = Some(AppLogin {
+        tenant: tenant.to_owned(),
+        client_id,
+        cloud: config.cloud,
+        login_endpoint: config.login_endpoint.clone(),
+    });
+    Ok(imap)
 }
 
 /// Environment variable naming a PEM file of extra CA certificates the

@@ -179,6 +179,9 @@ impl TestHome {
                 cloud: Default::default(),
                 graph_endpoint: None,
                 login_endpoint: None,
+                auth: Default::default(),
+                tenant: None,
+                large_item_fallback: None,
                 terms_accepted_at: "2026-01-01T00:00:00Z".to_owned(),
             },
         );

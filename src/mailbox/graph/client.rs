@@ -11,10 +11,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
-use super::auth::TokenSource;
 use super::endpoints::Endpoints;
 use super::error::GraphError;
 use super::throttle::{Gate, GraphLimits, parse_retry_after};
+use crate::mailbox::oauth::TokenSource;
 
 /// How a request authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +222,7 @@ impl Api {
 
     async fn attempt(&self, gate: Option<&Gate>, call: &Call) -> Result<Outcome, GraphError> {
         let token = match call.auth {
-            Auth::Bearer => Some(self.tokens.token(&self.http, &self.limits).await?),
+            Auth::Bearer => Some(self.tokens.token(&self.http, &self.limits.retry()).await?),
             Auth::PreAuthenticated => None,
         };
         let upload = match call.method {
@@ -434,6 +434,7 @@ mod tests {
             "client",
             Secret::new(CLIENT_SECRET),
             &endpoints.scope,
+            super::super::GRAPH_PERMISSION,
         );
         let limits = GraphLimits {
             max_attempts: 2,

@@ -39,7 +39,36 @@ fn defaults(cloud: Cloud) -> (&'static str, &'static str) {
     }
 }
 
+/// Exchange Online in each cloud: its IMAP host, and the root whose
+/// `/.default` is the scope of app-only tokens for IMAP (`IMAP.AccessAsApp`).
+/// From Microsoft's endpoint lists for each cloud; a different host (a
+/// proxy, a test server) is given as the target and keeps the cloud's scope.
+pub(crate) fn exchange(cloud: Cloud) -> (&'static str, &'static str) {
+    match cloud {
+        Cloud::Global => ("outlook.office365.com", "https://outlook.office365.com"),
+        Cloud::Usgov => ("outlook.office365.us", "https://outlook.office365.us"),
+        Cloud::UsgovDod => (
+            "outlook-dod.office365.us",
+            "https://outlook-dod.office365.us",
+        ),
+        Cloud::China => ("partner.outlook.cn", "https://partner.outlook.cn"),
+    }
+}
+
+/// The `imaps://` URL of Exchange Online in the cloud (what
+/// `--large-item-fallback imap` stands for).
+pub fn exchange_imap_target(cloud: Cloud) -> String {
+    format!("imaps://{}:993", exchange(cloud).0)
+}
+
 impl Endpoints {
+    /// The cloud's login authority (or its override) and Exchange
+    /// Online's token scope, for IMAP with XOAUTH2.
+    pub fn exchange(cloud: Cloud, login_override: Option<&str>) -> Result<(Url, String), String> {
+        let login = Endpoints::resolve(cloud, None, login_override)?.login;
+        Ok((login, format!("{}/.default", exchange(cloud).1)))
+    }
+
     pub fn resolve(
         cloud: Cloud,
         graph_override: Option<&str>,
@@ -101,6 +130,24 @@ mod tests {
         assert_eq!(e.scope, "https://microsoftgraph.chinacloudapi.cn/.default");
         let e = Endpoints::resolve(Cloud::Global, Some("http://127.0.0.1:9/"), None).unwrap();
         assert_eq!(e.scope, "https://graph.microsoft.com/.default");
+    }
+
+    #[test]
+    fn exchange_online_has_a_host_and_scope_in_each_cloud() {
+        let (login, scope) = Endpoints::exchange(Cloud::Global, None).unwrap();
+        assert_eq!(login.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(scope, "https://outlook.office365.com/.default");
+        let (login, scope) = Endpoints::exchange(Cloud::Usgov, None).unwrap();
+        assert_eq!(login.as_str(), "https://login.microsoftonline.us/");
+        assert_eq!(scope, "https://outlook.office365.us/.default");
+        assert_eq!(
+            exchange_imap_target(Cloud::China),
+            "imaps://partner.outlook.cn:993"
+        );
+        let (login, scope) =
+            Endpoints::exchange(Cloud::Global, Some("http://127.0.0.1:9")).unwrap();
+        assert_eq!(login.as_str(), "http://127.0.0.1:9/");
+        assert_eq!(scope, "https://outlook.office365.com/.default");
     }
 
     #[test]

@@ -33,6 +33,17 @@ pub(crate) enum GraphError {
     Protocol(String),
 }
 
+impl From<crate::mailbox::oauth::TokenError> for GraphError {
+    fn from(e: crate::mailbox::oauth::TokenError) -> Self {
+        use crate::mailbox::oauth::TokenError;
+        match e {
+            TokenError::Refused(m) => GraphError::Auth(m),
+            TokenError::Unreachable(m) => GraphError::Unreachable(m),
+            TokenError::Protocol(m) => GraphError::Protocol(m),
+        }
+    }
+}
+
 impl GraphError {
     pub fn status(&self) -> Option<u16> {
         match self {

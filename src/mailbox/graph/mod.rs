@@ -5,13 +5,12 @@
 //! extended property as the dedupe key. See `docs/graph.md` for the choices
 //! and what they rest on.
 
-mod auth;
 mod budget;
 mod client;
 mod compose;
 #[cfg(test)]
 mod compose_props;
-mod endpoints;
+pub(crate) mod endpoints;
 mod error;
 mod folders;
 mod messages;
@@ -30,11 +29,19 @@ use crate::secrets::Secret;
 use crate::telemessage::Item;
 use crate::types::Mailbox;
 
-use auth::TokenSource;
+use crate::mailbox::oauth::{Permission, TokenSource};
 use client::Api;
 use endpoints::Endpoints;
 
+pub use endpoints::exchange_imap_target;
 pub use throttle::GraphLimits;
+pub(crate) use throttle::parse_retry_after;
+
+/// What Graph's tokens must carry.
+pub(crate) const GRAPH_PERMISSION: Permission = Permission {
+    role: "Mail.ReadWrite",
+    api: "Microsoft Graph",
+};
 
 /// Refusals to add attachments to a received message after which large
 /// items go straight to the fallback (or fail) without trying Graph.
@@ -148,6 +155,7 @@ impl GraphWriter {
             &config.client_id,
             client_secret,
             &endpoints.scope,
+            GRAPH_PERMISSION,
         );
         let memory = budget::MemoryBudget::new(config.limits.memory_budget);
         let api = Api::new(&endpoints, tokens, config.limits).map_err(WriteError::Target)?;
@@ -286,6 +294,9 @@ mod tests {
             cloud: Cloud::Usgov,
             graph_endpoint: None,
             login_endpoint: None,
+            auth: Default::default(),
+            tenant: None,
+            large_item_fallback: None,
             terms_accepted_at: "2026-01-01T00:00:00Z".into(),
         }
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use crate::mailbox::oauth::Retry;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -56,13 +56,17 @@ impl Default for GraphLimits {
 impl GraphLimits {
     /// Exponential backoff with jitter (between half and all of the step).
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-        let step = self
-            .base_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff);
-        let jitter = rand::rng().random_range(0.5..=1.0);
-        step.mul_f64(jitter)
+        self.retry().backoff(attempt)
+    }
+
+    /// The retry policy for token requests, the same as for Graph's own.
+    pub(crate) fn retry(&self) -> Retry {
+        Retry {
+            max_attempts: self.max_attempts,
+            base_backoff: self.base_backoff,
+            max_backoff: self.max_backoff,
+            max_retry_after: self.max_retry_after,
+        }
     }
 }
 

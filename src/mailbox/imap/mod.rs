@@ -21,6 +21,7 @@
 //! header before writing again; [`MailboxWriter::find_existing`] does the
 //! same for the sync engine after a crash.
 
+mod app;
 mod conn;
 mod namespace;
 mod pool;
@@ -28,6 +29,8 @@ mod proto;
 #[cfg(test)]
 mod proto_props;
 mod tls;
+
+pub use app::AppLogin;
 
 /// Dovecot also names Maildir++ folders in IMAP's modified UTF-7.
 pub(crate) use proto::encode_mailbox_name;
@@ -39,7 +42,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, Login, OpenError, Reply};
+use self::app::{ADMIN_STEPS, Credentials};
+use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, OpenError, Reply};
 use self::pool::{Folder, InUse, Opened, Pool, Session};
 use self::proto::{Status, StatusLine, Value};
 use super::target::{Target, is_loopback_host};
@@ -85,6 +89,10 @@ pub struct ImapConfig {
     pub ca_file: Option<PathBuf>,
     /// How long to wait for the server before a connection counts as lost.
     pub timeout: Duration,
+    /// XOAUTH2 with the application's own tokens (Exchange Online): the
+    /// writer's secret is then the client secret, exchanged for tokens
+    /// as needed; without it, the secret is the bearer token itself.
+    pub app: Option<AppLogin>,
 }
 
 impl ImapConfig {
@@ -113,6 +121,7 @@ impl ImapConfig {
             multiappend: true,
             ca_file: None,
             timeout: Duration::from_secs(120),
+            app: None,
         }
     }
 }
@@ -120,7 +129,7 @@ impl ImapConfig {
 /// Writes copies into users' mailboxes over IMAP.
 pub struct ImapWriter {
     config: ImapConfig,
-    secret: std::sync::RwLock<Secret>,
+    credentials: Credentials,
     endpoint: Endpoint,
     pool: Pool,
     verdicts: Mutex<HashMap<String, bool>>,
@@ -153,6 +162,17 @@ impl ImapWriter {
         }
         proto::quote(&proto::encode_mailbox_name(&config.folder))
             .map_err(|e| WriteError::Target(format!("folder name: {e}")))?;
+        let credentials = match &config.app {
+            Some(app) if config.auth == ImapAuth::XOAuth2 => {
+                Credentials::app(app, secret).map_err(WriteError::Target)?
+            }
+            Some(_) => {
+                return Err(WriteError::Target(
+                    "an application's tokens go with XOAUTH2 only".to_owned(),
+                ));
+            }
+            None => Credentials::Fixed(std::sync::RwLock::new(secret)),
+        };
         let tls = if config.tls {
             Some(tls::client_config(config.ca_file.as_deref()).map_err(WriteError::Target)?)
         } else {
@@ -167,7 +187,7 @@ impl ImapWriter {
         Ok(ImapWriter {
             pool: Pool::new(config.max_connections),
             config,
-            secret: std::sync::RwLock::new(secret),
+            credentials,
             endpoint,
             verdicts: Mutex::new(HashMap::new()),
         })
@@ -180,8 +200,11 @@ impl ImapWriter {
 
     /// Replaces the password or token for the logins still to come: an
     /// OAuth token expires within the hour, a long run needs a fresh one.
+    /// (A writer with an application's credentials renews its own.)
     pub fn replace_secret(&self, secret: Secret) {
-        *self.secret.write().expect("secret lock") = secret;
+        if let Credentials::Fixed(current) = &self.credentials {
+            *current.write().expect("secret lock") = secret;
+        }
     }
 
     /// Logs in as the mailbox and checks that it is one; a connection
@@ -195,23 +218,6 @@ impl ImapWriter {
                 Err(e)
             }
         }
-    }
-
-    async fn login(&self, mailbox: &Mailbox) -> Result<Conn, OpenError> {
-        let secret = self.secret.read().expect("secret lock").clone();
-        let login = match self.config.auth {
-            ImapAuth::Plain => Login::Plain {
-                authz: mailbox.as_str(),
-                authn: &self.config.admin_user,
-                password: &secret,
-            },
-            ImapAuth::XOAuth2 => Login::XOAuth2 {
-                user: mailbox.as_str(),
-                token: &secret,
-            },
-        };
-        let depth = self.config.pipeline_depth;
-        Conn::open(&self.endpoint, &login, depth, self.config.multiappend).await
     }
 
     /// Asks for the personal namespace (when the server has `NAMESPACE`)
@@ -334,6 +340,10 @@ impl ImapWriter {
                     self.config.admin_user
                 ))
             }
+            Some("AUTHENTICATIONFAILED") if self.credentials.is_app() => Refusal::Target(format!(
+                "{} refused the application's fresh token for {mailbox}: {said}; {ADMIN_STEPS}",
+                self.target_name()
+            )),
             Some("AUTHENTICATIONFAILED") => Refusal::Target(format!(
                 "{} refused the OAuth token (expired, or missing IMAP.AccessAsApp?): {said}",
                 self.target_name()
@@ -349,6 +359,10 @@ impl ImapWriter {
             _ if known => Refusal::Target(format!(
                 "{} refused the login as {mailbox}, which it accepted earlier in this run \
                  (expired token or changed password?): {said}",
+                self.target_name()
+            )),
+            _ if self.credentials.is_app() => Refusal::NotAUser(format!(
+                "{} refused the application's login as {mailbox}: {said} (not a mailbox of the tenant, or the application's service principal has no FullAccess on it: Add-MailboxPermission -Identity {mailbox} -User <service principal id> -AccessRights FullAccess)",
                 self.target_name()
             )),
             _ => Refusal::NotAUser(format!(

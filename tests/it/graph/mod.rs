@@ -3,6 +3,7 @@
 //! simulator fails any request that breaks them).
 
 mod auth;
+mod fallback;
 mod fidelity;
 mod fixtures;
 mod folders;

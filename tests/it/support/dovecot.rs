@@ -73,6 +73,22 @@ impl Dovecot {
     /// certificate (for `localhost` and 127.0.0.1) is signed by a test CA,
     /// see [`Dovecot::ca_file`].
     pub fn start_with(users: &[User], tls: bool) -> Dovecot {
+        Dovecot::start_full(users, tls, None)
+    }
+
+    /// Starts Dovecot that also takes SASL XOAUTH2, checking each bearer
+    /// token with its `oauth2` passdb against the token-introspection
+    /// endpoint at `introspection_url` (RFC 7662, POST): it must be active
+    /// and for Exchange Online's scope. As with Exchange Online's app-only
+    /// tokens, a token names the application, not a user, so any mailbox
+    /// may log in with it (`username_format` is a constant, the same on
+    /// both sides of Dovecot's comparison); the mailbox must exist (userdb).
+    pub fn start_oauth2(users: &[&str], introspection_url: &str) -> Dovecot {
+        let users: Vec<User> = users.iter().map(|u| User::new(u)).collect();
+        Dovecot::start_full(&users, false, Some(introspection_url))
+    }
+
+    fn start_full(users: &[User], tls: bool, introspection_url: Option<&str>) -> Dovecot {
         let binary = dovecot_binary();
         let dir = tempfile::Builder::new()
             .prefix("dovecot-")
@@ -90,7 +106,10 @@ impl Dovecot {
             make_certificates(dir.path());
         }
         write_users(dir.path(), users, owner);
-        let config = config_text(dir.path(), port, tls_port, owner);
+        let mut config = config_text(dir.path(), port, tls_port, owner);
+        if let Some(url) = introspection_url {
+            config = with_oauth2(dir.path(), &config, url);
+        }
         std::fs::write(dir.path().join("dovecot.conf"), config).expect("dovecot.conf");
         chown_tree(dir.path(), owner);
         let mut dovecot = Dovecot {
@@ -369,6 +388,34 @@ service anvil {{
         gid = owner.1,
         imapd = imapd.display(),
     )
+}
+
+/// Adds the XOAUTH2 mechanism and an `oauth2` passdb for it (the users'
+/// own passdb keeps to PLAIN and LOGIN).
+fn with_oauth2(dir: &Path, config: &str, introspection_url: &str) -> String {
+    let d = dir.display();
+    std::fs::write(
+        dir.join("dovecot-oauth2.conf.ext"),
+        format!(
+            "introspection_mode = post\nintrospection_url = {introspection_url}\n\
+             username_attribute = username\nusername_format = app-only\n\
+             active_attribute = active\nactive_value = true\n\
+             scope = https://outlook.office365.com/.default\n"
+        ),
+    )
+    .expect("dovecot-oauth2.conf.ext");
+    config
+        .replace(
+            "auth_mechanisms = plain login\n",
+            "auth_mechanisms = plain login xoauth2\n",
+        )
+        .replace(
+            &format!("  args = scheme=PLAIN username_format=%u {d}/users\n}}"),
+            &format!(
+                "  args = scheme=PLAIN username_format=%u {d}/users\n  mechanisms = plain login\n}}\n\
+                 passdb {{\n  driver = oauth2\n  mechanisms = xoauth2\n  args = {d}/dovecot-oauth2.conf.ext\n}}"
+            ),
+        )
 }
 
 /// Where the IMAP half of Dovecot is: unpacked beside Cyrus by

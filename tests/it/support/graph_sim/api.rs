@@ -18,11 +18,11 @@ fn created(value: Value) -> Response {
     (axum::http::StatusCode::CREATED, axum::Json(value)).into_response()
 }
 
-fn ok(value: Value) -> Response {
+pub(super) fn ok(value: Value) -> Response {
     axum::Json(value).into_response()
 }
 
-fn query_map(query: &str) -> HashMap<String, String> {
+pub(super) fn query_map(query: &str) -> HashMap<String, String> {
     let url = reqwest::Url::parse(&format!("http://q/?{query}")).expect("query");
     url.query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -51,7 +51,10 @@ pub fn route(
         && segs[3] == "token"
         && *method == Method::POST
     {
-        return token(sim, st, segs[0], body);
+        return super::identity::token(sim, st, segs[0], body);
+    }
+    if segs == ["introspect"] && *method == Method::POST {
+        return super::identity::introspect(st, body);
     }
     if let ["upload", user, message, session] = segs.as_slice() {
         return upload_chunk(sim, st, user, message, session, &q, headers, body);
@@ -102,61 +105,6 @@ fn check_token(st: &mut State, headers: &HeaderMap) -> Result<(), Response> {
             "Access token is empty, invalid or has expired.",
         ))
     }
-}
-
-fn token(sim: &Sim, st: &mut State, tenant: &str, body: &[u8]) -> Response {
-    st.stats.token_requests += 1;
-    let form = query_map(&String::from_utf8_lossy(body));
-    let cfg = &sim.config;
-    let aad = |status: u16, err: &str, desc: &str| {
-        (
-            axum::http::StatusCode::from_u16(status).expect("status"),
-            axum::Json(json!({"error": err, "error_description": desc})),
-        )
-            .into_response()
-    };
-    if tenant != cfg.tenant {
-        return aad(400, "invalid_request", "AADSTS90002: Tenant not found.");
-    }
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return aad(
-            400,
-            "unsupported_grant_type",
-            "AADSTS70003: grant_type must be client_credentials.",
-        );
-    }
-    if form.get("client_id") != Some(&cfg.client_id) {
-        return aad(
-            400,
-            "unauthorized_client",
-            "AADSTS700016: Application not found in the directory.",
-        );
-    }
-    if form.get("client_secret") != Some(&cfg.client_secret) {
-        return aad(
-            401,
-            "invalid_client",
-            "AADSTS7000215: Invalid client secret provided.",
-        );
-    }
-    if !form.get("scope").is_some_and(|s| s.ends_with("/.default")) {
-        return aad(
-            400,
-            "invalid_scope",
-            "AADSTS1002012: The provided value for scope is not valid.",
-        );
-    }
-    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let n = st.id("");
-    let claims = json!({"tid": cfg.tenant, "roles": cfg.roles, "n": n});
-    let token = format!(
-        "{}.{}.sig",
-        e.encode(r#"{"alg":"none"}"#),
-        e.encode(claims.to_string())
-    );
-    let lifetime = st.token_lifetime.unwrap_or(cfg.token_lifetime);
-    st.tokens.insert(token.clone(), Instant::now() + lifetime);
-    ok(json!({"token_type": "Bearer", "expires_in": lifetime.as_secs(), "access_token": token}))
 }
 
 fn user_json(u: &super::SimUser) -> Value {

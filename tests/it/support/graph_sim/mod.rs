@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod identity;
 pub mod model;
 pub mod odata;
 
@@ -106,6 +107,18 @@ impl GraphSim {
     /// Invalidates every issued token, as Entra ID may before `expires_in`.
     pub fn revoke_tokens(&self) {
         self.state().tokens.clear();
+    }
+
+    /// Revokes every token when the `n`th token introspection (an IMAP
+    /// login at Dovecot) has been answered: a token that dies mid-run.
+    pub fn revoke_tokens_after_introspections(&self, n: u32) {
+        self.state().revoke_after_introspections = Some(n);
+    }
+
+    /// Every IMAP token introspects as inactive, as when the tenant never
+    /// registered the application's service principal in Exchange.
+    pub fn withhold_imap_access(&self) {
+        self.state().imap_access_withheld = true;
     }
 
     /// Tokens issued from now on live this long.

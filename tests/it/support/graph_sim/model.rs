@@ -12,6 +12,8 @@ pub struct SimConfig {
     pub token_lifetime: Duration,
     /// The application roles put in the token (`roles` claim).
     pub roles: Vec<String>,
+    /// The roles in tokens for Exchange Online (IMAP's scope).
+    pub exchange_roles: Vec<String>,
     /// Time each mailbox request spends in the server, so concurrent
     /// requests overlap as they do against Exchange.
     pub latency: Duration,
@@ -44,6 +46,7 @@ impl Default for SimConfig {
             client_secret: "s3cr3t~value".into(),
             token_lifetime: Duration::from_secs(3600),
             roles: vec!["Mail.ReadWrite".into(), "User.Read.All".into()],
+            exchange_roles: vec!["IMAP.AccessAsApp".into()],
             latency: Duration::ZERO,
             max_concurrency: 4,
             requests_per_window: 10_000,
@@ -187,6 +190,8 @@ impl Fault {
 pub struct Stats {
     pub token_requests: u32,
     pub rejected_tokens: u32,
+    /// Token checks by an IMAP server (`/introspect`).
+    pub introspections: u32,
     pub concurrency_violations: u32,
     pub retry_after_violations: u32,
     pub budget_violations: u32,
@@ -231,6 +236,11 @@ pub struct State {
     pub tokens: HashMap<String, Instant>,
     /// Replaces `SimConfig::token_lifetime` for tokens issued from now on.
     pub token_lifetime: Option<Duration>,
+    /// Exchange has no service principal for the application, or it lacks
+    /// FullAccess: every token introspects as inactive.
+    pub imap_access_withheld: bool,
+    /// Revoke every token once this many introspections were answered.
+    pub revoke_after_introspections: Option<u32>,
     pub users: Vec<SimUser>,
     pub folders: Vec<Folder>,
     pub messages: Vec<StoredMessage>,
