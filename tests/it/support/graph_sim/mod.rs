@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod listing;
 pub mod model;
 pub mod odata;
 
