@@ -288,7 +288,7 @@ fn mailbox_route(
             create_message(sim, st, user, folder, body)
         }
         (Method::GET, ["mailFolders", folder, "messages"]) => {
-            listing::list_messages(st, user, folder, q)
+            listing::list_messages(st, user, folder, q, sim.config.messages_page_size)
         }
         (Method::GET, ["mailFolders", folder]) if *folder != "msgfolderroot" => {
             listing::get_folder(st, user, folder)

@@ -2,8 +2,9 @@
 //! `$filter` in the documented forms, `$expand` of the extended
 //! properties (only those the `$filter` inside it names), `$select` of
 //! `internetMessageHeaders` (returned only when selected), `$orderby=
-//! createdDateTime desc`, and pages of `$top` (at most 1,000) with an
-//! `@odata.nextLink` carrying `$skip` while more remain.
+//! createdDateTime desc`, and pages of `$top` (at most 1,000, and at most
+//! the configured page size) with an `@odata.nextLink` carrying `$skip`
+//! while more remain.
 
 use std::collections::HashMap;
 
@@ -51,6 +52,7 @@ pub fn list_messages(
     user: &str,
     folder: &str,
     q: &HashMap<String, String>,
+    page_size: usize,
 ) -> Response {
     if !st
         .folders
@@ -95,7 +97,8 @@ pub fn list_messages(
         .get("$top")
         .and_then(|t| t.parse().ok())
         .unwrap_or(10)
-        .min(MAX_TOP);
+        .min(MAX_TOP)
+        .min(page_size.max(1));
     let skip: usize = q.get("$skip").and_then(|t| t.parse().ok()).unwrap_or(0);
     let mut all: Vec<&StoredMessage> = in_folder(st, user, folder).filter(|m| matches(m)).collect();
     if newest_first {
