@@ -148,3 +148,52 @@ fn compare(report: &mut CheckReport, mailbox: &str, ledger: &LedgerCopies, folde
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::{Found, Written};
+
+    fn found(location: &str) -> Found {
+        Found {
+            written: Written {
+                location: location.into(),
+                bytes: 1,
+            },
+            connector: None,
+        }
+    }
+
+    #[test]
+    fn each_side_names_what_the_other_lacks_whatever_the_folders_key() {
+        let ledger: LedgerCopies = [("itm_A", "a"), ("itm_B", "b")]
+            .into_iter()
+            .map(|(i, l)| (i.to_owned(), l.to_owned()))
+            .collect();
+        let tag = |i: &str| ItemId::parse(i).unwrap().tag();
+        for key in [CopyKey::ItemId, CopyKey::Tag] {
+            let mut folder = FolderCopies::new(key);
+            let k = |i: &str| {
+                if key == CopyKey::Tag {
+                    tag(i)
+                } else {
+                    i.to_owned()
+                }
+            };
+            folder.insert(k("itm_A"), found("a"));
+            folder.insert(k("itm_C"), found("c"));
+            let mut report = CheckReport::default();
+            compare(&mut report, "li@contoso.com", &ledger, &folder);
+            assert_eq!(report.target_copies, 2);
+            assert_eq!(report.target_only.len(), 1, "{key:?}");
+            assert_eq!(report.target_only[0].location, "c");
+            assert_eq!(
+                report.target_only[0].item.as_deref(),
+                (key == CopyKey::ItemId).then_some("itm_C")
+            );
+            assert_eq!(report.ledger_only.len(), 1);
+            assert_eq!(report.ledger_only[0].item.as_deref(), Some("itm_B"));
+            assert!(!report.agrees());
+        }
+    }
+}
