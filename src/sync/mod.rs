@@ -166,6 +166,10 @@ impl Engine {
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
+        let id = match plan.manifest_dir.as_deref().and_then(custody::last_run_id) {
+            Some(last) => self.ledger.run_id_above(id, last)?,
+            None => id,
+        };
         let manifest = match self.begin_manifest(plan, id) {
             Ok(m) => m,
             Err(e) => {

@@ -41,6 +41,16 @@ fn restore_ledger(from: &Path, home: &Path) {
     }
 }
 
+/// `verify` of the window finds nothing: the ledger, the manifests (whose
+/// run ids a new ledger must not reuse), the listing and the copies agree.
+#[track_caller]
+fn assert_verified(env: &TestEnv) {
+    let mut verify = env.command(["verify", "--since", SINCE, "--until", UNTIL, "--json"]);
+    verify.env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
+    let verify: crate::support::Run = verify.output().unwrap().into();
+    verify.assert_code(0);
+}
+
 /// `ledger ...` with the TeleMessage password.
 fn ledger(env: &TestEnv, args: &[&str]) -> crate::support::Run {
     let mut command = env.command(["ledger"]);
@@ -77,6 +87,7 @@ fn a_deleted_ledger_adopts_the_whole_archive_and_writes_nothing() {
     third.assert_code(0);
     assert_eq!(third.json()["written"], 0);
     assert_eq!(read_archive(&root), before);
+    assert_verified(&env);
 }
 
 #[test]
@@ -101,6 +112,16 @@ fn an_older_ledger_restored_adopts_the_newer_copies() {
     assert_eq!(read_archive(&root), before);
     let items = sim.dataset().items_in_window(t(SINCE), t(UNTIL));
     assert_archive_exact(&sim, &before, &expected_copies(&sim, &items));
+    // The audit trail tells the truth: the run the backup predates is gone
+    // from the ledger (its copies were adopted again), and nothing else.
+    let mut verify = env.command(["verify", "--since", SINCE, "--until", UNTIL, "--json"]);
+    verify.env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
+    let verify: crate::support::Run = verify.output().unwrap().into();
+    verify.assert_code(3);
+    let findings = verify.json()["findings"].clone();
+    let findings = findings.as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["kind"], "ledger_row_deleted", "{findings:?}");
 }
 
 /// A new home on an existing archive whose first run covers only part of
@@ -185,6 +206,8 @@ fn ledger_rebuild_records_the_archive_and_ledger_check_names_what_differs() {
     assert_eq!(rebuilt["written"], 0, "{rebuilt}");
     assert_eq!(rebuilt["adopted"], written, "{rebuilt}");
     assert_eq!(read_archive(&root), before);
+
+    assert_verified(&env);
 
     let check = ledger(&env, &["check", "--json"]);
     check.assert_code(0);
