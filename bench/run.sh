@@ -8,7 +8,7 @@
 #                           if benchmark files were deleted minutes before)
 #   bench/run.sh --smoke    small sizes, a couple of minutes: checks that
 #                           every benchmark still runs (what CI may run)
-#   bench/run.sh --only sync,memory,ledger,map,imap,graph   a subset
+#   bench/run.sh --only sync,memory,ledger,map,imap,graph,adopt   a subset
 #
 # Ratios: for times, wechat-archiver / baseline (below 1 is faster); for
 # memory, RSS / baseline RSS; for IMAP, mbsync time / wechat-archiver time
@@ -28,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 SMOKE=0
-ONLY=sync,memory,ledger,map,imap,graph
+ONLY=sync,memory,ledger,map,imap,graph,adopt
 while [ $# -gt 0 ]; do
     case $1 in
     --smoke) SMOKE=1 ;;
@@ -131,6 +131,14 @@ if wanted sync; then
         run_bench sync bash "$here/sync_maildir/run.sh" 20000 3 0.001
     fi
     delete_bench_files "$BENCH_WORK/sync"
+fi
+if wanted adopt; then
+    if [ "$SMOKE" = 1 ]; then
+        run_bench adopt bash "$here/adopt/run.sh" 1000 1
+    else
+        run_bench adopt bash "$here/adopt/run.sh" 20000 3
+    fi
+    delete_bench_files "$BENCH_WORK/adopt"
 fi
 if wanted memory; then
     if [ "$SMOKE" = 1 ]; then

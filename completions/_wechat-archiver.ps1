@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Archive one message from standard input (an MTA''s pipe transport)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check')
+            [CompletionResult]::new('ledger', 'ledger', [CompletionResultType]::ParameterValue, 'Rebuild the ledger from the target, or check the two agree')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -188,6 +189,53 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'wechat-archiver;ledger' {
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Record the copies the target already holds for a window of items (after losing the home or restoring an older one); writes nothing to the target')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Compare the copies the target holds with the ledger''s: exit 0 when they agree, 3 when they differ, 1 when a folder could not be listed')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wechat-archiver;ledger;rebuild' {
+            [CompletionResult]::new('--connector', '--connector', [CompletionResultType]::ParameterName, 'Connector to rebuild (may be left out when there is only one)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Start of the window of items to look for, same forms as sync''s (90d, 2026-01-01T00:00:00Z) [default: 24h]; it ends now')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the summary as JSON')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'wechat-archiver;ledger;check' {
+            [CompletionResult]::new('--connector', '--connector', [CompletionResultType]::ParameterName, 'Connector to check (may be left out when there is only one)')
+            [CompletionResult]::new('--home', '--home', [CompletionResultType]::ParameterName, 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the findings as JSON')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More detail on standard error (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'wechat-archiver;ledger;help' {
+            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Record the copies the target already holds for a window of items (after losing the home or restoring an older one); writes nothing to the target')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Compare the copies the target holds with the ledger''s: exit 0 when they agree, 3 when they differ, 1 when a folder could not be listed')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'wechat-archiver;ledger;help;rebuild' {
+            break
+        }
+        'wechat-archiver;ledger;help;check' {
+            break
+        }
+        'wechat-archiver;ledger;help;help' {
+            break
+        }
         'wechat-archiver;demo' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Where to put the demo''s home and archive')
             [CompletionResult]::new('--items', '--items', [CompletionResultType]::ParameterName, 'How many items the simulator generates')
@@ -220,6 +268,7 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Archive one message from standard input (an MTA''s pipe transport)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check')
+            [CompletionResult]::new('ledger', 'ledger', [CompletionResultType]::ParameterValue, 'Rebuild the ledger from the target, or check the two agree')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the bundled simulator and sync it into a local Maildir')
             [CompletionResult]::new('simulate', 'simulate', [CompletionResultType]::ParameterValue, 'Serve the bundled TeleMessage simulator (for tests and benchmarks)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -254,6 +303,17 @@ Register-ArgumentCompleter -Native -CommandName 'wechat-archiver' -ScriptBlock {
             break
         }
         'wechat-archiver;help;verify' {
+            break
+        }
+        'wechat-archiver;help;ledger' {
+            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Record the copies the target already holds for a window of items (after losing the home or restoring an older one); writes nothing to the target')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Compare the copies the target holds with the ledger''s: exit 0 when they agree, 3 when they differ, 1 when a folder could not be listed')
+            break
+        }
+        'wechat-archiver;help;ledger;rebuild' {
+            break
+        }
+        'wechat-archiver;help;ledger;check' {
             break
         }
         'wechat-archiver;help;demo' {

@@ -31,6 +31,9 @@ _wechat__archiver() {
             wechat__archiver,import)
                 cmd="wechat__archiver__subcmd__import"
                 ;;
+            wechat__archiver,ledger)
+                cmd="wechat__archiver__subcmd__ledger"
+                ;;
             wechat__archiver,login)
                 cmd="wechat__archiver__subcmd__login"
                 ;;
@@ -67,6 +70,9 @@ _wechat__archiver() {
             wechat__archiver__subcmd__help,import)
                 cmd="wechat__archiver__subcmd__help__subcmd__import"
                 ;;
+            wechat__archiver__subcmd__help,ledger)
+                cmd="wechat__archiver__subcmd__help__subcmd__ledger"
+                ;;
             wechat__archiver__subcmd__help,login)
                 cmd="wechat__archiver__subcmd__help__subcmd__login"
                 ;;
@@ -88,8 +94,32 @@ _wechat__archiver() {
             wechat__archiver__subcmd__help,verify)
                 cmd="wechat__archiver__subcmd__help__subcmd__verify"
                 ;;
+            wechat__archiver__subcmd__help__subcmd__ledger,check)
+                cmd="wechat__archiver__subcmd__help__subcmd__ledger__subcmd__check"
+                ;;
+            wechat__archiver__subcmd__help__subcmd__ledger,rebuild)
+                cmd="wechat__archiver__subcmd__help__subcmd__ledger__subcmd__rebuild"
+                ;;
             wechat__archiver__subcmd__help__subcmd__map,validate)
                 cmd="wechat__archiver__subcmd__help__subcmd__map__subcmd__validate"
+                ;;
+            wechat__archiver__subcmd__ledger,check)
+                cmd="wechat__archiver__subcmd__ledger__subcmd__check"
+                ;;
+            wechat__archiver__subcmd__ledger,help)
+                cmd="wechat__archiver__subcmd__ledger__subcmd__help"
+                ;;
+            wechat__archiver__subcmd__ledger,rebuild)
+                cmd="wechat__archiver__subcmd__ledger__subcmd__rebuild"
+                ;;
+            wechat__archiver__subcmd__ledger__subcmd__help,check)
+                cmd="wechat__archiver__subcmd__ledger__subcmd__help__subcmd__check"
+                ;;
+            wechat__archiver__subcmd__ledger__subcmd__help,help)
+                cmd="wechat__archiver__subcmd__ledger__subcmd__help__subcmd__help"
+                ;;
+            wechat__archiver__subcmd__ledger__subcmd__help,rebuild)
+                cmd="wechat__archiver__subcmd__ledger__subcmd__help__subcmd__rebuild"
                 ;;
             wechat__archiver__subcmd__map,help)
                 cmd="wechat__archiver__subcmd__map__subcmd__help"
@@ -110,7 +140,7 @@ _wechat__archiver() {
 
     case "${cmd}" in
         wechat__archiver)
-            opts="-v -h -V --home --verbose --help --version create login map sync status receive deliver import verify demo simulate help"
+            opts="-v -h -V --home --verbose --help --version create login map sync status receive deliver import verify ledger demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -270,7 +300,7 @@ _wechat__archiver() {
             return 0
             ;;
         wechat__subcmd__archiver__subcmd__help)
-            opts="create login map sync status receive deliver import verify demo simulate help"
+            opts="create login map sync status receive deliver import verify ledger demo simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -342,6 +372,48 @@ _wechat__archiver() {
         wechat__subcmd__archiver__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__ledger)
+            opts="rebuild check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__ledger__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__help__subcmd__ledger__subcmd__rebuild)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -473,6 +545,128 @@ _wechat__archiver() {
             fi
             case "${prev}" in
                 --connector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__ledger)
+            opts="-v -h --home --verbose --help rebuild check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__ledger__subcmd__check)
+            opts="-v -h --connector --json --home --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --connector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__ledger__subcmd__help)
+            opts="rebuild check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__ledger__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__ledger__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__ledger__subcmd__help__subcmd__rebuild)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        wechat__subcmd__archiver__subcmd__ledger__subcmd__rebuild)
+            opts="-v -h --connector --since --json --home --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --connector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand deliver 'Archive one message from standard input (an MTA''s pipe transport)'
             cand import 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
             cand verify 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check'
+            cand ledger 'Rebuild the ledger from the target, or check the two agree'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
             cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -171,6 +172,46 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'wechat-archiver;ledger'= {
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand rebuild 'Record the copies the target already holds for a window of items (after losing the home or restoring an older one); writes nothing to the target'
+            cand check 'Compare the copies the target holds with the ledger''s: exit 0 when they agree, 3 when they differ, 1 when a folder could not be listed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wechat-archiver;ledger;rebuild'= {
+            cand --connector 'Connector to rebuild (may be left out when there is only one)'
+            cand --since 'Start of the window of items to look for, same forms as sync''s (90d, 2026-01-01T00:00:00Z) [default: 24h]; it ends now'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --json 'Print the summary as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;ledger;check'= {
+            cand --connector 'Connector to check (may be left out when there is only one)'
+            cand --home 'Directory for configuration, the ledger and logs [default: $WECHAT_ARCHIVER_HOME, else the platform''s data directory]'
+            cand --json 'Print the findings as JSON'
+            cand -v 'More detail on standard error (repeat for more)'
+            cand --verbose 'More detail on standard error (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'wechat-archiver;ledger;help'= {
+            cand rebuild 'Record the copies the target already holds for a window of items (after losing the home or restoring an older one); writes nothing to the target'
+            cand check 'Compare the copies the target holds with the ledger''s: exit 0 when they agree, 3 when they differ, 1 when a folder could not be listed'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'wechat-archiver;ledger;help;rebuild'= {
+        }
+        &'wechat-archiver;ledger;help;check'= {
+        }
+        &'wechat-archiver;ledger;help;help'= {
+        }
         &'wechat-archiver;demo'= {
             cand --dir 'Where to put the demo''s home and archive'
             cand --items 'How many items the simulator generates'
@@ -201,6 +242,7 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
             cand deliver 'Archive one message from standard input (an MTA''s pipe transport)'
             cand import 'Archive TeleMessage EML exports: ZIP batches, .eml files, directories'
             cand verify 'Prove the archive complete and unaltered: exit 0 when everything checks, 3 when something does not, 1 when it could not check'
+            cand ledger 'Rebuild the ledger from the target, or check the two agree'
             cand demo 'Run the bundled simulator and sync it into a local Maildir'
             cand simulate 'Serve the bundled TeleMessage simulator (for tests and benchmarks)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -225,6 +267,14 @@ set edit:completion:arg-completer[wechat-archiver] = {|@words|
         &'wechat-archiver;help;import'= {
         }
         &'wechat-archiver;help;verify'= {
+        }
+        &'wechat-archiver;help;ledger'= {
+            cand rebuild 'Record the copies the target already holds for a window of items (after losing the home or restoring an older one); writes nothing to the target'
+            cand check 'Compare the copies the target holds with the ledger''s: exit 0 when they agree, 3 when they differ, 1 when a folder could not be listed'
+        }
+        &'wechat-archiver;help;ledger;rebuild'= {
+        }
+        &'wechat-archiver;help;ledger;check'= {
         }
         &'wechat-archiver;help;demo'= {
         }

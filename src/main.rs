@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use wechat_archiver::config::Home;
 
-use cli::args::{Cli, Command, MapCommand};
+use cli::args::{Cli, Command, LedgerCommand, MapCommand};
 use cli::{CliError, CommandResult, Context, ExitStatus};
 
 fn main() -> ExitCode {
@@ -47,6 +47,8 @@ async fn run(args: Cli) -> CommandResult {
         Command::Demo(a) => cli::demo::run(a).await,
         Command::Simulate(a) => cli::demo::simulate(a).await,
         Command::Map(MapCommand::Validate(a)) => cli::map::validate(&ctx, a).await,
+        Command::Ledger(LedgerCommand::Rebuild(a)) => cli::ledger::rebuild(&ctx, a).await,
+        Command::Ledger(LedgerCommand::Check(a)) => cli::ledger::check(&ctx, a).await,
     }
 }
 

@@ -46,6 +46,9 @@ pub enum Command {
     /// Prove the archive complete and unaltered: exit 0 when everything
     /// checks, 3 when something does not, 1 when it could not check
     Verify(VerifyArgs),
+    /// Rebuild the ledger from the target, or check the two agree
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Run the bundled simulator and sync it into a local Maildir
     Demo(DemoArgs),
     /// Serve the bundled TeleMessage simulator (for tests and benchmarks)
@@ -292,6 +295,41 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "SHA256")]
     pub expect_head: Option<String>,
     /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Record the copies the target already holds for a window of items
+    /// (after losing the home or restoring an older one); writes nothing
+    /// to the target
+    Rebuild(LedgerRebuildArgs),
+    /// Compare the copies the target holds with the ledger's: exit 0 when
+    /// they agree, 3 when they differ, 1 when a folder could not be listed
+    Check(LedgerCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerRebuildArgs {
+    /// Connector to rebuild (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Start of the window of items to look for, same forms as sync's
+    /// (90d, 2026-01-01T00:00:00Z) [default: 24h]; it ends now
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerCheckArgs {
+    /// Connector to check (may be left out when there is only one)
+    #[arg(long, value_name = "NAME")]
+    pub connector: Option<String>,
+    /// Print the findings as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -53,7 +53,7 @@ fn exit_meaning(status: ExitStatus) -> &'static str {
             "The command line is wrong: an unknown option, a missing or malformed value."
         }
         ExitStatus::Incomplete => {
-            "sync finished but some items could not be written; they are in the ledger as failed, listed on standard error and in the log, and the next run retries them first. map validate: the mapping file has errors and sync would refuse it."
+            "sync finished but some items could not be written; they are in the ledger as failed, listed on standard error and in the log, and the next run retries them first. map validate: the mapping file has errors and sync would refuse it. ledger check: the target holds copies the ledger lacks, or the reverse (each is listed). ledger rebuild: some items could not be looked for on the target; run it again."
         }
         ExitStatus::Locked => {
             "Another sync of the same connector holds its lock; this one did nothing. The message names the holder. Harmless from cron (systemd: SuccessExitStatus=4)."
@@ -139,7 +139,7 @@ fn files() -> Section {
             ),
             item(
                 "HOME/ledger.sqlite",
-                "Every copy written (item, mailbox, where), unmapped and failed items, every run's figures, each connector's checkpoint. Back it up with the archive; without it a run cannot tell what was written. Read by status.",
+                "Every copy written (item, mailbox, where), unmapped and failed items, every run's figures, each connector's checkpoint. Back it up with the archive. A run whose ledger lost track of copies (deleted, restored from an older backup, a new home) finds them in the archive folders and records them instead of writing them again; ledger rebuild does so for a whole window and ledger check compares the two. Read by status.",
             ),
             item(
                 "HOME/logs/sync.log",
@@ -200,6 +200,16 @@ fn examples_sync() -> Block {
     )
 }
 
+fn examples_ledger() -> Block {
+    example(
+        "On a new host with the old home's config.toml and secrets but no ledger: record the copies the archive already holds for the last 90 days, then check the ledger and the archive agree (exit 3 when they differ):",
+        &[
+            "wechat-archiver ledger rebuild --connector contoso --since 90d",
+            "wechat-archiver ledger check --connector contoso --json | jq '.target_only, .ledger_only'",
+        ],
+    )
+}
+
 /// The extra sections of the page for `page` (`wechat-archiver`,
 /// `wechat-archiver-sync`, ...), and the names of the other pages.
 fn sections(page: &str, all_pages: &[String]) -> Vec<Section> {
@@ -208,6 +218,9 @@ fn sections(page: &str, all_pages: &[String]) -> Vec<Section> {
         "wechat-archiver-create" | "wechat-archiver-login" => vec![examples_first_setup()],
         "wechat-archiver-sync" => vec![examples_sync(), examples_cron()],
         "wechat-archiver-map" | "wechat-archiver-map-validate" => vec![examples_validate()],
+        "wechat-archiver-ledger"
+        | "wechat-archiver-ledger-rebuild"
+        | "wechat-archiver-ledger-check" => vec![examples_ledger()],
         _ => Vec::new(),
     };
     let mut out = vec![exit_status()];

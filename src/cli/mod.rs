@@ -9,6 +9,7 @@ pub mod demo;
 pub mod email;
 pub mod error;
 pub mod human;
+pub mod ledger;
 pub mod login;
 #[cfg(test)]
 mod manual;

@@ -139,7 +139,7 @@ pub(super) fn lock_error(e: LockError) -> CliError {
     }
 }
 
-fn sync_error(e: SyncError, endpoint: &str) -> CliError {
+pub(super) fn sync_error(e: SyncError, endpoint: &str) -> CliError {
     use wechat_archiver::telemessage::ClientError as C;
     let hint = match &e {
         SyncError::Source(C::InvalidCredentials) => {

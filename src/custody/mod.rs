@@ -93,6 +93,21 @@ pub fn read_head(dir: &Path) -> Option<Head> {
     })
 }
 
+/// The highest ledger run id the newest manifests name (the last few are
+/// read, as an e-mail session's names none): a ledger that lost its rows
+/// (deleted, an older backup) must not give a new run an id the chain
+/// already holds, or `verify` would compare two runs as one.
+pub fn last_run_id(dir: &Path) -> Option<i64> {
+    use std::io::BufRead;
+    let seqs = list(dir).ok()?;
+    seqs.iter().rev().take(16).find_map(|seq| {
+        let file = std::fs::File::open(dir.join(manifest_name(*seq))).ok()?;
+        let mut first = String::new();
+        std::io::BufReader::new(file).read_line(&mut first).ok()?;
+        serde_json::from_str::<format::Begin>(&first).ok()?.run_id
+    })
+}
+
 /// The sequence numbers of the manifest files present, ascending.
 pub fn list(dir: &Path) -> Result<Vec<u64>, ManifestError> {
     let entries = match std::fs::read_dir(dir) {

@@ -27,6 +27,24 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every copy of a connector, as (mailbox, item id, location), by
+    /// mailbox: what `ledger check` compares with the target.
+    pub fn copies_by_mailbox(
+        &self,
+        connector: &str,
+    ) -> Result<Vec<(String, String, String)>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.mailbox, i.item_id, c.location FROM copies AS c \
+             JOIN items AS i ON i.id = c.item_ref WHERE c.connector = ?1 \
+             ORDER BY c.mailbox, i.item_id",
+        )?;
+        let rows = stmt.query_map(params![connector], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records a written copy. It reaches the file only after the
     /// before-commit hook made it durable (see [`Ledger::set_before_commit`]).
     pub fn record_copy(

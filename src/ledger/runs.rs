@@ -147,6 +147,19 @@ impl Ledger {
         Ok(RunId(conn.last_insert_rowid()))
     }
 
+    /// Gives a run just begun an id above `floor` (the highest run id the
+    /// connector's manifests name) if it has not one already.
+    pub fn run_id_above(&self, run: RunId, floor: i64) -> Result<RunId, LedgerError> {
+        if run.0 > floor {
+            return Ok(run);
+        }
+        let conn = self.write_conn()?;
+        let top: i64 = conn.query_row("SELECT coalesce(max(id), 0) FROM runs", [], |r| r.get(0))?;
+        let id = top.max(floor) + 1;
+        conn.execute("UPDATE runs SET id = ?1 WHERE id = ?2", params![id, run.0])?;
+        Ok(RunId(id))
+    }
+
     /// Records how a run ended. A run some of whose records could not be
     /// saved is recorded as crashed, so the next run looks in the mailboxes
     /// for the copies it wrote rather than writing them again.
@@ -276,6 +289,24 @@ impl Ledger {
 mod tests {
     use super::*;
     use crate::ledger::testing::{begin_day_run, t};
+
+    #[test]
+    fn a_new_ledger_numbers_its_runs_after_those_the_manifests_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let first = begin_day_run(&ledger);
+        assert_eq!(ledger.run_id_above(first, 5).unwrap(), RunId(6));
+        let next = begin_day_run(&ledger);
+        assert_eq!(next, RunId(7));
+        assert_eq!(ledger.run_id_above(next, 3).unwrap(), RunId(7));
+        let ids: Vec<i64> = ledger
+            .last_runs("c", 5)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec![7, 6]);
+    }
 
     #[test]
     fn checkpoint_never_moves_back_and_crashed_runs_are_found() {

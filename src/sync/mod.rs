@@ -3,6 +3,8 @@
 //! after the write is durable.
 
 mod adopt;
+pub mod check;
+mod rebuild;
 pub mod report;
 pub mod session;
 pub mod setup;
@@ -114,6 +116,8 @@ struct Run<'a> {
     recovery: Recovery,
     /// The archive folders this run looked in for copies the ledger lacks.
     adoption: Adoption,
+    /// `ledger rebuild`: record the copies the target holds, write none.
+    adopt_only: bool,
     /// Whether this run retries the unmapped items, not only the failed.
     retry_unmapped: bool,
     /// The run's clock for unmapped retries: what is recent, when they ran.
@@ -128,8 +132,15 @@ struct Run<'a> {
 impl Engine {
     /// Runs one sync. The caller holds the connector's lock.
     pub async fn run(&self, plan: &SyncPlan) -> Result<SyncReport, SyncError> {
+        self.run_as(plan, false).await
+    }
+
+    /// Runs one sync, or with `adopt_only` a rebuild (see
+    /// [`Engine::rebuild`]).
+    async fn run_as(&self, plan: &SyncPlan, adopt_only: bool) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
-        let run = self.start(plan)?;
+        let mut run = self.start(plan)?;
+        run.adopt_only = adopt_only;
         let result = run
             .execute()
             .await
@@ -155,6 +166,10 @@ impl Engine {
         let id = self
             .ledger
             .begin_run(&plan.connector, plan.since, plan.until, plan.dry_run)?;
+        let id = match plan.manifest_dir.as_deref().and_then(custody::last_run_id) {
+            Some(last) => self.ledger.run_id_above(id, last)?,
+            None => id,
+        };
         let manifest = match self.begin_manifest(plan, id) {
             Ok(m) => m,
             Err(e) => {
@@ -174,6 +189,7 @@ impl Engine {
             id,
             recovery,
             adoption: Adoption::default(),
+            adopt_only: false,
             retry_unmapped,
             started_at,
             report: Mutex::new(SyncReport::new(plan)),
@@ -528,6 +544,9 @@ impl Run<'_> {
             self.report().plan(item, &pending);
             return Ok(Settled::Planned);
         }
+        if self.adopt_only {
+            return self.missing_on_target(item, &pending);
+        }
         let downloaded;
         let content = match given {
             Some(content) => content,
@@ -654,6 +673,7 @@ impl Run<'_> {
         };
         if !self.plan.dry_run {
             self.record_copy(item, mailbox, &found.written, None)?;
+            self.report().adopted += 1;
             if let Some(other) = found.connector.as_deref().filter(|c| c != connector) {
                 tracing::warn!(
                     "item {} in {mailbox} was written by connector {other:?}, not {connector:?}: adopted",

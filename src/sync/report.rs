@@ -47,6 +47,9 @@ pub struct SyncReport {
     pub listed: u64,
     pub written: u64,
     pub already_archived: u64,
+    /// Of `already_archived`: copies found on the target that the ledger
+    /// did not know, recorded instead of written again.
+    pub adopted: u64,
     pub unmapped: u64,
     pub failed: u64,
     pub bytes_written: u64,
@@ -77,6 +80,7 @@ impl SyncReport {
             listed: 0,
             written: 0,
             already_archived: 0,
+            adopted: 0,
             unmapped: 0,
             failed: 0,
             bytes_written: 0,

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use crate::support::TestEnv;
 use crate::sync::{
-    SINCE, UNTIL, assert_archive_exact, connector, expected_copies, read_archive, simulator, sync,
-    t,
+    PASSWORD, SINCE, UNTIL, assert_archive_exact, connector, expected_copies, read_archive,
+    simulator, sync, t,
 };
 
 const MIDDLE: &str = "2026-11-22T00:00:00Z";
@@ -41,6 +41,23 @@ fn restore_ledger(from: &Path, home: &Path) {
     }
 }
 
+/// `verify` of the window finds nothing: the ledger, the manifests (whose
+/// run ids a new ledger must not reuse), the listing and the copies agree.
+#[track_caller]
+fn assert_verified(env: &TestEnv) {
+    let mut verify = env.command(["verify", "--since", SINCE, "--until", UNTIL, "--json"]);
+    verify.env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
+    let verify: crate::support::Run = verify.output().unwrap().into();
+    verify.assert_code(0);
+}
+
+/// `ledger ...` with the TeleMessage password.
+fn ledger(env: &TestEnv, args: &[&str]) -> crate::support::Run {
+    let mut command = env.command(["ledger"]);
+    command.args(args).env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
+    command.output().unwrap().into()
+}
+
 fn window(since: &'static str, until: &'static str) -> Vec<&'static str> {
     vec!["--since", since, "--until", until, "--json"]
 }
@@ -70,6 +87,7 @@ fn a_deleted_ledger_adopts_the_whole_archive_and_writes_nothing() {
     third.assert_code(0);
     assert_eq!(third.json()["written"], 0);
     assert_eq!(read_archive(&root), before);
+    assert_verified(&env);
 }
 
 #[test]
@@ -94,6 +112,16 @@ fn an_older_ledger_restored_adopts_the_newer_copies() {
     assert_eq!(read_archive(&root), before);
     let items = sim.dataset().items_in_window(t(SINCE), t(UNTIL));
     assert_archive_exact(&sim, &before, &expected_copies(&sim, &items));
+    // The audit trail tells the truth: the run the backup predates is gone
+    // from the ledger (its copies were adopted again), and nothing else.
+    let mut verify = env.command(["verify", "--since", SINCE, "--until", UNTIL, "--json"]);
+    verify.env("WECHAT_ARCHIVER_PASSWORD", PASSWORD);
+    let verify: crate::support::Run = verify.output().unwrap().into();
+    verify.assert_code(3);
+    let findings = verify.json()["findings"].clone();
+    let findings = findings.as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["kind"], "ledger_row_deleted", "{findings:?}");
 }
 
 /// A new home on an existing archive whose first run covers only part of
@@ -156,4 +184,86 @@ fn a_second_connector_on_the_same_archive_adopts_and_status_warns() {
         "{}",
         human.stdout
     );
+}
+
+/// A lost home: `ledger rebuild` records every copy the archive holds
+/// without writing one, `ledger check` then finds both sides agree, and a
+/// copy removed from the archive afterwards is named by `ledger check`.
+#[test]
+fn ledger_rebuild_records_the_archive_and_ledger_check_names_what_differs() {
+    let sim = simulator(100, |_| {});
+    let env = TestEnv::new();
+    let root = connector(&env, &sim, &[]);
+    let first = sync(&env, &window(SINCE, UNTIL));
+    first.assert_code(0);
+    let written = first.json()["written"].as_u64().unwrap();
+    let before = read_archive(&root);
+
+    remove_ledger(&env.home);
+    let rebuilt = ledger(&env, &["rebuild", "--since", SINCE, "--json"]);
+    rebuilt.assert_code(0);
+    let rebuilt = rebuilt.json();
+    assert_eq!(rebuilt["written"], 0, "{rebuilt}");
+    assert_eq!(rebuilt["adopted"], written, "{rebuilt}");
+    assert_eq!(read_archive(&root), before);
+
+    assert_verified(&env);
+
+    let check = ledger(&env, &["check", "--json"]);
+    check.assert_code(0);
+    let check = check.json();
+    assert_eq!(check["ledger_copies"], written, "{check}");
+    assert_eq!(check["target_copies"], written, "{check}");
+    let human = ledger(&env, &["check"]);
+    human.assert_code(0);
+    assert!(
+        human.stdout.contains("the ledger and the target agree"),
+        "{}",
+        human.stdout
+    );
+
+    // The rebuild ran to now: the copies of later items it did not find
+    // are written by the next sync, and only those.
+    let missing = rebuilt["would_write"].as_array().map_or(0, Vec::len);
+    let again = sync(&env, &window(SINCE, UNTIL));
+    again.assert_code(0);
+    assert_eq!(again.json()["written"], missing as u64);
+    let after = read_archive(&root);
+    assert!(before.iter().all(|(k, v)| after.get(k) == Some(v)));
+    assert_eq!(after.len(), before.len() + missing);
+
+    let gone = a_copy_file(&root);
+    std::fs::remove_file(&gone).unwrap();
+    let differs = ledger(&env, &["check", "--json"]);
+    differs.assert_code(3);
+    let differs = differs.json();
+    let only = differs["ledger_only"].as_array().unwrap();
+    assert_eq!(only.len(), 1, "{differs}");
+    let name = gone.file_name().unwrap().to_str().unwrap();
+    assert!(
+        only[0]["location"].as_str().unwrap().ends_with(name),
+        "{differs}"
+    );
+    assert!(differs["target_only"].as_array().unwrap().is_empty());
+}
+
+/// Some message file in a `cur/` directory of the tree.
+fn a_copy_file(root: &Path) -> std::path::PathBuf {
+    find_in_cur(root).unwrap_or_else(|| panic!("no message file under {}", root.display()))
+}
+
+fn find_in_cur(dir: &Path) -> Option<std::path::PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    entries.sort();
+    entries.into_iter().find_map(|path| {
+        if path.file_name()? == "cur" {
+            Some(std::fs::read_dir(&path).ok()?.next()?.ok()?.path())
+        } else {
+            find_in_cur(&path)
+        }
+    })
 }

@@ -2,6 +2,8 @@
 //! `wechat-archiver` against real parts on this machine.
 
 mod adopt;
+mod adopt_graph;
+mod adopt_imap;
 mod archive_tree;
 mod bad_input;
 mod bad_items;

@@ -390,7 +390,7 @@ impl GraphWriter {
         Ok(None)
     }
 
-    async fn attachment_count(&self, user: &User, id: &str) -> Result<u64, GraphError> {
+    pub(super) async fn attachment_count(&self, user: &User, id: &str) -> Result<u64, GraphError> {
         let url = self
             .api
             .url(&["users", &user.id, "messages", id, "attachments"]);
@@ -417,7 +417,7 @@ impl GraphWriter {
 
     /// An `@odata.nextLink`, accepted only under this writer's Graph root:
     /// the token must not go to another host.
-    fn next_link(&self, link: &str) -> Result<reqwest::Url, GraphError> {
+    pub(super) fn next_link(&self, link: &str) -> Result<reqwest::Url, GraphError> {
         let root = self.api.url(&[]);
         match reqwest::Url::parse(link) {
             Ok(url)

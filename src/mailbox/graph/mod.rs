@@ -12,6 +12,7 @@ mod compose;
 mod compose_props;
 pub(crate) mod endpoints;
 mod error;
+mod existing;
 mod folders;
 mod messages;
 mod throttle;
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use crate::config::{Cloud, ConnectorConfig, DEFAULT_FOLDER};
-use crate::mailbox::{Copy, MailboxWriter, Target, WriteError, Written};
+use crate::mailbox::{Copy, FolderCopies, MailboxWriter, Target, WriteError, Written};
 use crate::secrets::Secret;
 use crate::telemessage::Item;
 use crate::types::Mailbox;
@@ -262,6 +263,14 @@ impl MailboxWriter for GraphWriter {
     /// writer's, and each mailbox takes only 8 copies at a time.
     fn items_in_flight(&self) -> usize {
         ITEMS_IN_FLIGHT
+    }
+
+    async fn folder_mark(&self, mailbox: &Mailbox) -> Result<Option<String>, WriteError> {
+        self.mark(mailbox).await
+    }
+
+    async fn existing_copies(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
+        self.copies_in(mailbox).await
     }
 
     /// Logs the large-item fallback (IMAP) out.

@@ -23,6 +23,7 @@
 
 mod app;
 mod conn;
+mod existing;
 mod namespace;
 mod pool;
 mod proto;
@@ -47,7 +48,7 @@ use self::conn::{Alone, Appended, Conn, ConnError, Endpoint, OpenError, Reply};
 use self::pool::{Folder, InUse, Opened, Pool, Session};
 use self::proto::{Status, StatusLine, Value};
 use super::target::{Target, is_loopback_host};
-use super::{Copy, ITEM_ID_HEADER, MailboxWriter, WriteError, Written};
+use super::{Copy, FolderCopies, ITEM_ID_HEADER, MailboxWriter, WriteError, Written};
 use crate::secrets::Secret;
 use crate::telemessage::Item;
 use crate::types::Mailbox;
@@ -708,6 +709,14 @@ impl MailboxWriter for ImapWriter {
                 e,
             )),
         }
+    }
+
+    async fn folder_mark(&self, mailbox: &Mailbox) -> Result<Option<String>, WriteError> {
+        self.mark(mailbox).await
+    }
+
+    async fn existing_copies(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
+        self.copies_in(mailbox).await
     }
 
     /// Logs out of every mailbox: the run is over.

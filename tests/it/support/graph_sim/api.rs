@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::listing;
 use super::model::{Folder, MailboxKind, Session, State, StoredAttachment, StoredMessage, Via};
 use super::odata::{self, Filter};
 use super::{Sim, error, percent_decode};
@@ -234,7 +235,12 @@ fn mailbox_route(
         (Method::POST, ["mailFolders", folder, "messages"]) => {
             create_message(sim, st, user, folder, body)
         }
-        (Method::GET, ["mailFolders", folder, "messages"]) => list_messages(st, user, folder, q),
+        (Method::GET, ["mailFolders", folder, "messages"]) => {
+            listing::list_messages(st, user, folder, q, sim.config.messages_page_size)
+        }
+        (Method::GET, ["mailFolders", folder]) if *folder != "msgfolderroot" => {
+            listing::get_folder(st, user, folder)
+        }
         (Method::GET, ["messages", id]) => match find_message(st, user, id) {
             Some(m) => ok(message_json(m, true)),
             None => not_found_item(),
@@ -263,7 +269,7 @@ fn mailbox_route(
     }
 }
 
-fn not_found_item() -> Response {
+pub(super) fn not_found_item() -> Response {
     error(
         404,
         "ErrorItemNotFound",
@@ -533,7 +539,7 @@ fn create_message(sim: &Sim, st: &mut State, user: &str, folder: &str, body: &[u
     created(answer)
 }
 
-fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
+pub(super) fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
     let mut v = json!({
         "id": m.id,
         "isDraft": m.is_draft,
@@ -553,72 +559,6 @@ fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
         );
     }
     v
-}
-
-fn list_messages(st: &State, user: &str, folder: &str, q: &HashMap<String, String>) -> Response {
-    if !st
-        .folders
-        .iter()
-        .any(|f| f.user_id == user && f.id == folder)
-    {
-        return not_found_item();
-    }
-    let filter = match q.get("$filter") {
-        None => None,
-        Some(f) => match odata::parse(f) {
-            Some(f @ (Filter::ExtendedProperty { .. } | Filter::InternetMessageId(_))) => Some(f),
-            _ => {
-                return error(
-                    400,
-                    "ErrorInvalidUrlQueryFilter",
-                    "The query filter contains one or more invalid nodes.",
-                );
-            }
-        },
-    };
-    // Graph: the property id's Name is case-sensitive, its value is not.
-    let matches = |m: &StoredMessage| match &filter {
-        None => true,
-        Some(Filter::ExtendedProperty { id, value }) => m
-            .extended
-            .iter()
-            .any(|(k, v)| k == id && v.to_lowercase() == value.to_lowercase()),
-        Some(Filter::InternetMessageId(id)) => {
-            m.internet_message_id.as_deref() == Some(id.as_str())
-        }
-        Some(_) => false,
-    };
-    let wanted: Option<Vec<String>> = q.get("$expand").map(|e| {
-        odata::literals_and_shape(e)
-            .map(|(lits, _)| lits)
-            .unwrap_or_default()
-    });
-    let top: usize = q.get("$top").and_then(|t| t.parse().ok()).unwrap_or(10);
-    let value: Vec<Value> = st
-        .messages
-        .iter()
-        .filter(|m| m.user_id == user && m.folder_id == folder && !m.deleted)
-        .filter(|m| matches(m))
-        .take(top)
-        .map(|m| {
-            let mut v = message_json(m, false);
-            if let Some(ids) = &wanted {
-                let props: Vec<Value> = m
-                    .extended
-                    .iter()
-                    .filter(|(k, _)| {
-                        ids.is_empty() || ids.iter().any(|i| i.eq_ignore_ascii_case(k))
-                    })
-                    .map(|(id, value)| json!({"id": id, "value": value}))
-                    .collect();
-                if !props.is_empty() {
-                    v["singleValueExtendedProperties"] = json!(props);
-                }
-            }
-            v
-        })
-        .collect();
-    ok(json!({"value": value}))
 }
 
 /// Refuses attachments on a received message when the test says Graph

@@ -11,6 +11,7 @@
 
 mod api;
 mod identity;
+mod listing;
 pub mod model;
 pub mod odata;
 

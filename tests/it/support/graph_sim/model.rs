@@ -36,6 +36,10 @@ pub struct SimConfig {
     /// Attachments per page of `GET .../attachments`; small, so a client
     /// that does not follow `@odata.nextLink` miscounts.
     pub attachments_page_size: usize,
+    /// Messages per page of a folder's listing at most, whatever `$top`
+    /// asks (Graph pages on its own terms); small, so a client that does
+    /// not follow `@odata.nextLink` misses copies.
+    pub messages_page_size: usize,
 }
 
 impl Default for SimConfig {
@@ -60,6 +64,7 @@ impl Default for SimConfig {
             refuse_attachments_on_non_draft: false,
             directory_forbidden: false,
             attachments_page_size: 2,
+            messages_page_size: 3,
         }
     }
 }
