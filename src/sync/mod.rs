@@ -747,8 +747,20 @@ impl Run<'_> {
             };
             match result {
                 Ok(written) => {
+                    let digest = match (&sha256, writer.copy_digest(&copy, &written).await) {
+                        (None, _) => None,
+                        (Some(_), Ok(Some(digest))) => Some(digest),
+                        (Some(bytes), Ok(None)) => Some(bytes.clone()),
+                        (Some(_), Err(e)) => {
+                            tracing::warn!(
+                                "item {} into {mailbox}: no digest for the manifest: {e}",
+                                item.id
+                            );
+                            None
+                        }
+                    };
                     faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
-                    self.record_copy(item, mailbox, &written, sha256.as_deref())?;
+                    self.record_copy(item, mailbox, &written, digest.as_deref())?;
                     self.report().written(mailbox, written.bytes);
                     earlier.get_or_insert(written);
                 }

@@ -417,7 +417,7 @@ impl GraphWriter {
 
     /// An `@odata.nextLink`, accepted only under this writer's Graph root:
     /// the token must not go to another host.
-    fn next_link(&self, link: &str) -> Result<reqwest::Url, GraphError> {
+    pub(super) fn next_link(&self, link: &str) -> Result<reqwest::Url, GraphError> {
         let root = self.api.url(&[]);
         match reqwest::Url::parse(link) {
             Ok(url)

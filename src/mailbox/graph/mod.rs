@@ -15,6 +15,7 @@ mod endpoints;
 mod error;
 mod folders;
 mod messages;
+mod read;
 mod throttle;
 mod users;
 
@@ -254,6 +255,31 @@ impl MailboxWriter for GraphWriter {
     /// writer's, and each mailbox takes only 8 copies at a time.
     fn items_in_flight(&self) -> usize {
         ITEMS_IN_FLIGHT
+    }
+
+    /// A digest of the properties and attachments Graph keeps, since it
+    /// does not keep the message's bytes (see `read.rs`).
+    async fn copy_digest(
+        &self,
+        copy: &Copy<'_>,
+        written: &Written,
+    ) -> Result<Option<String>, WriteError> {
+        self.graph_digest(copy, written).await
+    }
+
+    async fn read_back(
+        &self,
+        mailbox: &Mailbox,
+        location: &str,
+        item: &crate::types::ItemId,
+    ) -> Result<crate::mailbox::ReadBack, WriteError> {
+        self.read_copy(mailbox, location, item).await
+    }
+
+    /// Reads wait on each mailbox's gate (its request slots and budget),
+    /// so many can be in flight across mailboxes.
+    fn read_parallelism(&self) -> usize {
+        64
     }
 
     /// Logs the large-item fallback (IMAP) out.

@@ -10,6 +10,7 @@ use wechat_archiver::simulator::Simulator;
 use crate::support::{Run, TestEnv, files_under};
 use crate::sync::{PASSWORD, SINCE, UNTIL, connector, simulator, sync, trace_headers};
 
+mod graph;
 mod imap;
 
 /// A connector synced over the test window, with its archive root.

@@ -287,6 +287,14 @@ fn mailbox_route(
             create_message(sim, st, user, folder, body)
         }
         (Method::GET, ["mailFolders", folder, "messages"]) => list_messages(st, user, folder, q),
+        (Method::GET, ["mailFolders", id]) => {
+            match st.folders.iter().find(|f| f.user_id == user && f.id == *id) {
+                Some(f) => ok(
+                    json!({"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id}),
+                ),
+                None => not_found_item(),
+            }
+        }
         (Method::GET, ["messages", id]) => match find_message(st, user, id) {
             Some(m) => ok(message_json(m, true)),
             None => not_found_item(),
@@ -303,6 +311,18 @@ fn mailbox_route(
             None => not_found_item(),
         },
         (Method::GET, ["messages", id, "attachments"]) => list_attachments(sim, st, user, id, q),
+        (Method::GET, ["messages", id, "attachments", attachment, "$value"]) => {
+            match find_message(st, user, id)
+                .and_then(|m| m.attachments.iter().find(|a| a.id == *attachment))
+            {
+                Some(a) => (
+                    [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                    a.bytes.clone(),
+                )
+                    .into_response(),
+                None => not_found_item(),
+            }
+        }
         (Method::POST, ["messages", id, "attachments"]) => post_attachment(sim, st, user, id, body),
         (Method::POST, ["messages", id, "attachments", "createUploadSession"]) => {
             create_session(sim, st, user, id, body)
@@ -595,7 +615,13 @@ fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
         "internetMessageId": m.internet_message_id,
         "hasAttachments": !m.attachments.is_empty(),
         "parentFolderId": m.folder_id,
+        "body": {"contentType": m.body_type, "content": m.body},
+        "toRecipients": addresses(&m.to),
+        "ccRecipients": addresses(&m.cc),
     });
+    if let Some(from) = &m.from {
+        v["from"] = json!({"emailAddress": {"address": from}});
+    }
     if with_extended {
         v["singleValueExtendedProperties"] = json!(
             m.extended
@@ -605,6 +631,14 @@ fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
         );
     }
     v
+}
+
+fn addresses(list: &[String]) -> Value {
+    json!(
+        list.iter()
+            .map(|a| json!({"emailAddress": {"address": a}}))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn list_messages(st: &State, user: &str, folder: &str, q: &HashMap<String, String>) -> Response {
