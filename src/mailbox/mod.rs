@@ -32,16 +32,24 @@ pub struct Copy<'a> {
     pub item: &'a Item,
     pub connector: &'a str,
     pub content: &'a Content,
+    /// The `Message-ID` (angle brackets included) of the message this one
+    /// follows: a recalled item's original, named in `In-Reply-To` and
+    /// `References` so that a mail client shows the two together.
+    pub in_reply_to: Option<&'a str>,
 }
 
 impl Copy<'_> {
-    /// The trace headers prepended to the message, CRLF-terminated.
+    /// The trace headers prepended to the message, CRLF-terminated; then
+    /// the link to the original, if any.
     pub fn trace_headers(&self) -> Vec<u8> {
-        format!(
+        let mut headers = format!(
             "{ITEM_ID_HEADER}: {}\r\n{CONNECTOR_HEADER}: {}\r\n",
             self.item.id, self.connector
-        )
-        .into_bytes()
+        );
+        if let Some(id) = self.in_reply_to {
+            headers.push_str(&format!("In-Reply-To: {id}\r\nReferences: {id}\r\n"));
+        }
+        headers.into_bytes()
     }
 
     /// The exact byte length of what [`Copy::reader`] yields.

@@ -3,6 +3,7 @@
 //! after the write is durable.
 
 mod adopt;
+mod recall;
 pub mod report;
 pub mod session;
 pub mod setup;
@@ -721,10 +722,12 @@ impl Run<'_> {
         content: &Content,
         pending: &[Mailbox],
     ) -> Result<Option<String>, SyncError> {
+        let link = self.recall_link(item, content).await;
         let copy = Copy {
             item,
             connector: &self.plan.connector,
             content,
+            in_reply_to: link.as_deref(),
         };
         let writer = &self.engine.writer;
         let mut failure = None;

@@ -12,6 +12,7 @@ use crate::sync::{PASSWORD, SINCE, UNTIL, connector, simulator, sync, trace_head
 
 mod graph;
 mod imap;
+mod recall;
 
 /// A connector synced over the test window, with its archive root.
 fn synced(items: usize) -> (Simulator, TestEnv, PathBuf) {
