@@ -8,7 +8,7 @@
 #                           if benchmark files were deleted minutes before)
 #   bench/run.sh --smoke    small sizes, a couple of minutes: checks that
 #                           every benchmark still runs (what CI may run)
-#   bench/run.sh --only sync,memory,ledger,map,imap,graph,adopt   a subset
+#   bench/run.sh --only sync,memory,ledger,map,imap,graph,adopt,verify   a subset
 #
 # Ratios: for times, wechat-archiver / baseline (below 1 is faster); for
 # memory, RSS / baseline RSS; for IMAP, mbsync time / wechat-archiver time
@@ -28,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 SMOKE=0
-ONLY=sync,memory,ledger,map,imap,graph,adopt
+ONLY=sync,memory,ledger,map,imap,graph,adopt,verify
 while [ $# -gt 0 ]; do
     case $1 in
     --smoke) SMOKE=1 ;;
@@ -122,6 +122,15 @@ if wanted graph; then
         run_bench graph bash "$here/graph/run.sh" 200 8
     else
         run_bench graph bash "$here/graph/run.sh" 1500 40
+    fi
+fi
+# `verify` reads an archive its own sync builds (untimed), before the sync
+# benchmark's deletion so no inode-reuse wait falls between them.
+if wanted verify; then
+    if [ "$SMOKE" = 1 ]; then
+        run_bench verify bash "$here/verify/run.sh" 1000 1 0.002
+    else
+        run_bench verify bash "$here/verify/run.sh" 20000 3 0.001
     fi
 fi
 if wanted sync; then

@@ -78,6 +78,7 @@ async fn push(writer: &ImapWriter, job: &Job, spool: &Path, n: usize) -> anyhow:
         item: &item,
         connector: "bench",
         content: &content,
+        in_reply_to: None,
     };
     Ok(writer.write(&job.mailbox, &copy).await?.bytes)
 }

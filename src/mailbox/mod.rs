@@ -33,16 +33,24 @@ pub struct Copy<'a> {
     pub item: &'a Item,
     pub connector: &'a str,
     pub content: &'a Content,
+    /// The `Message-ID` (angle brackets included) of the message this one
+    /// follows: a recalled item's original, named in `In-Reply-To` and
+    /// `References` so that a mail client shows the two together.
+    pub in_reply_to: Option<&'a str>,
 }
 
 impl Copy<'_> {
-    /// The trace headers prepended to the message, CRLF-terminated.
+    /// The trace headers prepended to the message, CRLF-terminated; then
+    /// the link to the original, if any.
     pub fn trace_headers(&self) -> Vec<u8> {
-        format!(
+        let mut headers = format!(
             "{ITEM_ID_HEADER}: {}\r\n{CONNECTOR_HEADER}: {}\r\n",
             self.item.id, self.connector
-        )
-        .into_bytes()
+        );
+        if let Some(id) = self.in_reply_to {
+            headers.push_str(&format!("In-Reply-To: {id}\r\nReferences: {id}\r\n"));
+        }
+        headers.into_bytes()
     }
 
     /// The exact byte length of what [`Copy::reader`] yields.
@@ -190,6 +198,19 @@ pub trait MailboxWriter: Send + Sync {
             "{} cannot read copies back",
             self.describe()
         )))
+    }
+
+    /// The digest a manifest records for a copy just written at `written`,
+    /// when it is not the SHA-256 of the copy's bytes: a target that does
+    /// not keep the message's bytes (Graph keeps properties and
+    /// attachments) returns the digest its [`MailboxWriter::read_back`]
+    /// computes from what it reads. `None`: the bytes' SHA-256.
+    async fn copy_digest(
+        &self,
+        _copy: &Copy<'_>,
+        _written: &Written,
+    ) -> Result<Option<String>, WriteError> {
+        Ok(None)
     }
 
     /// Copies `verify` reads back at once from this target.

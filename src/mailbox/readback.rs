@@ -40,3 +40,8 @@ pub fn hash_reader(mut reader: impl Read) -> std::io::Result<(String, u64)> {
     }
     Ok((hex::encode(hash.finalize()), total))
 }
+
+/// The SHA-256 (hex) and length of bytes already in memory.
+pub fn hash_bytes(bytes: &[u8]) -> (String, u64) {
+    (hex::encode(Sha256::digest(bytes)), bytes.len() as u64)
+}

@@ -5,6 +5,7 @@
 mod adopt;
 pub mod check;
 mod rebuild;
+mod recall;
 pub mod report;
 pub mod session;
 pub mod setup;
@@ -741,10 +742,12 @@ impl Run<'_> {
         content: &Content,
         pending: &[Mailbox],
     ) -> Result<Option<String>, SyncError> {
+        let link = self.recall_link(item, content).await;
         let copy = Copy {
             item,
             connector: &self.plan.connector,
             content,
+            in_reply_to: link.as_deref(),
         };
         let writer = &self.engine.writer;
         let mut failure = None;
@@ -767,8 +770,20 @@ impl Run<'_> {
             };
             match result {
                 Ok(written) => {
+                    let digest = match (&sha256, writer.copy_digest(&copy, &written).await) {
+                        (None, _) => None,
+                        (Some(_), Ok(Some(digest))) => Some(digest),
+                        (Some(bytes), Ok(None)) => Some(bytes.clone()),
+                        (Some(_), Err(e)) => {
+                            tracing::warn!(
+                                "item {} into {mailbox}: no digest for the manifest: {e}",
+                                item.id
+                            );
+                            None
+                        }
+                    };
                     faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
-                    self.record_copy(item, mailbox, &written, sha256.as_deref())?;
+                    self.record_copy(item, mailbox, &written, digest.as_deref())?;
                     self.report().written(mailbox, written.bytes);
                     earlier.get_or_insert(written);
                 }

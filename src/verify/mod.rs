@@ -133,6 +133,7 @@ impl Verifier {
             &mut report,
         )
         .await?;
+        self.writer.close().await;
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }

@@ -52,9 +52,14 @@ pub fn assert_copies(
     for ((mailbox, id), files) in copies {
         assert_eq!(files.len(), 1, "{id} is in {mailbox} {} times", files.len());
         let original = dataset.content(id).expect("content");
-        let header = format!(
+        let mut header = format!(
             "X-WeChat-Archiver-Item-Id: {id}\r\nX-WeChat-Archiver-Connector: {connector}\r\n"
         );
+        if let Some(original) = crate::sync::recalled_original(sim, id) {
+            header.push_str(&format!(
+                "In-Reply-To: {original}\r\nReferences: {original}\r\n"
+            ));
+        }
         let copy = &files[0];
         assert_eq!(
             copy.len(),

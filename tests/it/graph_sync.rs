@@ -9,9 +9,9 @@ use crate::support::graph_sim::{GraphSim, MailboxKind, SimConfig as GraphConfig}
 use crate::support::{Run, TestEnv};
 use crate::sync::{PASSWORD, SINCE, UNTIL, simulator, t};
 
-const ITEM_ID_PROPERTY: &str = "String {b8f2c0d4-5e1a-4f7b-9c3d-776563686174} Name ItemId";
+pub const ITEM_ID_PROPERTY: &str = "String {b8f2c0d4-5e1a-4f7b-9c3d-776563686174} Name ItemId";
 
-pub(crate) async fn run(env: &TestEnv, args: Vec<String>, secrets: &Path) -> Run {
+pub async fn run(env: &TestEnv, args: Vec<String>, secrets: &Path) -> Run {
     let mut command = env.command(args);
     command.env("WECHAT_ARCHIVER_PASSWORD_FILE", secrets);
     tokio::task::spawn_blocking(move || command.output().unwrap().into())
@@ -19,12 +19,12 @@ pub(crate) async fn run(env: &TestEnv, args: Vec<String>, secrets: &Path) -> Run
         .unwrap()
 }
 
-pub(crate) fn strings(args: &[&str]) -> Vec<String> {
+pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
 /// Every registered user of the simulated account gets a mailbox.
-pub(crate) fn register_users(graph: &GraphSim, source: &Simulator) {
+pub fn register_users(graph: &GraphSim, source: &Simulator) {
     for user in source.dataset().users() {
         if let Some(email) = &user.email {
             graph.add_user(email, &[], MailboxKind::Enabled);
@@ -34,7 +34,7 @@ pub(crate) fn register_users(graph: &GraphSim, source: &Simulator) {
 
 /// Creates connector `c` from the TeleMessage simulator into the Graph
 /// simulator; returns the password file (TeleMessage, then client secret).
-async fn graph_connector(
+pub async fn graph_connector(
     env: &TestEnv,
     source: &Simulator,
     graph: &GraphSim,

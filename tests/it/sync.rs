@@ -130,11 +130,24 @@ pub fn assert_archive_exact(
             "{id} in {mailbox} differs"
         );
         let headers = String::from_utf8_lossy(&copy[..body_at]);
-        assert_eq!(
-            headers,
-            format!("X-WeChat-Archiver-Item-Id: {id}\r\nX-WeChat-Archiver-Connector: c\r\n")
-        );
+        let mut wanted =
+            format!("X-WeChat-Archiver-Item-Id: {id}\r\nX-WeChat-Archiver-Connector: c\r\n");
+        if let Some(original) = recalled_original(sim, id) {
+            wanted.push_str(&format!(
+                "In-Reply-To: {original}\r\nReferences: {original}\r\n"
+            ));
+        }
+        assert_eq!(headers, wanted);
     }
+}
+
+/// The Message-ID of the original a recalled item names, when the
+/// simulator has it: its copies link to it.
+pub fn recalled_original(sim: &Simulator, id: &str) -> Option<String> {
+    let item = sim.dataset().item(id)?;
+    let original = item.recall?.original_item_id?;
+    let content = sim.dataset().content(&original)?;
+    wechat_archiver::telemessage::client::message_id_of(&content)
 }
 
 pub fn t(s: &str) -> DateTime<Utc> {

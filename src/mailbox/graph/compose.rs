@@ -456,6 +456,7 @@ mod tests {
             item: &item,
             connector: "conn",
             content: &content,
+            in_reply_to: None,
         };
         let plan = plan(&copy, raw).unwrap();
         let names: Vec<&str> = plan.create["internetMessageHeaders"]
@@ -496,6 +497,7 @@ mod tests {
             item: &item,
             connector: "conn",
             content: &content,
+            in_reply_to: None,
         };
         let plan = plan(&copy, raw).unwrap();
         assert!(plan.create.get("from").is_none());
@@ -510,6 +512,7 @@ mod tests {
             item: &item,
             connector: "conn",
             content: &content,
+            in_reply_to: None,
         };
         assert!(matches!(plan(&copy, b""), Err(ComposeError::NotAMessage)));
     }

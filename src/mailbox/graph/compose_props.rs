@@ -66,6 +66,7 @@ fn check(raw: &[u8]) {
         item: &item,
         connector: "c",
         content: &content,
+        in_reply_to: None,
     };
     let Ok(plan) = plan(&copy, raw) else {
         return;

@@ -15,6 +15,7 @@ mod error;
 mod existing;
 mod folders;
 mod messages;
+mod read;
 mod throttle;
 mod users;
 
@@ -271,6 +272,31 @@ impl MailboxWriter for GraphWriter {
 
     async fn existing_copies(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
         self.copies_in(mailbox).await
+    }
+
+    /// A digest of the properties and attachments Graph keeps, since it
+    /// does not keep the message's bytes (see `read.rs`).
+    async fn copy_digest(
+        &self,
+        copy: &Copy<'_>,
+        written: &Written,
+    ) -> Result<Option<String>, WriteError> {
+        self.graph_digest(copy, written).await
+    }
+
+    async fn read_back(
+        &self,
+        mailbox: &Mailbox,
+        location: &str,
+        item: &crate::types::ItemId,
+    ) -> Result<crate::mailbox::ReadBack, WriteError> {
+        self.read_copy(mailbox, location, item).await
+    }
+
+    /// Reads wait on each mailbox's gate (its request slots and budget),
+    /// so many can be in flight across mailboxes.
+    fn read_parallelism(&self) -> usize {
+        64
     }
 
     /// Logs the large-item fallback (IMAP) out.

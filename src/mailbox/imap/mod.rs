@@ -29,6 +29,7 @@ mod pool;
 mod proto;
 #[cfg(test)]
 mod proto_props;
+mod read;
 mod tls;
 
 pub use app::AppLogin;
@@ -717,6 +718,21 @@ impl MailboxWriter for ImapWriter {
 
     async fn existing_copies(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
         self.copies_in(mailbox).await
+    }
+
+    async fn read_back(
+        &self,
+        mailbox: &Mailbox,
+        location: &str,
+        item: &crate::types::ItemId,
+    ) -> Result<super::ReadBack, WriteError> {
+        self.read_copy(mailbox, location, item).await
+    }
+
+    /// One session per mailbox, as many mailboxes at once as the pool's
+    /// bound on connections allows.
+    fn read_parallelism(&self) -> usize {
+        self.config.max_connections.max(1)
     }
 
     /// Logs out of every mailbox: the run is over.

@@ -521,6 +521,7 @@ mod tests {
             item: &item,
             connector: "c",
             content: &content,
+            in_reply_to: None,
         };
         let first = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
         let second = writer
@@ -545,6 +546,7 @@ mod tests {
             item: &item,
             connector: "c",
             content: &content,
+            in_reply_to: None,
         };
         let first = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
         fs::write(dir.path().join(&first.location), b"edited").unwrap();
@@ -582,6 +584,7 @@ mod tests {
             item: &item,
             connector: "c",
             content: &content,
+            in_reply_to: None,
         };
         let outside = tempfile::tempdir().unwrap();
         if prepared_first {
@@ -643,6 +646,7 @@ mod tests {
             item: &item,
             connector: "c",
             content: &content,
+            in_reply_to: None,
         };
         let e = writer.write(&mailbox("a@x.com"), &copy).await.unwrap_err();
         assert!(
@@ -660,6 +664,7 @@ mod tests {
             item: &item,
             connector: "c",
             content: &content,
+            in_reply_to: None,
         };
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();

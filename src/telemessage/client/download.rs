@@ -132,7 +132,11 @@ impl Client {
     /// The content URL, the id percent-encoded as one path segment (an id
     /// may hold `%`, `?`, `#`, `\` or spaces).
     fn content_url(&self, item: &Item) -> Result<Url, ClientError> {
-        let id = item.id.as_str();
+        self.content_url_of(&item.id)
+    }
+
+    pub(super) fn content_url_of(&self, id: &crate::types::ItemId) -> Result<Url, ClientError> {
+        let id = id.as_str();
         if matches!(id, "." | "..") {
             return Err(ClientError::UnaddressableItem(id.to_owned()));
         }

@@ -6,6 +6,7 @@ mod auth;
 mod download;
 mod endpoint;
 mod error;
+mod head;
 mod listing;
 mod retrying;
 mod sink;
@@ -26,6 +27,7 @@ use sink::MemoryBudget;
 
 pub use endpoint::check_endpoint;
 pub use error::ClientError;
+pub use head::{HEAD_LIMIT, header_value, message_id_of};
 pub use listing::Listing;
 
 /// Timeouts and limits for the client.

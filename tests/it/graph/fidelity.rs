@@ -113,6 +113,7 @@ async fn an_attachment_over_150_mb_is_a_copy_failure_and_nothing_is_written() {
         item: &declared,
         connector: "c",
         content: &unread,
+        in_reply_to: None,
     };
     assert!(
         matches!(w.write(&mailbox(LI), &copy).await, Err(WriteError::Copy(r)) if r.contains("150 MB"))

@@ -167,6 +167,7 @@ impl Fixture {
             item: &self.item,
             connector: "contoso-wechat",
             content: &self.content,
+            in_reply_to: None,
         }
     }
 }

@@ -34,6 +34,7 @@ async fn many_parallel_copies_to_more_mailboxes_than_connections_land_exactly_on
                     item: &it,
                     connector: "contoso",
                     content: &content,
+                    in_reply_to: None,
                 };
                 writer.write(&mailbox(&user), &copy).await.map(|_| ())
             });

@@ -30,6 +30,7 @@ async fn copies_land_in_each_users_folder_byte_identical_seen_and_dated_sent_at(
             item: &item,
             connector: "contoso",
             content: &content,
+            in_reply_to: None,
         };
         for user in [LI, ZHANG] {
             let w = writer.write(&mailbox(user), &copy).await.expect("write");
@@ -89,6 +90,7 @@ async fn find_existing_finds_the_written_copy_and_only_an_exact_id() {
         item: &longer,
         connector: "contoso",
         content: &content,
+        in_reply_to: None,
     };
     let written = writer.write(&li, &copy).await.expect("write");
     assert_eq!(
@@ -111,6 +113,7 @@ async fn an_append_the_server_refuses_fails_that_copy_with_its_reason() {
         item: &big,
         connector: "contoso",
         content: &content,
+        in_reply_to: None,
     };
     let err = writer.write(&li, &copy).await.expect_err("over quota");
     let WriteError::Copy(text) = &err else {
@@ -126,6 +129,7 @@ async fn an_append_the_server_refuses_fails_that_copy_with_its_reason() {
         item: &small,
         connector: "contoso",
         content: &content,
+        in_reply_to: None,
     };
     writer
         .write(&li, &copy)
@@ -157,6 +161,7 @@ async fn a_20_mb_item_streams_from_its_spool_file() {
         item: &huge,
         connector: "contoso",
         content: &content,
+        in_reply_to: None,
     };
     writer
         .write(&mailbox(LI), &copy)

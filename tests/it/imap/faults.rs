@@ -28,6 +28,7 @@ async fn a_restarted_server_costs_neither_a_copy_nor_a_duplicate() {
         item: &a,
         connector: "contoso",
         content: &a_content,
+        in_reply_to: None,
     };
     writer.write(&li, &copy).await.expect("before the restart");
 
@@ -37,6 +38,7 @@ async fn a_restarted_server_costs_neither_a_copy_nor_a_duplicate() {
         item: &b,
         connector: "contoso",
         content: &b_content,
+        in_reply_to: None,
     };
     let down = writer.write(&li, &copy).await.expect_err("server down");
     assert!(
@@ -54,6 +56,7 @@ async fn a_restarted_server_costs_neither_a_copy_nor_a_duplicate() {
         item: &c,
         connector: "contoso",
         content: &c_content,
+        in_reply_to: None,
     };
     writer.write(&li, &copy).await.expect("and keeps going");
     let ids: Vec<_> = dovecot
@@ -106,6 +109,7 @@ async fn a_connection_cut_in_the_middle_of_an_append_is_retried_once_on_a_new_on
         item: &b,
         connector: "contoso",
         content: &b_content,
+        in_reply_to: None,
     };
     writer
         .write(&li, &copy)
@@ -139,6 +143,7 @@ async fn a_lost_append_reply_is_resolved_by_searching_not_by_writing_twice() {
         item: &a,
         connector: "contoso",
         content: &a_content,
+        in_reply_to: None,
     };
     let written = writer
         .write(&li, &copy)
@@ -167,6 +172,7 @@ async fn a_second_cut_fails_the_copy_and_says_why() {
         item: &a,
         connector: "contoso",
         content: &a_content,
+        in_reply_to: None,
     };
     assert!(writer.is_valid_user(&li).await.expect("login"));
     proxy.arm(Cut::AfterClientBytes(100_000));
@@ -207,6 +213,7 @@ async fn a_write_abandoned_mid_message_leaves_no_corrupt_copy() {
         item: &big,
         connector: "contoso",
         content: &big_content,
+        in_reply_to: None,
     };
     let abandoned = tokio::time::timeout(Duration::from_millis(30), writer.write(&li, &copy)).await;
     assert!(
@@ -219,6 +226,7 @@ async fn a_write_abandoned_mid_message_leaves_no_corrupt_copy() {
         item: &small,
         connector: "contoso",
         content: &small_content,
+        in_reply_to: None,
     };
     tokio::time::timeout(Duration::from_secs(20), writer.write(&li, &copy))
         .await

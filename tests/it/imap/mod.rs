@@ -88,6 +88,7 @@ async fn write_message(
         item: &item,
         connector: "contoso",
         content: &content,
+        in_reply_to: None,
     };
     writer.write(mailbox, &copy).await
 }
@@ -157,6 +158,7 @@ async fn write_concurrently(
                 item: &it,
                 connector: "contoso",
                 content: &content,
+                in_reply_to: None,
             };
             let result = writer.write(&mailbox(&user), &copy).await;
             (id, result)

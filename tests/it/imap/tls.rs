@@ -40,6 +40,7 @@ async fn imaps_accepts_only_a_verified_certificate() {
         item: &it,
         connector: "contoso",
         content: &content,
+        in_reply_to: None,
     };
     writer
         .write(&mailbox(LI), &copy)

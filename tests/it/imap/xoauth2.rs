@@ -103,6 +103,7 @@ async fn xoauth2_logs_in_as_the_mailbox_and_reads_refusals_as_exchange_means_the
         item: &it,
         connector: "contoso",
         content: &content,
+        in_reply_to: None,
     };
     assert_eq!(
         writer.write(&li, &copy).await.expect("write").location,

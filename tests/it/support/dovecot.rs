@@ -218,7 +218,8 @@ impl Dovecot {
         self.session(user).is_subscribed(folder)
     }
 
-    fn session(&self, user: &str) -> RawImap {
+    /// A session of `user`, logged in as the master user.
+    pub fn session(&self, user: &str) -> RawImap {
         let mut session = RawImap::connect(self.port);
         session.login(&format!("{user}{SEPARATOR}{ADMIN}"), ADMIN_PASSWORD);
         session

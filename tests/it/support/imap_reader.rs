@@ -159,6 +159,26 @@ impl RawImap {
         self.tag += 1;
         let tag = format!("t{}", self.tag);
         write!(self.writer, "{tag} {command}\r\n").expect("send");
+        self.completed(&tag)
+    }
+
+    /// `APPEND folder message` with a non-synchronising literal (LITERAL+).
+    pub fn append(&mut self, folder: &str, message: &[u8]) -> Completed {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        let len = message.len();
+        write!(
+            self.writer,
+            "{tag} APPEND {} {{{len}+}}\r\n",
+            quoted(folder)
+        )
+        .expect("send");
+        self.writer.write_all(message).expect("send");
+        self.writer.write_all(b"\r\n").expect("send");
+        self.completed(&tag)
+    }
+
+    fn completed(&mut self, tag: &str) -> Completed {
         let mut lines = Vec::new();
         loop {
             let answer = self.answer();

@@ -257,6 +257,18 @@ fn mailbox_route(
             None => not_found_item(),
         },
         (Method::GET, ["messages", id, "attachments"]) => list_attachments(sim, st, user, id, q),
+        (Method::GET, ["messages", id, "attachments", attachment, "$value"]) => {
+            match find_message(st, user, id)
+                .and_then(|m| m.attachments.iter().find(|a| a.id == *attachment))
+            {
+                Some(a) => (
+                    [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                    a.bytes.clone(),
+                )
+                    .into_response(),
+                None => not_found_item(),
+            }
+        }
         (Method::POST, ["messages", id, "attachments"]) => post_attachment(sim, st, user, id, body),
         (Method::POST, ["messages", id, "attachments", "createUploadSession"]) => {
             create_session(sim, st, user, id, body)
@@ -549,7 +561,13 @@ pub(super) fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
         "internetMessageId": m.internet_message_id,
         "hasAttachments": !m.attachments.is_empty(),
         "parentFolderId": m.folder_id,
+        "body": {"contentType": m.body_type, "content": m.body},
+        "toRecipients": addresses(&m.to),
+        "ccRecipients": addresses(&m.cc),
     });
+    if let Some(from) = &m.from {
+        v["from"] = json!({"emailAddress": {"address": from}});
+    }
     if with_extended {
         v["singleValueExtendedProperties"] = json!(
             m.extended
@@ -559,6 +577,14 @@ pub(super) fn message_json(m: &StoredMessage, with_extended: bool) -> Value {
         );
     }
     v
+}
+
+fn addresses(list: &[String]) -> Value {
+    json!(
+        list.iter()
+            .map(|a| json!({"emailAddress": {"address": a}}))
+            .collect::<Vec<_>>()
+    )
 }
 
 /// Refuses attachments on a received message when the test says Graph

@@ -188,6 +188,14 @@ impl GraphSim {
         }
     }
 
+    /// Changes a stored message as a user or a tamperer would: edits it,
+    /// moves it (`folder_id`), or deletes it for good (`deleted`).
+    pub fn edit_message(&self, message_id: &str, edit: impl FnOnce(&mut StoredMessage)) {
+        let mut st = self.state();
+        let m = st.messages.iter_mut().find(|m| m.id == message_id);
+        edit(m.unwrap_or_else(|| panic!("no message {message_id} in the Graph simulator")));
+    }
+
     pub fn max_in_flight(&self, address: &str) -> usize {
         let st = self.state();
         let Some(user) = st.user(address) else {

@@ -10,6 +10,10 @@ use wechat_archiver::simulator::Simulator;
 use crate::support::{Run, TestEnv, files_under};
 use crate::sync::{PASSWORD, SINCE, UNTIL, connector, simulator, sync, trace_headers};
 
+mod graph;
+mod imap;
+mod recall;
+
 /// A connector synced over the test window, with its archive root.
 fn synced(items: usize) -> (Simulator, TestEnv, PathBuf) {
     let sim = simulator(items, |_| {});
