@@ -15,9 +15,14 @@
 # includes listing and downloading everything). Target: >= 0.8, peak RSS
 # < 64 MiB, zero violations. Also printed: the rate if every mailbox were
 # busy for the whole run (mailboxes x r / requests per copy), which a
-# skewed distribution of items cannot reach.
+# skewed distribution of items cannot reach, and the simulator's timeline:
+# when the first Graph request came, when mailbox requests ran, and the
+# share of its 4 slots' time the busiest mailbox (and the mean one) filled
+# between its first and last request: where a missed target's time went.
 #
-# Environment: LATENCY_MS (250); BENCH_PROFILE (release; `dev` uses the
+# Environment: LATENCY_MS (250); LARGE, the fraction of items of 10.5 to
+# 12 MB (0.001; 0 leaves them out, as the scaling series in
+# docs/performance.md does); BENCH_PROFILE (release; `dev` uses the
 # debug build, for a loaded machine where a release build is too costly).
 # Needs: cargo, python3, GNU time.
 set -euo pipefail
@@ -59,6 +64,7 @@ export WECHAT_ARCHIVER_PASSWORD_FILE=$WORK/secrets
 "$BIN" --home "$WORK/home" create bench --endpoint "$TM_URL" --username "$SIM_USER" \
     --target "graph:$TENANT" --client-id "$CLIENT_ID" \
     --graph-endpoint "$GRAPH_URL" --login-endpoint "$GRAPH_URL" --accept-terms >/dev/null
+date +%s.%N >"$WORK/sync.start"
 timed "$WORK/sync" "$BIN" --home "$WORK/home" sync --since "$WINDOW_SINCE" --until "$WINDOW_UNTIL" --json
 exec {SIMPROC[1]}>&-
 read -r stats <&"${SIMPROC[0]}"
@@ -86,6 +92,13 @@ print(f"wall={wall:.1f}s achieved={achieved:.1f} copies/s allowed={allowed:.1f} 
       f"all-busy bound={busy_all:.1f} copies/s ({achieved / busy_all:.2f})")
 print(f"ratio={ratio:.2f} peak_rss={rss_kib / 1024:.1f}MiB violations={graph['violations']} "
       f"rejected_tokens={graph['rejected_tokens']} max_in_flight={graph['max_in_flight']}")
+t, t0 = graph["timeline"], float(open(f"{work}/sync.start").read())
+if t["writes_from"] is not None:
+    print(f"timeline: first Graph request {t['first_request'] - t0:.1f}s after the start, "
+          f"mailbox requests {t['writes_from'] - t0:.1f}s to {t['writes_until'] - t0:.1f}s, "
+          f"busiest mailbox {t['busiest_from'] - t0:.1f}s to {t['busiest_until'] - t0:.1f}s "
+          f"using {t['busiest_slot_use']:.2f} of its slots (mean over mailboxes "
+          f"{t['mean_slot_use']:.2f})")
 ok = ratio >= 0.8 and rss_kib < 64 * 1024 and graph["violations"] == 0 and failed == 0
 print("verdict=" + ("ok" if ok else "MISSED"))
 PY

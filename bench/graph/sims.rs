@@ -11,8 +11,11 @@
 //! ```
 //!
 //! Prints `telemessage URL`, `graph URL` and `ready`, then serves until its
-//! standard input closes, and prints one line of JSON: the violations and,
-//! per mailbox, the requests it served.
+//! standard input closes, and prints one line of JSON: the violations,
+//! per mailbox the requests it served, and a timeline (Unix seconds) that
+//! says where the run's time went: when the first request came, when each
+//! mailbox was first and last busy, and how much of its 4 request slots'
+//! time between those it used.
 
 // Test code: the example uses only part of what the tests do.
 #[allow(unused_imports)]
@@ -21,7 +24,7 @@ mod graph_sim;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use graph_sim::{GraphSim, MailboxKind, SimConfig as GraphConfig};
 use wechat_archiver::simulator::{SimConfig, Simulator};
@@ -57,18 +60,26 @@ fn main() {
     println!("graph {}", graph.url);
     println!("ready");
     for _ in std::io::stdin().lock().lines() {}
-    println!("{}", report(&graph));
+    println!("{}", report(&graph, latency));
 }
 
-/// The violations and each mailbox's request count, as JSON.
-fn report(graph: &GraphSim) -> serde_json::Value {
+/// The violations, each mailbox's request count and the timeline, as JSON.
+fn report(graph: &GraphSim, latency: Duration) -> serde_json::Value {
     let s = graph.stats();
+    let log = graph.log();
     let mut requests: BTreeMap<String, u64> = BTreeMap::new();
-    for entry in graph.log() {
-        if let Some(mailbox) = entry.mailbox {
-            *requests.entry(mailbox).or_default() += 1;
+    let mut spans: BTreeMap<String, (Instant, Instant)> = BTreeMap::new();
+    for entry in &log {
+        if let Some(mailbox) = &entry.mailbox {
+            *requests.entry(mailbox.clone()).or_default() += 1;
+            // Logged when answered: a mailbox request began `latency` before.
+            let begun = entry.at.checked_sub(latency).unwrap_or(entry.at);
+            let span = spans.entry(mailbox.clone()).or_insert((begun, entry.at));
+            span.0 = span.0.min(begun);
+            span.1 = span.1.max(entry.at);
         }
     }
+    let timeline = timeline(&log, &requests, &spans, latency);
     let violations = s.concurrency_violations
         + s.retry_after_violations
         + s.budget_violations
@@ -83,6 +94,41 @@ fn report(graph: &GraphSim) -> serde_json::Value {
         "rejected_tokens": s.rejected_tokens,
         "max_in_flight": s.max_in_flight.values().max().copied().unwrap_or(0),
         "mailbox_requests": requests,
+        "timeline": timeline,
+    })
+}
+
+/// When the first request came, when mailboxes were written, and, for the
+/// busiest mailbox and on average, the share of 4 request slots' time
+/// between a mailbox's first and last request that requests filled.
+fn timeline(
+    log: &[graph_sim::LogEntry],
+    requests: &BTreeMap<String, u64>,
+    spans: &BTreeMap<String, (Instant, Instant)>,
+    latency: Duration,
+) -> serde_json::Value {
+    let anchor = (Instant::now(), SystemTime::now());
+    let unix = |at: Instant| {
+        let wall = anchor.1 - anchor.0.saturating_duration_since(at);
+        wall.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let use_of = |mailbox: &str| {
+        let (from, to) = spans[mailbox];
+        let slots = 4.0 * (to - from).as_secs_f64();
+        requests[mailbox] as f64 * latency.as_secs_f64() / slots.max(f64::EPSILON)
+    };
+    let busiest = requests.iter().max_by_key(|(_, n)| **n).map(|(m, _)| m);
+    let mean_use = spans.keys().map(|m| use_of(m)).sum::<f64>() / spans.len().max(1) as f64;
+    serde_json::json!({
+        "first_request": log.iter().map(|e| e.at).min().map(unix),
+        "writes_from": spans.values().map(|s| s.0).min().map(unix),
+        "writes_until": spans.values().map(|s| s.1).max().map(unix),
+        "busiest_from": busiest.map(|m| unix(spans[m].0)),
+        "busiest_until": busiest.map(|m| unix(spans[m].1)),
+        "busiest_slot_use": busiest.map(|m| use_of(m)),
+        "mean_slot_use": mean_use,
     })
 }
 

@@ -140,6 +140,15 @@ pub trait MailboxWriter: Send + Sync {
         self.write(mailbox, copy).await
     }
 
+    /// Whether the copies of one item may be written into its mailboxes at
+    /// once: true for a target whose mailboxes share nothing (Graph), so
+    /// an item queued at one busy mailbox is not kept from the others.
+    /// False (one after another) for one that writes later copies from
+    /// the first ([`MailboxWriter::write_again`]).
+    fn writes_mailboxes_independently(&self) -> bool {
+        false
+    }
+
     /// Items the engine should keep in flight for this target. Downloads
     /// stay bounded by the client; more items waiting to be written lets a
     /// writer batch them (IMAP `MULTIAPPEND` per mailbox).

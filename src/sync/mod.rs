@@ -6,6 +6,7 @@ mod adopt;
 pub mod check;
 mod rebuild;
 mod recall;
+mod copies;
 pub mod report;
 pub mod session;
 pub mod setup;
@@ -24,7 +25,7 @@ use crate::content::Content;
 use crate::custody::{self, CopyLine, ManifestError, ManifestWriter};
 use crate::faultpoint;
 use crate::ledger::{ItemState, Ledger, LedgerError, Recovery, RunId, RunOutcome};
-use crate::mailbox::{Copy, Found, MailboxWriter, Written};
+use crate::mailbox::{Found, MailboxWriter, Written};
 use crate::mapping::{Resolution, Resolver};
 use crate::telemessage::{Client, ClientError, Item};
 use crate::types::{ItemId, Mailbox};
@@ -734,70 +735,6 @@ impl Run<'_> {
         }
         self.recovery.listed || matches!(state, Some("failed" | "unmapped"))
     }
-
-    /// Writes each pending copy; returns the first failure's reason.
-    async fn write_copies(
-        &self,
-        item: &Item,
-        content: &Content,
-        pending: &[Mailbox],
-    ) -> Result<Option<String>, SyncError> {
-        let link = self.recall_link(item, content).await;
-        let copy = Copy {
-            item,
-            connector: &self.plan.connector,
-            content,
-            in_reply_to: link.as_deref(),
-        };
-        let writer = &self.engine.writer;
-        let mut failure = None;
-        let mut earlier: Option<Written> = None;
-        let sha256 = match &self.manifest {
-            Some(_) => match custody::copy_sha256(&copy).await {
-                Ok(hash) => Some(hash),
-                Err(e) => {
-                    let reason = format!("cannot read the downloaded content: {e}");
-                    self.report().copy_failed(item, None, &reason);
-                    return Ok(Some(reason));
-                }
-            },
-            None => None,
-        };
-        for mailbox in pending {
-            let result = match &earlier {
-                Some(e) => writer.write_again(mailbox, &copy, e).await,
-                None => writer.write(mailbox, &copy).await,
-            };
-            match result {
-                Ok(written) => {
-                    let digest = match (&sha256, writer.copy_digest(&copy, &written).await) {
-                        (None, _) => None,
-                        (Some(_), Ok(Some(digest))) => Some(digest),
-                        (Some(bytes), Ok(None)) => Some(bytes.clone()),
-                        (Some(_), Err(e)) => {
-                            tracing::warn!(
-                                "item {} into {mailbox}: no digest for the manifest: {e}",
-                                item.id
-                            );
-                            None
-                        }
-                    };
-                    faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
-                    self.record_copy(item, mailbox, &written, digest.as_deref())?;
-                    self.report().written(mailbox, written.bytes);
-                    earlier.get_or_insert(written);
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    tracing::warn!("item {} into {mailbox}: {reason}", item.id);
-                    self.report().copy_failed(item, Some(mailbox), &reason);
-                    failure.get_or_insert(reason);
-                }
-            }
-        }
-        Ok(failure)
-    }
-
     /// Records the item's final state for this run; `unmapped` is why no
     /// participant maps to a mailbox, when none does.
     fn settle(

@@ -257,6 +257,13 @@ impl MailboxWriter for GraphWriter {
         self.write_copy(mailbox, copy).await
     }
 
+    /// Each mailbox has its own request slots and budgets, and a copy
+    /// never reuses another's: an item's copies go to all its mailboxes
+    /// at once.
+    fn writes_mailboxes_independently(&self) -> bool {
+        true
+    }
+
     /// Enough items that every mailbox with work has copies waiting for
     /// each of its 4 request slots, up to 500 mailboxes at about 1.8
     /// copies an item (`bench/graph`). Memory stays bounded: downloads by
