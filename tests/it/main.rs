@@ -8,6 +8,7 @@ mod bad_items;
 mod crash;
 mod email;
 mod email_adopt;
+mod email_postfix;
 mod faults;
 mod graph;
 mod graph_sync;
