@@ -9,6 +9,7 @@ mod crash;
 mod email;
 mod email_adopt;
 mod email_postfix;
+mod email_targets;
 mod faults;
 mod graph;
 mod graph_sync;
