@@ -8,16 +8,19 @@
 #                           if benchmark files were deleted minutes before)
 #   bench/run.sh --smoke    small sizes, a couple of minutes: checks that
 #                           every benchmark still runs (what CI may run)
-#   bench/run.sh --only sync,memory,ledger,map,imap,graph   a subset
+#   bench/run.sh --only sync,memory,ledger,map,imap,graph,lmtp   a subset
 #
 # Ratios: for times, wechat-archiver / baseline (below 1 is faster); for
 # memory, RSS / baseline RSS; for IMAP, mbsync time / wechat-archiver time
 # (above 1 is faster), as those benchmarks print it. `imap` runs both the
 # end-to-end sync into Dovecot (bench/imap_sync) and the writer alone
-# (bench/imap).
+# (bench/imap). `lmtp` is `receive`'s LMTP ingest against Dovecot's own
+# LMTP delivery (ratio: tool throughput / Dovecot's), plus the latency
+# from Postfix's accept to the copy.
 #
 # Needs: cargo, python3, curl, GNU time; for `map`, PyPI access once (the
-# phonenumbers package, in a venv); for `imap`, dovecot and isync (mbsync).
+# phonenumbers package, in a venv); for `imap`, dovecot and isync (mbsync);
+# for `lmtp`, dovecot-lmtpd and postfix (scripts/install-test-deps.sh).
 # Scratch files go to target/bench-work/ on the project's disk and stay
 # there until the next run (about 11 GB at full size at the peak: the sync
 # runs, the memory benchmark's archive and spool, the 3 GB ledger).
@@ -28,12 +31,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 SMOKE=0
-ONLY=sync,memory,ledger,map,imap,graph
+ONLY=sync,memory,ledger,map,imap,graph,lmtp
 while [ $# -gt 0 ]; do
     case $1 in
     --smoke) SMOKE=1 ;;
     --only) ONLY=$2; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -122,6 +125,13 @@ if wanted graph; then
         run_bench graph bash "$here/graph/run.sh" 200 8
     else
         run_bench graph bash "$here/graph/run.sh" 1500 40
+    fi
+fi
+if wanted lmtp; then
+    if [ "$SMOKE" = 1 ]; then
+        run_bench lmtp bash "$here/lmtp/run.sh" 300 1 20
+    else
+        run_bench lmtp bash "$here/lmtp/run.sh" 20000 3 200
     fi
 fi
 if wanted sync; then
