@@ -3,7 +3,7 @@
 # measured in the same run, printed as one table (Markdown, as the README
 # carries it).
 #
-#   bench/run.sh            full sizes (about 25 minutes, plus a one-time
+#   bench/run.sh            full sizes (about 50 minutes, plus a one-time
 #                           build of a 10,000,000-copy ledger, and a wait
 #                           if benchmark files were deleted minutes before)
 #   bench/run.sh --smoke    small sizes, a couple of minutes: checks that
@@ -16,7 +16,8 @@
 # end-to-end sync into Dovecot (bench/imap_sync) and the writer alone
 # (bench/imap). `lmtp` is `receive`'s LMTP ingest against Dovecot's own
 # LMTP delivery (ratio: tool throughput / Dovecot's), plus the latency
-# from Postfix's accept to the copy.
+# from Postfix's accept to the copy; one repetition at full size, which
+# takes about 25 minutes at the 2026-12-03 throughput (docs/performance.md).
 #
 # Needs: cargo, python3, curl, GNU time; for `map`, PyPI access once (the
 # phonenumbers package, in a venv); for `imap`, dovecot and isync (mbsync);
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     --smoke) SMOKE=1 ;;
     --only) ONLY=$2; shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -131,7 +132,7 @@ if wanted lmtp; then
     if [ "$SMOKE" = 1 ]; then
         run_bench lmtp bash "$here/lmtp/run.sh" 300 1 20
     else
-        run_bench lmtp bash "$here/lmtp/run.sh" 20000 3 200
+        run_bench lmtp bash "$here/lmtp/run.sh" 20000 1 200
     fi
 fi
 if wanted sync; then
