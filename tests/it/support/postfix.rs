@@ -195,8 +195,9 @@ impl Postfix {
         }
     }
 
-    /// The queue IDs of the messages Postfix still holds.
-    pub fn queue(&self) -> Vec<String> {
+    /// The messages Postfix still holds: queue ID and queue name
+    /// (`active`, `deferred`, ...).
+    pub fn queue(&self) -> Vec<(String, String)> {
         let out = Command::new(POSTQUEUE)
             .arg("-c")
             .arg(self.config_dir())
@@ -208,9 +209,30 @@ impl Postfix {
             .lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["queue_id"].as_str().unwrap().to_owned()
+                let field = |k: &str| v[k].as_str().unwrap().to_owned();
+                (field("queue_id"), field("queue_name"))
             })
             .collect()
+    }
+
+    /// Waits until `queued` sits in the deferred queue: Postfix logs the
+    /// deferral before its queue manager moves the message there, and
+    /// `postqueue -f` only retries what is there by then.
+    pub fn wait_deferred(&self, queued: &Queued) {
+        let deadline = Instant::now() + PATIENCE;
+        let wanted = (queued.queue_id.clone(), "deferred".to_owned());
+        loop {
+            let queue = self.queue();
+            if queue.contains(&wanted) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never reached the deferred queue: {queue:?}",
+                queued.queue_id
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `postqueue -f`: retry every deferred message now.
