@@ -3,21 +3,25 @@
 # measured in the same run, printed as one table (Markdown, as the README
 # carries it).
 #
-#   bench/run.sh            full sizes (about 25 minutes, plus a one-time
+#   bench/run.sh            full sizes (about 50 minutes, plus a one-time
 #                           build of a 10,000,000-copy ledger, and a wait
 #                           if benchmark files were deleted minutes before)
 #   bench/run.sh --smoke    small sizes, a couple of minutes: checks that
 #                           every benchmark still runs (what CI may run)
-#   bench/run.sh --only sync,memory,ledger,map,imap,graph,adopt,verify   a subset
+#   bench/run.sh --only sync,memory,ledger,map,imap,graph,adopt,verify,lmtp   a subset
 #
 # Ratios: for times, wechat-archiver / baseline (below 1 is faster); for
 # memory, RSS / baseline RSS; for IMAP, mbsync time / wechat-archiver time
 # (above 1 is faster), as those benchmarks print it. `imap` runs both the
 # end-to-end sync into Dovecot (bench/imap_sync) and the writer alone
-# (bench/imap).
+# (bench/imap). `lmtp` is `receive`'s LMTP ingest against Dovecot's own
+# LMTP delivery (ratio: tool throughput / Dovecot's), plus the latency
+# from Postfix's accept to the copy; one repetition at full size, which
+# takes about 25 minutes at the 2026-12-03 throughput (docs/performance.md).
 #
 # Needs: cargo, python3, curl, GNU time; for `map`, PyPI access once (the
-# phonenumbers package, in a venv); for `imap`, dovecot and isync (mbsync).
+# phonenumbers package, in a venv); for `imap`, dovecot and isync (mbsync);
+# for `lmtp`, dovecot-lmtpd and postfix (scripts/install-test-deps.sh).
 # Scratch files go to target/bench-work/ on the project's disk and stay
 # there until the next run (about 11 GB at full size at the peak: the sync
 # runs, the memory benchmark's archive and spool, the 3 GB ledger).
@@ -28,12 +32,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
 SMOKE=0
-ONLY=sync,memory,ledger,map,imap,graph,adopt,verify
+ONLY=sync,memory,ledger,map,imap,graph,adopt,verify,lmtp
 while [ $# -gt 0 ]; do
     case $1 in
     --smoke) SMOKE=1 ;;
     --only) ONLY=$2; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -131,6 +135,13 @@ if wanted verify; then
         run_bench verify bash "$here/verify/run.sh" 1000 1 0.002
     else
         run_bench verify bash "$here/verify/run.sh" 20000 3 0.001
+    fi
+fi
+if wanted lmtp; then
+    if [ "$SMOKE" = 1 ]; then
+        run_bench lmtp bash "$here/lmtp/run.sh" 300 1 20
+    else
+        run_bench lmtp bash "$here/lmtp/run.sh" 20000 1 200
     fi
 fi
 if wanted sync; then

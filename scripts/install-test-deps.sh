@@ -2,8 +2,10 @@
 # Installs what the test suite needs on a Debian machine, if missing:
 # two real IMAP servers (Dovecot and Cyrus, with saslpasswd2 for Cyrus's
 # users), a real Secret Service (gnome-keyring on a D-Bus session bus, with
-# secret-tool to inspect it), and the programs the tests run (openssl,
-# kill, mount, script).
+# secret-tool to inspect it), a real MTA (Postfix, which the e-mail source
+# tests run as a private instance in front of `receive`), Dovecot's own
+# LMTP server (bench/lmtp compares `receive` against it), and the programs
+# the tests run (openssl, kill, mount, script).
 #
 # Debian's cyrus-imapd and dovecot-imapd conflict (both provide
 # imap-server), so cyrus-imapd is installed normally and dovecot-imapd's
@@ -21,6 +23,11 @@ command -v saslpasswd2 >/dev/null || needed+=(sasl2-bin)
 command -v gnome-keyring-daemon >/dev/null || needed+=(gnome-keyring)
 command -v secret-tool >/dev/null || needed+=(libsecret-tools)
 command -v openssl >/dev/null || needed+=(openssl)
+# Postfix replaces any other MTA (it conflicts with mail-transport-agent);
+# "No configuration" leaves the system instance unconfigured and stopped:
+# the tests run their own instance with `postfix -c DIR`.
+[[ -x /usr/sbin/postfix ]] || needed+=(postfix)
+[[ -x /usr/lib/dovecot/lmtp ]] || needed+=(dovecot-lmtpd)
 # Tools the tests run as programs: kill (a shell builtin too, hence the
 # path), mount for the tmpfs and read-only mounts, script for a terminal.
 [[ -x /bin/kill || -x /usr/bin/kill ]] || needed+=(procps)
@@ -66,6 +73,8 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+echo "postfix postfix/main_mailer_type select No configuration" |
+    $sudo debconf-set-selections
 if [[ ${#needed[@]} -gt 0 ]]; then
     echo "installing test dependencies: ${needed[*]}" >&2
     $sudo apt-get install -y -qq --no-install-recommends "${needed[@]}" >&2

@@ -19,13 +19,12 @@ use wechat_archiver::email::{
 };
 use wechat_archiver::lock::{ConnectorLock, LockError};
 use wechat_archiver::mailbox::Target;
-use wechat_archiver::secrets::{ConnectorSecrets, Secret};
+use wechat_archiver::secrets::{ConnectorSecrets, OsKeyring, Places, Secret, SecretKind};
 use wechat_archiver::sync::{Engine, SyncPlan, SyncReport, setup};
 
 use super::args::{DeliverArgs, ImportArgs, ReceiveArgs};
 use super::error::{HOME_HINT, setup_error};
 use super::progress::Bar;
-use super::sync::load_secrets;
 use super::{CliError, CommandResult, Context, ExitStatus, print_json};
 
 /// How long `deliver` and `import` wait for another holder of the lock.
@@ -100,16 +99,24 @@ async fn parts(ctx: &Context, name: Option<&str>) -> Result<(Parts, ConnectorLoc
     Ok((parts, lock))
 }
 
-/// An e-mail connector has no TeleMessage password; a Maildir target needs
-/// no secret at all.
+/// An e-mail connector has no TeleMessage password: only the target's
+/// secret is looked up (keyring, or line 2 of the password file, whose
+/// line 1 may stay empty); a Maildir target needs no secret at all.
 fn email_secrets(name: &str, connector: &ConnectorConfig) -> Result<ConnectorSecrets, CliError> {
-    match connector.target() {
-        Ok(Target::Maildir { .. }) | Err(_) => Ok(ConnectorSecrets {
-            telemessage_password: Secret::new(String::new()),
-            target_secret: None,
-        }),
-        Ok(_) => load_secrets(name, connector),
-    }
+    let target_secret = match connector.target() {
+        Ok(Target::Maildir { .. }) | Err(_) => None,
+        Ok(_) => {
+            let keyring = OsKeyring::new();
+            let (secret, _) = Places::from_environment(&keyring)
+                .find(name, SecretKind::TargetSecret)
+                .map_err(|e| CliError::failure(&e).hint(e.hint()))?;
+            Some(secret)
+        }
+    };
+    Ok(ConnectorSecrets {
+        telemessage_password: Secret::new(String::new()),
+        target_secret,
+    })
 }
 
 fn lock_error(e: LockError) -> CliError {

@@ -33,9 +33,23 @@ type FolderCell = (Mailbox, Arc<OnceCell<Folder>>);
 #[derive(Default)]
 pub(crate) struct Adoption {
     folders: Mutex<HashMap<String, FolderCell>>,
+    /// Whether a folder that could not be looked in is looked in again by
+    /// the next item (see [`Adoption::retrying`]).
+    retry_unchecked: bool,
 }
 
 impl Adoption {
+    /// For a run that lives as long as a server (`receive`): a folder that
+    /// could not be looked in while the target was down is looked in again
+    /// by the next message, rather than failing every message for that
+    /// mailbox until the process ends. A batch run keeps the one look.
+    pub(crate) fn retrying() -> Adoption {
+        Adoption {
+            retry_unchecked: true,
+            ..Adoption::default()
+        }
+    }
+
     /// What the run knows of `mailbox`'s folder, looking in it the first
     /// time if its mark changed since the ledger's last complete run.
     pub(crate) async fn folder(
@@ -54,8 +68,24 @@ impl Adoption {
         };
         let folder = cell
             .get_or_try_init(|| decide(ledger, writer, connector, mailbox))
-            .await?;
-        Ok(folder.clone())
+            .await?
+            .clone();
+        if self.retry_unchecked && matches!(folder, Folder::Unchecked(_)) {
+            self.forget(mailbox, &cell);
+        }
+        Ok(folder)
+    }
+
+    /// Drops `mailbox`'s decision, if it is still `cell`, so the next item
+    /// decides again.
+    fn forget(&self, mailbox: &Mailbox, cell: &Arc<OnceCell<Folder>>) {
+        let mut folders = self.folders.lock().unwrap_or_else(|p| p.into_inner());
+        if folders
+            .get(mailbox.key())
+            .is_some_and(|(_, current)| Arc::ptr_eq(current, cell))
+        {
+            folders.remove(mailbox.key());
+        }
     }
 
     /// The folders this run decided on and could look in.

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use super::adopt::Adoption;
 use super::{Engine, Run, SyncError, SyncPlan, SyncReport};
 use crate::content::Content;
 use crate::telemessage::Item;
@@ -36,10 +37,11 @@ impl Engine {
     /// holds the connector's lock for the session's life.
     pub fn session<'a>(&'a self, plan: &'a SyncPlan) -> Result<Session<'a>, SyncError> {
         let started = Instant::now();
-        Ok(Session {
-            run: self.start(plan)?,
-            started,
-        })
+        let mut run = self.start(plan)?;
+        // A session lives as long as `receive` does: a target that was
+        // down is looked at afresh by the next message.
+        run.adoption = Adoption::retrying();
+        Ok(Session { run, started })
     }
 }
 

@@ -12,21 +12,25 @@ use crate::support::{TestEnv, files_under};
 /// Creates an e-mail connector `tm` writing into `archive/`.
 pub fn email_connector(env: &TestEnv, extra: &[&str]) -> PathBuf {
     let archive = env.path("archive");
-    let target = format!("maildir:{}", archive.display());
+    email_connector_to(env, &format!("maildir:{}", archive.display()), extra);
+    archive
+}
+
+/// Creates an e-mail connector `tm` writing into `target`.
+pub fn email_connector_to(env: &TestEnv, target: &str, extra: &[&str]) {
     let mut args = vec![
         "create",
         "tm",
         "--source",
         "email",
         "--target",
-        &target,
+        target,
         "--domain",
         "contoso.com",
         "--accept-terms",
     ];
     args.extend_from_slice(extra);
     env.run(&args).assert_code(0);
-    archive
 }
 
 /// A forwarded message in TeleMessage's default participant format.
@@ -297,12 +301,17 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(env: &TestEnv) -> Receiver {
+        Receiver::start_with_secrets(env, None)
+    }
+
+    /// With `WECHAT_ARCHIVER_PASSWORD_FILE` set, for a target with a secret.
+    pub fn start_with_secrets(env: &TestEnv, secrets: Option<&Path>) -> Receiver {
         let port = free_port();
-        let child = env
-            .command(["receive", "--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = env.command(["receive", "--listen", &format!("127.0.0.1:{port}")]);
+        if let Some(file) = secrets {
+            command.env("WECHAT_ARCHIVER_PASSWORD_FILE", file);
+        }
+        let child = command.stderr(Stdio::piped()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "receive did not start listening");

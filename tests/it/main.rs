@@ -10,6 +10,8 @@ mod bad_items;
 mod crash;
 mod email;
 mod email_adopt;
+mod email_postfix;
+mod email_targets;
 mod faults;
 mod graph;
 mod graph_sync;

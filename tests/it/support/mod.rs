@@ -8,6 +8,7 @@ pub mod dovecot;
 pub mod graph_sim;
 pub mod imap_reader;
 pub mod ports;
+pub mod postfix;
 pub mod terminal;
 
 use std::ffi::OsStr;
