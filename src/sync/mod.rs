@@ -4,9 +4,9 @@
 
 mod adopt;
 pub mod check;
+mod copies;
 mod rebuild;
 mod recall;
-mod copies;
 pub mod report;
 pub mod session;
 pub mod setup;
