@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
+use super::{Run, SyncError};
 use crate::ledger::{Ledger, LedgerError};
-use crate::mailbox::{FolderCopies, MailboxWriter};
+use crate::mailbox::{FolderCopies, Found, MailboxWriter};
+use crate::telemessage::Item;
 use crate::types::Mailbox;
 
 /// What a run knows of one archive folder.
@@ -163,4 +165,71 @@ fn unchecked(mailbox: &Mailbox, e: impl std::fmt::Display) -> Folder {
     let reason = format!("cannot look in {mailbox}'s archive folder for copies already there: {e}");
     tracing::warn!("{reason}");
     Folder::Unchecked(reason)
+}
+
+/// Whether a copy already in the target was adopted.
+pub(super) enum Adopted {
+    Yes,
+    No,
+    /// The folder could not be looked in: the copy is not written.
+    Unchecked(String),
+}
+
+impl Run<'_> {
+    /// Adopts the mailbox's copy of the item if its archive folder holds
+    /// one the ledger does not know: recorded as written (where it is),
+    /// counted as already archived, never written again.
+    pub(super) async fn adopt(&self, item: &Item, mailbox: &Mailbox) -> Result<Adopted, SyncError> {
+        let engine = self.engine;
+        let writer = engine.writer.as_ref();
+        let connector = &self.plan.connector;
+        let folder = self
+            .adoption
+            .folder(&engine.ledger, writer, connector, mailbox)
+            .await?;
+        let found = match folder {
+            Folder::Known => return Ok(Adopted::No),
+            Folder::Unchecked(reason) => return Ok(Adopted::Unchecked(reason)),
+            Folder::Looked(copies) => match copies.get(&item.id) {
+                Some(found) => found.clone(),
+                None => return Ok(Adopted::No),
+            },
+        };
+        let found: Found = match writer.confirm(item, found).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(Adopted::No),
+            Err(e) => {
+                let reason = format!("cannot read a copy already there: {e}");
+                return Ok(Adopted::Unchecked(reason));
+            }
+        };
+        if !self.plan.dry_run {
+            self.record_copy(item, mailbox, &found.written, None)?;
+            self.report().adopted += 1;
+            if let Some(other) = found.connector.as_deref().filter(|c| c != connector) {
+                tracing::warn!(
+                    "item {} in {mailbox} was written by connector {other:?}, not {connector:?}: adopted",
+                    item.id
+                );
+                engine
+                    .ledger
+                    .record_foreign_copy(connector, mailbox, other)?;
+            }
+        }
+        self.report().already_archived(mailbox);
+        Ok(Adopted::Yes)
+    }
+
+    /// Stores the marks of the folders this run looked in or wrote to,
+    /// once every copy it wrote or found is recorded.
+    pub(super) async fn store_folder_marks(&self) -> Result<(), SyncError> {
+        let clean = !self.plan.dry_run && self.report().failed == 0;
+        if clean {
+            let engine = self.engine;
+            self.adoption
+                .store_marks(&engine.ledger, engine.writer.as_ref(), &self.plan.connector)
+                .await?;
+        }
+        Ok(())
+    }
 }

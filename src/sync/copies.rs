@@ -43,16 +43,22 @@ impl Run<'_> {
             None => None,
         };
         let writer = &self.engine.writer;
+        let sha256 = sha256.as_deref();
         let mut failure = None;
         if writer.writes_mailboxes_independently() {
             let copy = &copy;
+            // Each future computes its own digest: nothing is awaited
+            // outside them while they hold the writer's budget or slots.
             let mut writes: FuturesUnordered<_> = pending
                 .iter()
-                .map(|mailbox| async move { (mailbox, writer.write(mailbox, copy).await) })
+                .map(|mailbox| async move {
+                    let result = writer.write(mailbox, copy).await;
+                    let digest = self.digest(copy, mailbox, &result, sha256).await;
+                    (mailbox, result, digest)
+                })
                 .collect();
-            while let Some((mailbox, result)) = writes.next().await {
-                self.settle_copy(copy, mailbox, result, sha256.as_deref(), &mut failure)
-                    .await?;
+            while let Some((mailbox, result, digest)) = writes.next().await {
+                self.settle_copy(item, mailbox, result, digest, &mut failure)?;
             }
             return Ok(failure);
         }
@@ -62,10 +68,8 @@ impl Run<'_> {
                 Some(e) => writer.write_again(mailbox, &copy, e).await,
                 None => writer.write(mailbox, &copy).await,
             };
-            if let Some(written) = self
-                .settle_copy(&copy, mailbox, result, sha256.as_deref(), &mut failure)
-                .await?
-            {
+            let digest = self.digest(&copy, mailbox, &result, sha256).await;
+            if let Some(written) = self.settle_copy(item, mailbox, result, digest, &mut failure)? {
                 earlier.get_or_insert(written);
             }
         }
@@ -75,18 +79,16 @@ impl Run<'_> {
     /// Records a written copy with its manifest digest, or counts a failed
     /// one (keeping the first reason in `failure`); returns the copy
     /// written.
-    async fn settle_copy(
+    fn settle_copy(
         &self,
-        copy: &Copy<'_>,
+        item: &Item,
         mailbox: &Mailbox,
         result: Result<Written, WriteError>,
-        sha256: Option<&str>,
+        digest: Option<String>,
         failure: &mut Option<String>,
     ) -> Result<Option<Written>, SyncError> {
-        let item = copy.item;
         match result {
             Ok(written) => {
-                let digest = self.digest(copy, mailbox, &written, sha256).await;
                 faultpoint::hit(faultpoint::BEFORE_LEDGER_COMMIT);
                 self.record_copy(item, mailbox, &written, digest.as_deref())?;
                 self.report().written(mailbox, written.bytes);
@@ -108,10 +110,12 @@ impl Run<'_> {
         &self,
         copy: &Copy<'_>,
         mailbox: &Mailbox,
-        written: &Written,
+        result: &Result<Written, WriteError>,
         sha256: Option<&str>,
     ) -> Option<String> {
-        let sha256 = sha256?;
+        let (sha256, Ok(written)) = (sha256?, result) else {
+            return None;
+        };
         match self.engine.writer.copy_digest(copy, written).await {
             Ok(Some(digest)) => Some(digest),
             Ok(None) => Some(sha256.to_owned()),

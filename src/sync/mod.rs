@@ -25,11 +25,11 @@ use crate::content::Content;
 use crate::custody::{self, CopyLine, ManifestError, ManifestWriter};
 use crate::faultpoint;
 use crate::ledger::{ItemState, Ledger, LedgerError, Recovery, RunId, RunOutcome};
-use crate::mailbox::{Found, MailboxWriter, Written};
+use crate::mailbox::{MailboxWriter, Written};
 use crate::mapping::{Resolution, Resolver};
 use crate::telemessage::{Client, ClientError, Item};
 use crate::types::{ItemId, Mailbox};
-use adopt::{Adoption, Folder};
+use adopt::{Adopted, Adoption};
 
 pub use report::{CopyFailure, PlannedCopy, SyncReport};
 pub use session::{Session, Settled};
@@ -646,63 +646,6 @@ impl Run<'_> {
         Ok((pending, unchecked))
     }
 
-    /// Adopts the mailbox's copy of the item if its archive folder holds
-    /// one the ledger does not know: recorded as written (where it is),
-    /// counted as already archived, never written again.
-    async fn adopt(&self, item: &Item, mailbox: &Mailbox) -> Result<Adopted, SyncError> {
-        let engine = self.engine;
-        let writer = engine.writer.as_ref();
-        let connector = &self.plan.connector;
-        let folder = self
-            .adoption
-            .folder(&engine.ledger, writer, connector, mailbox)
-            .await?;
-        let found = match folder {
-            Folder::Known => return Ok(Adopted::No),
-            Folder::Unchecked(reason) => return Ok(Adopted::Unchecked(reason)),
-            Folder::Looked(copies) => match copies.get(&item.id) {
-                Some(found) => found.clone(),
-                None => return Ok(Adopted::No),
-            },
-        };
-        let found: Found = match writer.confirm(item, found).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Ok(Adopted::No),
-            Err(e) => {
-                let reason = format!("cannot read a copy already there: {e}");
-                return Ok(Adopted::Unchecked(reason));
-            }
-        };
-        if !self.plan.dry_run {
-            self.record_copy(item, mailbox, &found.written, None)?;
-            self.report().adopted += 1;
-            if let Some(other) = found.connector.as_deref().filter(|c| c != connector) {
-                tracing::warn!(
-                    "item {} in {mailbox} was written by connector {other:?}, not {connector:?}: adopted",
-                    item.id
-                );
-                engine
-                    .ledger
-                    .record_foreign_copy(connector, mailbox, other)?;
-            }
-        }
-        self.report().already_archived(mailbox);
-        Ok(Adopted::Yes)
-    }
-
-    /// Stores the marks of the folders this run looked in or wrote to,
-    /// once every copy it wrote or found is recorded.
-    async fn store_folder_marks(&self) -> Result<(), SyncError> {
-        let clean = !self.plan.dry_run && self.report().failed == 0;
-        if clean {
-            let engine = self.engine;
-            self.adoption
-                .store_marks(&engine.ledger, engine.writer.as_ref(), &self.plan.connector)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Records a copy: its manifest line first, then its ledger row.
     fn record_copy(
         &self,
@@ -826,14 +769,6 @@ fn outcome_name(outcome: RunOutcome) -> &'static str {
         RunOutcome::Failed => "failed",
         RunOutcome::Running | RunOutcome::Crashed => "crashed",
     }
-}
-
-/// Whether a copy already in the target was adopted.
-enum Adopted {
-    Yes,
-    No,
-    /// The folder could not be looked in: the copy is not written.
-    Unchecked(String),
 }
 
 /// Removes downloads a killed run left in the connector's spool directory;
