@@ -187,7 +187,7 @@ impl Case {
 }
 
 /// The registered users' addresses.
-fn registered(source: &Simulator) -> Vec<String> {
+pub(crate) fn registered(source: &Simulator) -> Vec<String> {
     source
         .dataset()
         .users()

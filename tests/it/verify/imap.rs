@@ -28,12 +28,7 @@ struct Case {
 impl Case {
     fn synced(items: usize) -> Case {
         let source = simulator(items, |_| {});
-        let users: Vec<String> = source
-            .dataset()
-            .users()
-            .iter()
-            .filter_map(|u| u.email.clone())
-            .collect();
+        let users = crate::imap_sync::registered(&source);
         let refs: Vec<&str> = users.iter().map(String::as_str).collect();
         let dovecot = Dovecot::start(&refs);
         let env = TestEnv::new();
