@@ -14,9 +14,7 @@ use wechat_archiver::config::{ConnectorConfig, SourceKind};
 use wechat_archiver::custody;
 use wechat_archiver::email::import::{self, ImportFigures};
 use wechat_archiver::email::lmtp::{self, Listener};
-use wechat_archiver::email::{
-    Accepted, EmailOptions, Identities, Intake, MAX_MESSAGE_BYTES, Quarantine,
-};
+use wechat_archiver::email::{Accepted, EmailOptions, Intake, MAX_MESSAGE_BYTES, Quarantine};
 use wechat_archiver::lock::{ConnectorLock, LockError};
 use wechat_archiver::mailbox::Target;
 use wechat_archiver::secrets::{ConnectorSecrets, OsKeyring, Places, Secret, SecretKind};
@@ -36,7 +34,6 @@ struct Parts {
     connector: ConnectorConfig,
     engine: Engine,
     plan: SyncPlan,
-    identities: Identities,
     quarantine: Quarantine,
     options: EmailOptions,
 }
@@ -82,15 +79,12 @@ async fn parts(ctx: &Context, name: Option<&str>) -> Result<(Parts, ConnectorLoc
         retry_unmapped: false,
         manifest_dir: Some(custody::dir(ctx.home.root(), &name)),
     };
-    let identities = Identities::open(&ctx.home.root().join("email-identities.sqlite"))
-        .map_err(|e| CliError::failure(&e).hint(HOME_HINT))?;
     let parts = Parts {
         quarantine: Quarantine::new(ctx.home.root(), &name),
         name,
         connector: connector.clone(),
         engine,
         plan,
-        identities,
         options: EmailOptions {
             domains,
             mailbox_from_recipient: connector.mailbox_from_recipient,
@@ -135,13 +129,7 @@ pub async fn receive(ctx: &Context, args: &ReceiveArgs) -> CommandResult {
         .engine
         .session(&parts.plan)
         .map_err(|e| CliError::failure(&e).hint(HOME_HINT))?;
-    let intake = Intake::new(
-        &session,
-        &parts.name,
-        parts.identities,
-        parts.quarantine,
-        parts.options,
-    );
+    let intake = Intake::new(&session, &parts.name, parts.quarantine, parts.options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -261,13 +249,7 @@ pub async fn deliver(ctx: &Context, args: &DeliverArgs) -> CommandResult {
         .engine
         .session(&parts.plan)
         .map_err(|e| tempfail(CliError::failure(&e).hint(HOME_HINT)))?;
-    let intake = Intake::new(
-        &session,
-        &parts.name,
-        parts.identities,
-        parts.quarantine,
-        parts.options,
-    );
+    let intake = Intake::new(&session, &parts.name, parts.quarantine, parts.options);
     let outcome = intake.accept(Bytes::from(raw), &args.recipients).await;
     drop(intake);
     let finished = session.finish().await;
@@ -306,13 +288,7 @@ pub async fn import(ctx: &Context, args: &ImportArgs) -> CommandResult {
         .engine
         .session(&parts.plan)
         .map_err(|e| CliError::failure(&e).hint(HOME_HINT))?;
-    let intake = Intake::new(
-        &session,
-        &parts.name,
-        parts.identities,
-        parts.quarantine,
-        parts.options,
-    );
+    let intake = Intake::new(&session, &parts.name, parts.quarantine, parts.options);
     let mut figures = ImportFigures::default();
     let imported = import::import_paths(&intake, &args.paths, &mut figures).await;
     drop(intake);

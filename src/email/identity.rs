@@ -2,15 +2,11 @@
 //! once"): the original's `Message-ID`, or `sha256:<hex>` without one. Two
 //! messages that share a `Message-ID` but differ in their bytes are both
 //! kept, the second under the id plus a hash suffix; which id each content
-//! got is remembered in a small index under the home.
+//! got is remembered in the ledger.
 
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::Duration;
-
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use crate::ledger::{Ledger, LedgerError};
 use crate::types::ItemId;
 
 /// Transport fields each relay adds at the top; set aside when comparing.
@@ -18,13 +14,6 @@ const TRACE_FIELDS: [&str; 4] = ["return-path", "received", "delivered-to", "x-o
 
 /// Longest `Message-ID` kept as the id itself; longer ones are hashed.
 const MAX_ID_TEXT: usize = 100;
-
-#[derive(Debug, thiserror::Error)]
-#[error("the message identity index {path} cannot be used: {source}")]
-pub struct IdentityError {
-    path: String,
-    source: rusqlite::Error,
-}
 
 /// The digest that decides whether two deliveries are the same message:
 /// SHA-256 of the bytes after the leading trace fields, with CRLF read as
@@ -100,92 +89,28 @@ pub struct Identity {
     pub collision: bool,
 }
 
-/// The index of which content got which id, per connector.
-pub struct Identities {
-    conn: Mutex<Connection>,
-    path: String,
-}
-
-impl Identities {
-    pub fn open(path: &Path) -> Result<Identities, IdentityError> {
-        let err = |source| IdentityError {
-            path: path.display().to_string(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS identities (\
-             connector TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL, \
-             item_id TEXT NOT NULL, PRIMARY KEY (connector, message_id, digest))",
-        )
-        .map_err(err)?;
-        Ok(Identities {
-            conn: Mutex::new(conn),
-            path: path.display().to_string(),
-        })
-    }
-
-    /// The item id of a message with this `Message-ID` (if any) and
-    /// content digest.
-    pub fn identify(
-        &self,
-        connector: &str,
-        message_id: Option<&str>,
-        digest: &str,
-    ) -> Result<Identity, IdentityError> {
-        let Some(message_id) = message_id else {
-            return Ok(Identity {
-                id: parse_id(format!("sha256:{digest}")),
-                collision: false,
-            });
-        };
-        let base = id_text(message_id);
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let err = |source| IdentityError {
-            path: self.path.clone(),
-            source,
-        };
-        let tx = conn.unchecked_transaction().map_err(err)?;
-        let known: Option<String> = tx
-            .query_row(
-                "SELECT item_id FROM identities WHERE connector = ?1 AND message_id = ?2 AND digest = ?3",
-                params![connector, base, digest],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err)?;
-        if let Some(id) = known {
-            return Ok(Identity {
-                id: parse_id(id),
-                collision: false,
-            });
-        }
-        let taken: bool = tx
-            .query_row(
-                "SELECT count(*) > 0 FROM identities WHERE connector = ?1 AND message_id = ?2",
-                params![connector, base],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
-        let id = if taken {
-            format!("{base}#{}", &digest[..16])
-        } else {
-            base.clone()
-        };
-        tx.execute(
-            "INSERT INTO identities (connector, message_id, digest, item_id) VALUES (?1, ?2, ?3, ?4)",
-            params![connector, base, digest, id],
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(Identity {
-            id: parse_id(id),
-            collision: taken,
-        })
-    }
+/// The item id of a message with this `Message-ID` (if any) and content
+/// digest, recorded in the ledger's open batch (made durable with the
+/// message's copies).
+pub fn identify(
+    ledger: &Ledger,
+    connector: &str,
+    message_id: Option<&str>,
+    digest: &str,
+) -> Result<Identity, LedgerError> {
+    let Some(message_id) = message_id else {
+        return Ok(Identity {
+            id: parse_id(format!("sha256:{digest}")),
+            collision: false,
+        });
+    };
+    let base = id_text(message_id);
+    let collided = format!("{base}#{}", &digest[..16]);
+    let known = ledger.email_identity(connector, &base, digest, &collided)?;
+    Ok(Identity {
+        id: parse_id(known.item_id),
+        collision: known.collision,
+    })
 }
 
 /// Every id built here is printable ASCII without `/` and short enough.
@@ -214,15 +139,20 @@ mod tests {
     #[test]
     fn a_colliding_message_id_keeps_both_and_a_repeat_gets_its_id_back() {
         let dir = tempfile::tempdir().unwrap();
-        let ids = Identities::open(&dir.path().join("i.sqlite")).unwrap();
-        let first = ids.identify("c", Some("<m/1@x>"), &"a".repeat(64)).unwrap();
+        let path = dir.path().join("ledger.sqlite");
+        let ledger = Ledger::open(&path).unwrap();
+        let first = identify(&ledger, "c", Some("<m/1@x>"), &"a".repeat(64)).unwrap();
         assert_eq!(first.id.as_str(), "<m%2F1@x>");
-        let other = ids.identify("c", Some("<m/1@x>"), &"b".repeat(64)).unwrap();
+        let other = identify(&ledger, "c", Some("<m/1@x>"), &"b".repeat(64)).unwrap();
         assert!(other.collision);
         assert_eq!(other.id.as_str(), format!("<m%2F1@x>#{}", "b".repeat(16)));
-        let again = ids.identify("c", Some("<m/1@x>"), &"a".repeat(64)).unwrap();
+        drop(ledger);
+        let ledger = Ledger::open(&path).unwrap();
+        let again = identify(&ledger, "c", Some("<m/1@x>"), &"a".repeat(64)).unwrap();
         assert_eq!(again, first);
-        let none = ids.identify("c", None, &"c".repeat(64)).unwrap();
+        let other_again = identify(&ledger, "c", Some("<m/1@x>"), &"b".repeat(64)).unwrap();
+        assert_eq!(other_again.id, other.id);
+        let none = identify(&ledger, "c", None, &"c".repeat(64)).unwrap();
         assert_eq!(none.id.as_str(), format!("sha256:{}", "c".repeat(64)));
     }
 }

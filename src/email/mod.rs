@@ -25,7 +25,6 @@ use crate::telemessage::model::{Conversation, ConversationKind, ItemType, Platfo
 use crate::telemessage::{Item, Participant};
 use crate::types::ItemId;
 
-pub use identity::{Identities, IdentityError};
 pub use quarantine::Quarantine;
 
 /// Largest message accepted (LMTP `SIZE`, pipe and import alike).
@@ -37,7 +36,7 @@ pub enum EmailError {
     #[error(transparent)]
     Sync(#[from] SyncError),
     #[error(transparent)]
-    Identity(#[from] IdentityError),
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error("cannot keep an unparseable message in the quarantine {dir}: {source}")]
     Quarantine { dir: String, source: std::io::Error },
 }
@@ -71,7 +70,6 @@ pub struct EmailOptions {
 pub struct Intake<'s> {
     pub session: &'s Session<'s>,
     pub connector: String,
-    pub identities: Identities,
     pub quarantine: Quarantine,
     pub options: EmailOptions,
     busy: ItemLocks,
@@ -81,14 +79,12 @@ impl<'s> Intake<'s> {
     pub fn new(
         session: &'s Session<'s>,
         connector: &str,
-        identities: Identities,
         quarantine: Quarantine,
         options: EmailOptions,
     ) -> Intake<'s> {
         Intake {
             session,
             connector: connector.to_owned(),
-            identities,
             quarantine,
             options,
             busy: ItemLocks::default(),
@@ -108,10 +104,14 @@ impl<'s> Intake<'s> {
             parse::Original::Slice(range) => raw.slice(range.clone()),
             parse::Original::Decoded(bytes) => Bytes::from(bytes.clone()),
         };
+        let handover = self.session.handover();
         let digest = identity::content_digest(&original);
-        let identity =
-            self.identities
-                .identify(&self.connector, parsed.message_id.as_deref(), &digest)?;
+        let identity = identity::identify(
+            self.session.ledger(),
+            &self.connector,
+            parsed.message_id.as_deref(),
+            &digest,
+        )?;
         if identity.collision {
             tracing::warn!(
                 "message {} shares its Message-ID with a different message; kept as {}",
@@ -129,7 +129,7 @@ impl<'s> Intake<'s> {
         let content = Content::Memory(original);
         let _busy = self.busy.hold(&item.id).await;
         let settled = self.session.deliver(&item, &content).await?;
-        self.session.commit()?;
+        self.session.saved(handover).await?;
         Ok(match settled {
             Settled::Archived | Settled::Planned => Accepted::Archived {
                 id: identity.id,

@@ -30,6 +30,9 @@ struct State {
     batch: Option<Batch>,
     /// A batch could not be committed: rows reported as recorded are not.
     lost_records: bool,
+    /// How many batches were lost, for a caller waiting on its rows (see
+    /// [`Committer`]).
+    lost_batches: u64,
     /// Whether writes are batched (the commit thread is running).
     batching: bool,
     before_commit: Option<BeforeCommit>,
@@ -54,6 +57,12 @@ impl Ledger {
     /// caller that must report a record as saved (an LMTP `250`).
     pub fn commit(&self) -> Result<(), LedgerError> {
         self.state().commit()
+    }
+
+    /// A handle that commits this ledger's open batch from another thread
+    /// (an LMTP server's group commit runs off its serving task).
+    pub fn committer(&self) -> Committer {
+        Committer(Arc::clone(&self.shared))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -119,6 +128,7 @@ impl Shared {
                 conn,
                 batch: None,
                 lost_records: false,
+                lost_batches: 0,
                 batching: false,
                 before_commit: None,
             }),
@@ -130,6 +140,34 @@ impl Shared {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Commits a ledger's open batch; see [`Ledger::committer`].
+#[derive(Clone)]
+pub struct Committer(Arc<Shared>);
+
+/// How many batches a ledger had lost when a caller started writing: if
+/// more are lost by the time its rows should be committed, they may be
+/// among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LossMark(u64);
+
+impl Committer {
+    /// Commits the open batch (after the before-commit hook). Blocks on
+    /// fsyncs: call it from a blocking thread.
+    pub fn commit(&self) -> Result<(), LedgerError> {
+        self.0.lock().commit()
+    }
+
+    /// The mark to compare with [`Committer::kept_since`] later.
+    pub fn loss_mark(&self) -> LossMark {
+        LossMark(self.0.lock().lost_batches)
+    }
+
+    /// Whether no batch was lost since `mark` was taken.
+    pub fn kept_since(&self, mark: LossMark) -> bool {
+        self.0.lock().lost_batches == mark.0
     }
 }
 
@@ -161,7 +199,7 @@ impl State {
         if let Err(e) = self.run_before_commit() {
             self.batch = None;
             let _ = self.conn.execute_batch("ROLLBACK");
-            self.lost_records = true;
+            self.lose_batch();
             return Err(e);
         }
         self.batch = None;
@@ -169,10 +207,15 @@ impl State {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
-            self.lost_records = true;
+            self.lose_batch();
             return Err(e.into());
         }
         Ok(())
+    }
+
+    fn lose_batch(&mut self) {
+        self.lost_records = true;
+        self.lost_batches += 1;
     }
 
     fn run_before_commit(&self) -> Result<(), LedgerError> {
@@ -187,7 +230,7 @@ impl State {
     pub(super) fn after_failed_write(&mut self) {
         if self.batch.is_some() && self.conn.is_autocommit() {
             self.batch = None;
-            self.lost_records = true;
+            self.lose_batch();
         }
     }
 }

@@ -6,13 +6,14 @@
 //! Where each concept lives: `runs` (runs, crash recovery, checkpoints),
 //! `items` (item states), `copies` (written copies), `retries` (items to
 //! try again), `totals` (what `status` reads), `folders` (cached folder
-//! ids), `marks` (what the ledger last knew of each archive folder,
+//! ids), `identities` (which id each forwarded e-mail got), `marks` (what the ledger last knew of each archive folder,
 //! and copies adopted from another connector), `batch` (batched commits), `schema` (tables and upgrades),
 //! `prefetch` (warming a large ledger's indexes).
 
 mod batch;
 mod copies;
 mod folders;
+mod identities;
 mod items;
 mod marks;
 mod prefetch;
@@ -34,7 +35,8 @@ use crate::telemessage::Item;
 use batch::Shared;
 use prefetch::Prefetcher;
 
-pub use batch::BeforeCommit;
+pub use batch::{BeforeCommit, Committer, LossMark};
+pub use identities::EmailIdentity;
 pub use items::ItemState;
 pub use marks::ForeignCopies;
 pub use retries::UnmappedRetry;

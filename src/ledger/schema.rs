@@ -8,8 +8,9 @@ use rusqlite::{Connection, TransactionBehavior};
 /// version 2 had no running totals, so `status` counted every row;
 /// version 3 keyed copies by item id rather than by their item's row;
 /// version 4 retried every unmapped item on every run; version 5 had no
-/// folder marks (see `ledger/marks.rs`).
-pub(super) const VERSION: i64 = 6;
+/// folder marks (see `ledger/marks.rs`); version 6 kept e-mail identities
+/// in a file of their own (see `ledger/identities.rs`).
+pub(super) const VERSION: i64 = 7;
 
 /// Items and copies are rowid tables: a WITHOUT ROWID table repeats whole
 /// rows in its interior pages (17 copies per page), so at 10M copies each
@@ -89,6 +90,13 @@ CREATE TABLE IF NOT EXISTS folders (
     mailbox TEXT NOT NULL,
     folder_id TEXT NOT NULL,
     PRIMARY KEY (connector, mailbox)
+);
+CREATE TABLE IF NOT EXISTS email_identities (
+    connector TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    PRIMARY KEY (connector, message_id, digest)
 );
 "#;
 
@@ -551,6 +559,32 @@ CREATE TABLE folders (connector TEXT NOT NULL, mailbox TEXT NOT NULL, folder_id 
         let at = item("x").archived_at;
         ledger.record_unmapped_retry("c", "f", at).unwrap();
         assert!(ledger.unmapped_retry("c").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_version_6_ledger_gains_the_email_identities() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = upgraded_fixture(dir.path());
+        let db = Connection::open(&path).unwrap();
+        db.execute_batch("DROP TABLE email_identities; PRAGMA user_version = 6;")
+            .unwrap();
+        drop(db);
+
+        let ledger = Ledger::open(&path).unwrap();
+
+        assert_eq!(version_of(&path), VERSION);
+        assert_fixture_rows_kept(&ledger);
+        let first = ledger
+            .email_identity("c", "<m@x>", "d1", "<m@x>#d1")
+            .unwrap();
+        let second = ledger
+            .email_identity("c", "<m@x>", "d2", "<m@x>#d2")
+            .unwrap();
+        assert_eq!((first.item_id.as_str(), first.collision), ("<m@x>", false));
+        assert_eq!(
+            (second.item_id.as_str(), second.collision),
+            ("<m@x>#d2", true)
+        );
     }
 
     #[test]
