@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
-use wechat_archiver::config::{ConnectorConfig, TargetAuth};
+use wechat_archiver::config::{ConnectorConfig, SourceKind, TargetAuth};
 use wechat_archiver::custody;
+use wechat_archiver::email::Quarantine;
 use wechat_archiver::ledger::{ForeignCopies, Ledger, RunRecord, Total};
 use wechat_archiver::secrets;
 use wechat_archiver::sync::setup;
@@ -51,6 +52,16 @@ struct ConnectorStatus {
     manifest_head: Option<custody::Head>,
     /// The last `verify`: when, what it covered, the outcome.
     last_verify: Option<LastVerify>,
+    /// An e-mail connector's messages that could not be parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quarantine: Option<QuarantineLine>,
+}
+
+/// Messages kept whole because they could not be parsed: in no mailbox.
+#[derive(Debug, Serialize)]
+struct QuarantineLine {
+    messages: u64,
+    dir: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +119,13 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> CommandResult {
         let manifests = custody::dir(ctx.home.root(), &name);
         status.manifest_head = custody::read_head(&manifests);
         status.last_verify = verify::load_last(&manifests);
+        if connector.source == SourceKind::Email {
+            let quarantine = Quarantine::new(ctx.home.root(), &name);
+            status.quarantine = Some(QuarantineLine {
+                messages: quarantine.count(),
+                dir: quarantine.dir().display().to_string(),
+            });
+        }
         statuses.push(status);
     }
     if args.json {
@@ -156,6 +174,7 @@ fn collect(
         foreign_copies: ledger.foreign_copies(name)?,
         manifest_head: None,
         last_verify: None,
+        quarantine: None,
         problems: ledger
             .problem_items(name, 20)?
             .into_iter()
@@ -248,6 +267,7 @@ fn print_status(s: &ConnectorStatus, every_mailbox: bool) {
         );
     }
     print_foreign(&s.name, &s.foreign_copies);
+    print_quarantine(&s.name, s.quarantine.as_ref());
     let mut runs = table(&[
         "run", "started", "outcome", "listed", "written", "already", "unmapped", "failed", "bytes",
     ]);
@@ -289,6 +309,22 @@ fn print_status(s: &ConnectorStatus, every_mailbox: bool) {
         );
     }
     println!();
+}
+
+fn print_quarantine(name: &str, quarantine: Option<&QuarantineLine>) {
+    let Some(q) = quarantine.filter(|q| q.messages > 0) else {
+        return;
+    };
+    println!(
+        "  WARNING: {} received messages could not be parsed and are in no mailbox; \
+         they are kept whole in {}",
+        q.messages,
+        Clean(&q.dir)
+    );
+    println!(
+        "  Hint: each NAME.txt there says why; fix or re-export a message, feed it with \
+         `wechat-archiver import --connector {name} FILE.eml`, then delete both files"
+    );
 }
 
 /// Every mailbox by name with `--mailboxes`; otherwise the ones with the

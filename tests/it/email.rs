@@ -145,6 +145,23 @@ fn garbage_is_quarantined_and_a_huge_message_is_a_data_error() {
         .collect();
     assert_eq!(kept.len(), 1);
     assert_eq!(std::fs::read(&kept[0]).unwrap(), b"\x00\x01\x02 not mail");
+    let status = env.run(["status", "--json"]);
+    status.assert_code(0);
+    assert_eq!(
+        status.json()["connectors"][0]["quarantine"]["messages"],
+        1,
+        "{}",
+        status.stdout
+    );
+    let human = env.run(["status"]);
+    assert!(
+        human
+            .stdout
+            .contains("1 received messages could not be parsed")
+            && human.stdout.contains("import --connector tm"),
+        "{}",
+        human.stdout
+    );
     let huge = vec![b'a'; 33 * 1024 * 1024];
     deliver(&env, &huge, &[]).assert_code(65);
 }
