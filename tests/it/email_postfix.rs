@@ -4,9 +4,11 @@
 //! own log line for the message, which it writes only after `receive`'s
 //! reply: so the copies must be there when the line is.
 
+use std::process::Command;
+
 use crate::email::{Receiver, copies, email_connector, forwarded};
-use crate::support::TestEnv;
-use crate::support::postfix::Postfix;
+use crate::support::postfix::{Postfix, Relay};
+use crate::support::{TestEnv, binary};
 
 const MAPPED: [&str; 2] = ["li.wei@contoso.com", "wang.fang@contoso.com"];
 
@@ -90,4 +92,78 @@ fn postfix_keeps_a_message_while_the_target_is_down_and_delivers_it_once_after()
         );
     }
     assert_eq!(receiver.stop(), 0);
+}
+
+/// The README's other set-up: Postfix's `pipe` runs `deliver` for each
+/// recipient as an unprivileged user. While the target is down `deliver`
+/// exits 75, so Postfix keeps the message; once the target is back it
+/// lands once.
+#[test]
+fn postfix_pipes_each_message_to_deliver_and_keeps_what_deliver_defers() {
+    let env = TestEnv::new();
+    let archive = email_connector(&env, &[]);
+    std::fs::create_dir_all(&archive).unwrap();
+    // `deliver` runs as `nobody`: its own copy of the binary, and the
+    // home and archive are its, as they would be the service user's.
+    let bin = env.path("wechat-archiver");
+    std::fs::hard_link(binary(), &bin)
+        .or_else(|_| std::fs::copy(binary(), &bin).map(drop))
+        .unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(env.dir.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let argv = format!(
+        "{} --home {} deliver --connector tm --recipient ${{recipient}}",
+        bin.display(),
+        env.home.display()
+    );
+    let postfix = Postfix::start_relaying("contoso.com", Relay::Pipe(&argv));
+
+    let queued = postfix.send(
+        "forward@telemessage.com",
+        &["archive@contoso.com"],
+        &forwarded(Some("pipe1@tm"), "piped"),
+    );
+    let sent = postfix.wait_for(&queued, "status=sent", 1);
+    assert!(sent[0].contains("via wechat service"), "{sent:?}");
+    for mailbox in MAPPED {
+        let found = copies(&archive, mailbox);
+        assert_eq!(found.len(), 1, "{mailbox}: {found:?}");
+        let text = std::fs::read_to_string(&found[0]).unwrap();
+        assert!(text.contains("<pipe1@tm>"), "{text}");
+    }
+
+    let moved = env.path("archive-away");
+    std::fs::rename(&archive, &moved).unwrap();
+    std::fs::write(&archive, b"not a directory").unwrap();
+    let queued = postfix.send(
+        "forward@telemessage.com",
+        &["archive@contoso.com"],
+        &forwarded(Some("pipe-down@tm"), "while down"),
+    );
+    postfix.wait_for(&queued, "status=deferred", 1);
+    postfix.wait_deferred(&queued);
+    std::fs::remove_file(&archive).unwrap();
+    std::fs::rename(&moved, &archive).unwrap();
+    postfix.flush();
+    postfix.wait_for(&queued, "status=sent", 1);
+    assert!(postfix.queue().is_empty(), "{:?}", postfix.queue());
+    for mailbox in MAPPED {
+        let texts: Vec<String> = copies(&archive, mailbox)
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        assert_eq!(texts.len(), 2, "{mailbox}");
+        assert_eq!(
+            texts
+                .iter()
+                .filter(|t| t.contains("<pipe-down@tm>"))
+                .count(),
+            1,
+            "{mailbox}"
+        );
+    }
 }

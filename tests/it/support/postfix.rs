@@ -31,6 +31,16 @@ pub struct Postfix {
     _reserved: ReservedPort,
 }
 
+/// Where the instance hands the relay domain's mail.
+pub enum Relay<'a> {
+    /// Over LMTP to `receive` on 127.0.0.1:PORT.
+    Lmtp(u16),
+    /// To a `pipe` service running this command (Postfix's `argv=`, which
+    /// may use `${recipient}`) as user `nobody`, one recipient per run, as
+    /// the README's `deliver` set-up does.
+    Pipe(&'a str),
+}
+
 /// What one SMTP transaction got back.
 #[derive(Debug)]
 pub struct Queued {
@@ -42,6 +52,11 @@ impl Postfix {
     /// Starts an instance relaying `domain` to an LMTP server on
     /// 127.0.0.1:`lmtp_port`. A missing Postfix fails the test.
     pub fn start(domain: &str, lmtp_port: u16) -> Postfix {
+        Postfix::start_relaying(domain, Relay::Lmtp(lmtp_port))
+    }
+
+    /// Starts an instance relaying `domain` as `relay` says.
+    pub fn start_relaying(domain: &str, relay: Relay<'_>) -> Postfix {
         assert!(
             Path::new(POSTFIX).exists(),
             "Postfix is not installed ({POSTFIX} is missing): run scripts/install-test-deps.sh"
@@ -67,7 +82,7 @@ impl Postfix {
             dir,
             _reserved: reserved,
         };
-        postfix.write_config(domain, lmtp_port);
+        postfix.write_config(domain, &relay);
         let started = postfix.postfix(&["start"]);
         assert!(
             started.status.success(),
@@ -84,7 +99,7 @@ impl Postfix {
         self.dir.path().join("conf")
     }
 
-    fn write_config(&self, domain: &str, lmtp_port: u16) {
+    fn write_config(&self, domain: &str, relay: &Relay<'_>) {
         let root = self.dir.path();
         let data = root.join("data");
         for d in [self.config_dir(), root.join("queue"), data.clone()] {
@@ -112,18 +127,28 @@ impl Postfix {
              mynetworks = 127.0.0.0/8\n\
              smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
              relay_domains = {domain}\n\
-             relay_transport = lmtp:inet:127.0.0.1:{lmtp_port}\n\
+             relay_transport = {transport}\n\
+             wechat_destination_recipient_limit = 1\n\
              biff = no\n",
             queue = root.join("queue").display(),
             data = data.display(),
             name = root.file_name().unwrap().to_string_lossy(),
             log = self.log.display(),
+            transport = match relay {
+                Relay::Lmtp(port) => format!("lmtp:inet:127.0.0.1:{port}"),
+                Relay::Pipe(_) => "wechat:".to_owned(),
+            },
         );
         std::fs::write(self.config_dir().join("main.cf"), main_cf).unwrap();
-        let master_cf = format!(
+        let mut master_cf = format!(
             "127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_SERVICES}",
             port = self.smtp_port
         );
+        if let Relay::Pipe(argv) = relay {
+            master_cf.push_str(&format!(
+                "wechat unix - n n - 1 pipe\n  flags=Rq user=nobody argv={argv}\n"
+            ));
+        }
         std::fs::write(self.config_dir().join("master.cf"), master_cf).unwrap();
     }
 
