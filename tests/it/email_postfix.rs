@@ -4,10 +4,12 @@
 //! own log line for the message, which it writes only after `receive`'s
 //! reply: so the copies must be there when the line is.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use crate::email::{Receiver, copies, email_connector, forwarded};
-use crate::support::postfix::{Postfix, Relay};
+use crate::support::dovecot::make_certificates;
+use crate::support::postfix::{Extra, Postfix, Relay, Smtp};
 use crate::support::{TestEnv, binary};
 
 const MAPPED: [&str; 2] = ["li.wei@contoso.com", "wang.fang@contoso.com"];
@@ -166,4 +168,87 @@ fn postfix_pipes_each_message_to_deliver_and_keeps_what_deliver_defers() {
             "{mailbox}"
         );
     }
+}
+
+/// The README's Postfix lines, as written there: TLS required, only the
+/// archive address accepted, handed to `receive` by the transport map.
+#[test]
+fn the_readme_postfix_setup_requires_tls_and_hands_the_archive_address_to_receive() {
+    let env = TestEnv::new();
+    let archive = email_connector(&env, &[]);
+    let receiver = Receiver::start(&env);
+    let certs = tempfile::Builder::new().prefix("certs-").tempdir().unwrap();
+    let certs = certs.path();
+    // Postfix's smtpd reads them as its own user.
+    std::fs::set_permissions(certs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    make_certificates(certs);
+    let readme = include_str!("../../README.md");
+    let postfix =
+        Postfix::start_configured("wechat.contoso.com", Relay::Lmtp(receiver.port), |conf| {
+            let main_cf = readme_lines(readme, "# /etc/postfix/main.cf (added)")
+                .replace(
+                    "/etc/letsencrypt/live/wechat.contoso.com/fullchain.pem",
+                    &certs.join("server.pem").display().to_string(),
+                )
+                .replace(
+                    "/etc/letsencrypt/live/wechat.contoso.com/privkey.pem",
+                    &certs.join("server.key").display().to_string(),
+                )
+                .replace("hash:/etc/postfix/", &format!("hash:{}/", conf.display()));
+            let transport = readme_lines(readme, "# /etc/postfix/transport")
+                .replace("127.0.0.1:2424", &format!("127.0.0.1:{}", receiver.port));
+            let recipients = readme_lines(readme, "# /etc/postfix/wechat-recipients");
+            Extra {
+                main_cf,
+                tables: vec![
+                    ("transport".into(), transport),
+                    ("wechat-recipients".into(), recipients),
+                ],
+            }
+        });
+
+    let mut smtp = Smtp::connect(postfix.smtp_port);
+    let refused = smtp.command("MAIL FROM:<forward@telemessage.com>", "530");
+    assert!(refused.contains("STARTTLS"), "{refused}");
+    smtp.start_tls(&certs.join("ca.pem"));
+    smtp.command("MAIL FROM:<forward@telemessage.com>", "250");
+    smtp.command("RCPT TO:<someone.else@wechat.contoso.com>", "550");
+    smtp.command("RSET", "250");
+    let queued = smtp.send(
+        "forward@telemessage.com",
+        &["archive@wechat.contoso.com"],
+        &forwarded(Some("tls1@tm"), "over TLS"),
+    );
+    smtp.quit();
+    let sent = postfix.wait_for(&queued, "status=sent", 1);
+    assert!(sent[0].contains("relay=127.0.0.1"), "{sent:?}");
+    assert!(
+        postfix.logs().contains("TLS connection established from"),
+        "{}",
+        postfix.logs()
+    );
+    for mailbox in MAPPED {
+        let found = copies(&archive, mailbox);
+        assert_eq!(found.len(), 1, "{mailbox}: {found:?}");
+        assert!(
+            std::fs::read_to_string(&found[0])
+                .unwrap()
+                .contains("<tls1@tm>")
+        );
+    }
+    assert_eq!(receiver.stop(), 0);
+}
+
+/// The lines after the line starting with `heading` in the README, up to
+/// a blank line or the next `# ` heading, each ending in a newline.
+fn readme_lines(readme: &str, heading: &str) -> String {
+    let start = readme
+        .find(&format!("\n{heading}"))
+        .unwrap_or_else(|| panic!("the README has no {heading:?}"));
+    let body = &readme[start + 1..];
+    body[body.find('\n').unwrap() + 1..]
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("# ") && !l.starts_with("```"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }

@@ -455,7 +455,9 @@ fn imap_services(imapd: &Path) -> String {
     .collect()
 }
 
-fn make_certificates(dir: &Path) {
+/// A test CA (`ca.pem`) and a server certificate it signed for `localhost`
+/// and 127.0.0.1 (`server.pem`, `server.key`), made in `dir`.
+pub fn make_certificates(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

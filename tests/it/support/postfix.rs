@@ -6,7 +6,7 @@
 //! `/var/log` (Postfix refuses a `maillog_file` outside
 //! `maillog_file_prefixes`), which the tests read to wait on deliveries.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,14 @@ pub enum Relay<'a> {
     Pipe(&'a str),
 }
 
+/// Configuration added to an instance; see [`Postfix::start_configured`].
+#[derive(Default)]
+pub struct Extra {
+    pub main_cf: String,
+    /// Lookup tables by file name, in the configuration directory.
+    pub tables: Vec<(String, String)>,
+}
+
 /// What one SMTP transaction got back.
 #[derive(Debug)]
 pub struct Queued {
@@ -57,6 +65,17 @@ impl Postfix {
 
     /// Starts an instance relaying `domain` as `relay` says.
     pub fn start_relaying(domain: &str, relay: Relay<'_>) -> Postfix {
+        Postfix::start_configured(domain, relay, |_| Extra::default())
+    }
+
+    /// Starts an instance relaying `domain` as `relay` says, with what
+    /// `extra` returns (given the configuration directory) added: lines
+    /// for `main.cf` (later ones win) and lookup tables, each `postmap`ed.
+    pub fn start_configured(
+        domain: &str,
+        relay: Relay<'_>,
+        extra: impl FnOnce(&Path) -> Extra,
+    ) -> Postfix {
         assert!(
             Path::new(POSTFIX).exists(),
             "Postfix is not installed ({POSTFIX} is missing): run scripts/install-test-deps.sh"
@@ -83,6 +102,8 @@ impl Postfix {
             _reserved: reserved,
         };
         postfix.write_config(domain, &relay);
+        let extra = extra(&postfix.config_dir());
+        postfix.add_config(&extra);
         let started = postfix.postfix(&["start"]);
         assert!(
             started.status.success(),
@@ -150,6 +171,25 @@ impl Postfix {
             ));
         }
         std::fs::write(self.config_dir().join("master.cf"), master_cf).unwrap();
+    }
+
+    fn add_config(&self, extra: &Extra) {
+        let conf = self.config_dir();
+        let main_cf = conf.join("main.cf");
+        let mut text = std::fs::read_to_string(&main_cf).unwrap();
+        text.push_str(&extra.main_cf);
+        std::fs::write(&main_cf, text).unwrap();
+        for (name, table) in &extra.tables {
+            let path = conf.join(name);
+            std::fs::write(&path, table).unwrap();
+            let out = Command::new("/usr/sbin/postmap")
+                .arg("-c")
+                .arg(&conf)
+                .arg(&path)
+                .output()
+                .expect("run postmap");
+            assert!(out.status.success(), "postmap {}: {out:?}", path.display());
+        }
     }
 
     fn postfix(&self, args: &[&str]) -> std::process::Output {
@@ -285,6 +325,7 @@ const MASTER_SERVICES: &str = "\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
 bounce    unix  -       -       n       -       0       bounce
 defer     unix  -       -       n       -       0       bounce
@@ -304,10 +345,46 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 ";
 
-/// A minimal SMTP client (RFC 5321), as a sending MTA talks.
+/// A minimal SMTP client (RFC 5321, with STARTTLS: RFC 3207), as a
+/// sending MTA talks.
 pub struct Smtp {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    conn: BufReader<Conn>,
+}
+
+/// The connection, before and after STARTTLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    /// Only while changing from one to the other.
+    Gone,
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+            Conn::Gone => Ok(0),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+            Conn::Gone => Ok(()),
+        }
+    }
 }
 
 impl Smtp {
@@ -315,19 +392,42 @@ impl Smtp {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to Postfix");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut smtp = Smtp {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
+            conn: BufReader::new(Conn::Plain(stream)),
         };
         smtp.expect("220");
         smtp.command("EHLO mail.telemessage.example", "250");
         smtp
     }
 
+    /// STARTTLS, verifying the server as `localhost` against the CA in
+    /// `ca_pem`; then EHLO again, as RFC 3207 requires.
+    pub fn start_tls(&mut self, ca_pem: &Path) {
+        use rustls::pki_types::pem::PemObject;
+        self.command("STARTTLS", "220");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let client = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let Conn::Plain(tcp) = std::mem::replace(self.conn.get_mut(), Conn::Gone) else {
+            panic!("STARTTLS twice")
+        };
+        *self.conn.get_mut() = Conn::Tls(Box::new(rustls::StreamOwned::new(client, tcp)));
+        self.command("EHLO mail.telemessage.example", "250");
+    }
+
     fn reply(&mut self) -> String {
         let mut all = String::new();
         loop {
             let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
+            self.conn.read_line(&mut line).unwrap();
             all.push_str(&line);
             if line.len() < 4 || line.as_bytes()[3] != b'-' {
                 return all;
@@ -341,10 +441,12 @@ impl Smtp {
         reply
     }
 
-    fn command(&mut self, line: &str, code: &str) -> String {
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .unwrap();
+    /// Sends one command line and returns the reply, which must start
+    /// with `code`.
+    pub fn command(&mut self, line: &str, code: &str) -> String {
+        let conn = self.conn.get_mut();
+        conn.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        conn.flush().unwrap();
         self.expect(code)
     }
 
@@ -362,7 +464,7 @@ impl Smtp {
             }
             data.extend_from_slice(line.as_bytes());
         }
-        self.writer.write_all(&data).unwrap();
+        self.conn.get_mut().write_all(&data).unwrap();
         let reply = self.command(".", "250");
         let queue_id = reply
             .trim_end()
