@@ -47,6 +47,14 @@ impl FolderCopies {
         self.copies.entry(key).or_insert(found);
     }
 
+    /// Adds the copies another pass over the same mailbox found (the IMAP
+    /// side of a Graph mailbox), keeping the ones already here.
+    pub fn absorb(&mut self, other: FolderCopies) {
+        for (key, found) in other.copies {
+            self.insert(key, found);
+        }
+    }
+
     /// The copy of `item`, if the folder holds one.
     pub fn get(&self, item: &ItemId) -> Option<&Found> {
         match self.key {

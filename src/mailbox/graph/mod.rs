@@ -273,12 +273,28 @@ impl MailboxWriter for GraphWriter {
         ITEMS_IN_FLIGHT
     }
 
+    /// With a large-item fallback, the IMAP side's mark too: its copies
+    /// are in the mailbox as well.
     async fn folder_mark(&self, mailbox: &Mailbox) -> Result<Option<String>, WriteError> {
-        self.mark(mailbox).await
+        let graph = self.mark(mailbox).await?;
+        let Some(fallback) = &self.fallback else {
+            return Ok(graph);
+        };
+        let imap = fallback.folder_mark(mailbox).await?;
+        Ok(match (graph, imap) {
+            (Some(graph), Some(imap)) => Some(crate::mailbox::existing::mark_of(&[&graph, &imap])),
+            _ => None,
+        })
     }
 
+    /// With a large-item fallback, the copies it wrote over IMAP too: a
+    /// Graph listing does not show them by the item's property.
     async fn existing_copies(&self, mailbox: &Mailbox) -> Result<FolderCopies, WriteError> {
-        self.copies_in(mailbox).await
+        let mut copies = self.copies_in(mailbox).await?;
+        if let Some(fallback) = &self.fallback {
+            copies.absorb(fallback.existing_copies(mailbox).await?);
+        }
+        Ok(copies)
     }
 
     /// A digest of the properties and attachments Graph keeps, since it

@@ -129,6 +129,21 @@ async fn items_graph_cannot_take_whole_go_over_imap_with_xoauth2_and_every_copy_
     again.assert_code(0);
     assert_eq!(again.json()["written"], 0, "{}", again.stdout);
 
+    // A lost ledger: the copies that went over IMAP are found there too,
+    // and adopted, not written again.
+    for file in ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"] {
+        let _ = std::fs::remove_file(env.home.join(file));
+    }
+    let lost = run(&env, &sync, Some(&secrets)).await;
+    lost.assert_code(0);
+    assert_eq!(lost.json()["written"], 0, "{}", lost.stdout);
+    assert_eq!(
+        lost.json()["adopted"].as_u64(),
+        Some((over_imap + over_graph) as u64),
+        "{}",
+        lost.stdout
+    );
+
     let status = run(&env, &["status", "--json"], Some(&secrets)).await;
     let shown = status.json()["connectors"][0]["large_item_fallback"].clone();
     assert!(
