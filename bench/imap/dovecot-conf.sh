@@ -38,6 +38,7 @@ userdb {
   args = username_format=%u $dv/users
 }
 service imap-login {
+$(imapd_executable imap-login)
   inet_listener imap {
     address = 127.0.0.1
     port = $port
@@ -54,4 +55,26 @@ service anvil {
   chroot =
 }
 EOF
+    imap_services
+}
+
+# Debian's dovecot-imapd and cyrus-imapd conflict: with Cyrus installed,
+# scripts/install-test-deps.sh unpacks Dovecot's IMAP processes under
+# /var/cache (the tests use them the same way), so the services point there.
+UNPACKED_IMAPD=/var/cache/wechat-archiver-tests/dovecot-imapd/usr/lib/dovecot
+imap_services() {
+    [ -x /usr/lib/dovecot/imap ] && return 0
+    if [ ! -x "$UNPACKED_IMAPD/imap" ]; then
+        echo "Dovecot's IMAP server is missing: run scripts/install-test-deps.sh" >&2
+        return 1
+    fi
+    local name
+    for name in imap imap-hibernate imap-urlauth imap-urlauth-login imap-urlauth-worker; do
+        printf 'service %s {\n%s\n}\n' "$name" "$(imapd_executable "$name")"
+    done
+}
+
+# imapd_executable NAME: the `executable` line for an unpacked IMAP process.
+imapd_executable() {
+    [ -x /usr/lib/dovecot/imap ] || printf '  executable = %s/%s' "$UNPACKED_IMAPD" "$1"
 }
