@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::watch;
+use tokio::sync::{Mutex, MutexGuard, watch};
 
 use super::{Accepted, Intake, MAX_MESSAGE_BYTES};
 
@@ -25,6 +25,12 @@ const MAX_RECIPIENTS: usize = 1000;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Connections served at once; more wait in the listen queue.
 const MAX_CONNECTIONS: usize = 64;
+/// A message is read into memory freely up to this size; a larger one
+/// first waits for the one lane for large messages. Memory holds at most
+/// `MAX_CONNECTIONS` small messages plus one large one (32 MiB), however
+/// many large ones arrive at once; the others wait, unread, in their
+/// sockets (TeleMessage's messages are a few KB).
+const SMALL_MESSAGE: usize = 256 * 1024;
 
 /// A byte stream from a client (TCP or Unix socket).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -59,11 +65,12 @@ impl Drop for Listener {
 /// Serves until `stop` turns true, then lets each connection finish the
 /// transaction it is in and closes it with `421`.
 pub async fn serve(listener: &Listener, intake: &Intake<'_>, mut stop: watch::Receiver<bool>) {
+    let large_lane = Mutex::new(());
     let mut connections = FuturesUnordered::new();
     loop {
         tokio::select! {
             accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
-                Ok(io) => connections.push(connection(io, intake, stop.clone())),
+                Ok(io) => connections.push(connection(io, intake, &large_lane, stop.clone())),
                 Err(e) => {
                     tracing::warn!("cannot accept an LMTP connection: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -84,12 +91,18 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-async fn connection(io: Box<dyn Io>, intake: &Intake<'_>, stop: watch::Receiver<bool>) {
+async fn connection(
+    io: Box<dyn Io>,
+    intake: &Intake<'_>,
+    large_lane: &Mutex<()>,
+    stop: watch::Receiver<bool>,
+) {
     let (reader, writer) = tokio::io::split(io);
     let mut conn = Connection {
         reader: BufReader::new(reader),
         writer,
         intake,
+        large_lane,
         stop,
         from: None,
         recipients: Vec::new(),
@@ -103,6 +116,7 @@ struct Connection<'i, 's, R, W> {
     reader: BufReader<R>,
     writer: W,
     intake: &'i Intake<'s>,
+    large_lane: &'i Mutex<()>,
     stop: watch::Receiver<bool>,
     from: Option<String>,
     recipients: Vec<String>,
@@ -232,7 +246,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<'_, '_, R, W> {
             return self.reply("503 5.5.1 no valid recipients").await;
         }
         self.reply("354 end data with <CRLF>.<CRLF>").await?;
-        let message = read_data(&mut self.reader).await?;
+        let (message, _lane) = read_data(&mut self.reader, self.large_lane).await?;
         let recipients = std::mem::take(&mut self.recipients);
         self.from = None;
         let reply = match message {
@@ -335,9 +349,15 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> io::
 }
 
 /// Reads a message up to the lone `.`, dot-unstuffed; `None` when it is
-/// larger than the limit (read to its end all the same).
-async fn read_data(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<Option<Bytes>> {
+/// larger than the limit (read to its end all the same). A message past
+/// [`SMALL_MESSAGE`] holds the large lane, returned with it, until the
+/// caller is done with the message.
+async fn read_data<'l>(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    large_lane: &'l Mutex<()>,
+) -> io::Result<(Option<Bytes>, Option<MutexGuard<'l, ()>>)> {
     let mut message = Vec::new();
+    let mut lane = None;
     let mut too_big = false;
     loop {
         let line = tokio::time::timeout(IDLE_TIMEOUT, read_line(reader, MAX_MESSAGE_BYTES))
@@ -364,11 +384,15 @@ async fn read_data(reader: &mut (impl AsyncBufRead + Unpin)) -> io::Result<Optio
             too_big = true;
             message = Vec::new();
         }
-        if !too_big {
-            message.extend_from_slice(line);
+        if too_big {
+            continue;
         }
+        if lane.is_none() && message.len() + line.len() > SMALL_MESSAGE {
+            lane = Some(large_lane.lock().await);
+        }
+        message.extend_from_slice(line);
     }
-    Ok((!too_big).then(|| Bytes::from(message)))
+    Ok(((!too_big).then(|| Bytes::from(message)), lane))
 }
 
 #[cfg(test)]
@@ -389,7 +413,10 @@ mod tests {
     async fn data_is_dot_unstuffed_and_bounded() {
         let mut input: &[u8] = b"Subject: x\r\n\r\n..dot\r\n.\r\nNEXT\r\n";
         let mut reader = BufReader::new(&mut input);
-        let got = read_data(&mut reader).await.unwrap().unwrap();
+        let lane = Mutex::new(());
+        let (got, held) = read_data(&mut reader, &lane).await.unwrap();
+        assert!(held.is_none(), "a small message took the large lane");
+        let got = got.unwrap();
         assert_eq!(&got[..], b"Subject: x\r\n\r\n.dot\r\n");
         let Line::Text(next) = read_line(&mut reader, 100).await.unwrap() else {
             panic!("no next line")

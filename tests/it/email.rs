@@ -511,3 +511,43 @@ fn telemessage_s_own_mapping_file_validates_and_maps() {
     deliver(&env, forwarded(Some("map@tm"), "x").as_bytes(), &[]).assert_code(0);
     assert_eq!(copies(&archive, "zhao.lei@contoso.com").len(), 1);
 }
+
+/// Many large messages at once: `receive` reads one large message at a
+/// time (the others wait in their sockets), so its memory stays far below
+/// their sum, and every one is archived.
+#[test]
+fn large_messages_arriving_at_once_are_all_archived_in_bounded_memory() {
+    const SENDERS: usize = 12;
+    let env = TestEnv::new();
+    let archive = email_connector(&env, &[]);
+    let receiver = Receiver::start(&env);
+    let body = format!("{}\r\n", "x".repeat(998)).repeat(8 * 1024);
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|i| {
+            let message = forwarded(Some(&format!("big{i}@tm")), &body);
+            let port = receiver.port;
+            std::thread::spawn(move || {
+                Lmtp::connect(port).deliver(&["archive@contoso.com"], &message)
+            })
+        })
+        .collect();
+    for sender in senders {
+        let replies = sender.join().unwrap();
+        assert!(replies[0].starts_with("250 "), "{replies:?}");
+    }
+    let peak_mib = peak_rss_kib(receiver.child.id()) / 1024;
+    assert_eq!(copies(&archive, "li.wei@contoso.com").len(), SENDERS);
+    assert_eq!(receiver.stop(), 0);
+    // The messages alone are 96 MiB.
+    assert!(peak_mib < 64, "receive peaked at {peak_mib} MiB");
+}
+
+/// A process's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
