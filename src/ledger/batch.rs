@@ -53,12 +53,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// Commits the open batch now (after the before-commit hook), for a
-    /// caller that must report a record as saved (an LMTP `250`).
-    pub fn commit(&self) -> Result<(), LedgerError> {
-        self.state().commit()
-    }
-
     /// A handle that commits this ledger's open batch from another thread
     /// (an LMTP server's group commit runs off its serving task).
     pub fn committer(&self) -> Committer {
