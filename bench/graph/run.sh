@@ -65,7 +65,8 @@ export WECHAT_ARCHIVER_PASSWORD_FILE=$WORK/secrets
     --target "graph:$TENANT" --client-id "$CLIENT_ID" \
     --graph-endpoint "$GRAPH_URL" --login-endpoint "$GRAPH_URL" --accept-terms >/dev/null
 date +%s.%N >"$WORK/sync.start"
-timed "$WORK/sync" "$BIN" --home "$WORK/home" sync --since "$WINDOW_SINCE" --until "$WINDOW_UNTIL" --json
+# shellcheck disable=SC2086 # SYNC_PREFIX is words
+timed "$WORK/sync" ${SYNC_PREFIX:-} "$BIN" --home "$WORK/home" sync --since "$WINDOW_SINCE" --until "$WINDOW_UNTIL" --json
 exec {SIMPROC[1]}>&-
 read -r stats <&"${SIMPROC[0]}"
 echo "$stats" >"$WORK/graph-stats.json"

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{Run, SyncError};
@@ -106,13 +107,16 @@ impl Adoption {
     /// folder's mark as it is now, so the next run only compares marks;
     /// except for a folder holding more copies than the ledger knows in
     /// that mailbox (copies of items outside this run's window), which
-    /// the next run looks in again.
+    /// the next run looks in again. Marks are read as many at once as the
+    /// writer reads in parallel: one after another, a Graph run of 36
+    /// mailboxes spent 18 s here after 6 s of writing (`bench/graph`).
     pub(crate) async fn store_marks(
         &self,
         ledger: &Ledger,
         writer: &dyn MailboxWriter,
         connector: &str,
     ) -> Result<(), LedgerError> {
+        let mut to_mark = Vec::new();
         for (mailbox, folder) in self.decided() {
             if let Folder::Looked(copies) = &folder {
                 let recorded = ledger.copies_in_mailbox(&mailbox)?;
@@ -125,7 +129,16 @@ impl Adoption {
                     continue;
                 }
             }
-            match writer.folder_mark(&mailbox).await {
+            to_mark.push(mailbox);
+        }
+        let mut marks = futures_util::stream::iter(to_mark)
+            .map(|mailbox| async move {
+                let mark = writer.folder_mark(&mailbox).await;
+                (mailbox, mark)
+            })
+            .buffer_unordered(writer.read_parallelism().max(1));
+        while let Some((mailbox, mark)) = marks.next().await {
+            match mark {
                 Ok(Some(mark)) => ledger.set_folder_mark(connector, &mailbox, &mark)?,
                 Ok(None) => {}
                 Err(e) => tracing::info!("cannot read the mark of {mailbox}'s folder: {e}"),
