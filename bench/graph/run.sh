@@ -23,7 +23,9 @@
 # Environment: LATENCY_MS (250); LARGE, the fraction of items of 10.5 to
 # 12 MB (0.001; 0 leaves them out, as the scaling series in
 # docs/performance.md does); BENCH_PROFILE (release; `dev` uses the
-# debug build, for a loaded machine where a release build is too costly).
+# debug build, for a loaded machine where a release build is too costly);
+# SYNC_PREFIX, a command put before the sync (strace, heaptrack, perf);
+# GRAPH_SIM_LOG, a file the Graph simulator writes its request log to.
 # Needs: cargo, python3, GNU time.
 set -euo pipefail
 # shellcheck source=bench/lib.sh

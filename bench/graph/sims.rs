@@ -80,6 +80,9 @@ fn report(graph: &GraphSim, latency: Duration) -> serde_json::Value {
         }
     }
     let timeline = timeline(&log, &requests, &spans, latency);
+    if let Ok(path) = std::env::var("GRAPH_SIM_LOG") {
+        write_log(&path, &log);
+    }
     let violations = s.concurrency_violations
         + s.retry_after_violations
         + s.budget_violations
@@ -130,6 +133,31 @@ fn timeline(
         "busiest_slot_use": busiest.map(|m| use_of(m)),
         "mean_slot_use": mean_use,
     })
+}
+
+/// Every request the simulator answered, one line each: seconds since the
+/// first, mailbox (or `-`), method, status and path; for finding where a
+/// run's time went.
+fn write_log(path: &str, log: &[graph_sim::LogEntry]) {
+    let Some(first) = log.first().map(|e| e.at) else {
+        return;
+    };
+    let lines: String = log
+        .iter()
+        .map(|e| {
+            format!(
+                "{:.3} {} {} {} {}\n",
+                e.at.duration_since(first).as_secs_f64(),
+                e.mailbox.as_deref().unwrap_or("-"),
+                e.method,
+                e.status,
+                e.path
+            )
+        })
+        .collect();
+    if let Err(e) = std::fs::write(path, lines) {
+        eprintln!("graph_bench_sims: cannot write {path}: {e}");
+    }
 }
 
 fn usage(arg: &str) -> ! {

@@ -70,28 +70,50 @@ struct Newest {
 }
 
 impl GraphWriter {
-    /// The folder's item count and newest message, or `absent`.
+    /// The folder's item count and newest message, or `absent`. The two
+    /// requests go together: a run reads every mailbox's mark at its end,
+    /// and one after the other they added a round trip per mailbox.
     pub(super) async fn mark(&self, mailbox: &Mailbox) -> Result<Option<String>, WriteError> {
-        let mark = async {
-            let Some((user, folder, total)) = self.archive_folder(mailbox).await? else {
-                return Ok(existing::mark_of(&["absent"]));
-            };
-            let url = with_query(
-                self.messages_url(&user, &folder),
-                &[
-                    ("$orderby", "createdDateTime desc"),
-                    ("$top", "1"),
-                    ("$select", "id"),
-                ],
-            );
-            let call = Call::get(url).header("Prefer", "IdType=\"ImmutableId\"");
-            let newest: Page<Newest> = self.api.call(Some(&user.gate), call).await?.json()?;
-            let newest = newest.value.first().map_or("", |m| m.id.as_str());
-            Ok::<_, GraphError>(existing::mark_of(&[&total.to_string(), newest]))
-        };
-        mark.await
+        self.read_mark(mailbox)
+            .await
             .map(Some)
             .map_err(|e| e.into_write_error(mailbox.as_str()))
+    }
+
+    async fn read_mark(&self, mailbox: &Mailbox) -> Result<String, GraphError> {
+        for _ in 0..2 {
+            let Some((user, folder)) = self.archive_folder_id(mailbox).await? else {
+                break;
+            };
+            let (total, newest) = tokio::join!(
+                self.folder_total(&user, &folder),
+                self.newest_message(&user, &folder)
+            );
+            match total {
+                Ok(total) => return Ok(existing::mark_of(&[&total.to_string(), &newest?])),
+                Err(e) if e.is_not_found() => self.forget_folder(mailbox),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(existing::mark_of(&["absent"]))
+    }
+
+    async fn newest_message(&self, user: &User, folder: &str) -> Result<String, GraphError> {
+        let url = with_query(
+            self.messages_url(user, folder),
+            &[
+                ("$orderby", "createdDateTime desc"),
+                ("$top", "1"),
+                ("$select", "id"),
+            ],
+        );
+        let call = Call::get(url).header("Prefer", "IdType=\"ImmutableId\"");
+        let newest: Page<Newest> = self.api.call(Some(&user.gate), call).await?.json()?;
+        Ok(newest
+            .value
+            .into_iter()
+            .next()
+            .map_or_else(String::new, |m| m.id))
     }
 
     /// Every whole copy in the archive folder, by item id. A copy with
@@ -193,6 +215,24 @@ impl GraphWriter {
         &self,
         mailbox: &Mailbox,
     ) -> Result<Option<(User, String, u64)>, GraphError> {
+        for _ in 0..2 {
+            let Some((user, folder)) = self.archive_folder_id(mailbox).await? else {
+                return Ok(None);
+            };
+            match self.folder_total(&user, &folder).await {
+                Ok(total) => return Ok(Some((user, folder, total))),
+                Err(e) if e.is_not_found() => self.forget_folder(mailbox),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The mailbox's user and archive folder id, if both exist.
+    async fn archive_folder_id(
+        &self,
+        mailbox: &Mailbox,
+    ) -> Result<Option<(User, String)>, GraphError> {
         let user = match self.resolve(mailbox).await? {
             Resolution::Valid(id) => User {
                 gate: self.api.gate(&id),
@@ -200,24 +240,23 @@ impl GraphWriter {
             },
             Resolution::Invalid(_) => return Ok(None),
         };
-        for _ in 0..2 {
-            let Some(folder) = self.existing_folder(mailbox, &user).await? else {
-                return Ok(None);
-            };
-            let url = with_query(
-                self.api.url(&["users", &user.id, "mailFolders", &folder]),
-                &[("$select", "id,totalItemCount")],
-            );
-            match self.api.call(Some(&user.gate), Call::get(url)).await {
-                Ok(reply) => {
-                    let count: FolderCount = reply.json()?;
-                    return Ok(Some((user, folder, count.total)));
-                }
-                Err(e) if e.is_not_found() => self.forget_folder(mailbox),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(None)
+        Ok(self
+            .existing_folder(mailbox, &user)
+            .await?
+            .map(|folder| (user, folder)))
+    }
+
+    async fn folder_total(&self, user: &User, folder: &str) -> Result<u64, GraphError> {
+        let url = with_query(
+            self.api.url(&["users", &user.id, "mailFolders", folder]),
+            &[("$select", "id,totalItemCount")],
+        );
+        let count: FolderCount = self
+            .api
+            .call(Some(&user.gate), Call::get(url))
+            .await?
+            .json()?;
+        Ok(count.total)
     }
 
     fn messages_url(&self, user: &User, folder: &str) -> reqwest::Url {

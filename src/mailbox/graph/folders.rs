@@ -3,6 +3,7 @@
 //! `ErrorFolderExists` (400 or 409, reports differ) and the folder is then
 //! looked up by its display name.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -50,7 +51,9 @@ impl GraphWriter {
             .cloned()
     }
 
-    /// The archive folder's id if it exists, without creating it.
+    /// The archive folder's id if it exists, without creating it. A
+    /// folder found missing stays missing until this writer creates it:
+    /// a first run would otherwise look for it once more per mailbox.
     pub(crate) async fn existing_folder(
         &self,
         mailbox: &Mailbox,
@@ -60,11 +63,25 @@ impl GraphWriter {
         if let Some(id) = cell.get() {
             return Ok(Some(id.clone()));
         }
+        if self.missing_folders().contains(mailbox) {
+            return Ok(None);
+        }
         let found = self.find_folder(user).await?;
-        if let Some(id) = &found {
-            let _ = cell.set(id.clone());
+        match &found {
+            Some(id) => {
+                let _ = cell.set(id.clone());
+            }
+            None => {
+                self.missing_folders().insert(mailbox.clone());
+            }
         }
         Ok(found)
+    }
+
+    fn missing_folders(&self) -> std::sync::MutexGuard<'_, HashSet<Mailbox>> {
+        self.missing_folders
+            .lock()
+            .expect("missing folder set lock")
     }
 
     /// Drops a folder id Graph no longer knows (deleted, or a stale id from

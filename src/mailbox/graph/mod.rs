@@ -118,6 +118,8 @@ pub struct GraphWriter {
     /// users are then recognised by probing their mailbox only.
     directory_denied: AtomicBool,
     folders: std::sync::Mutex<HashMap<Mailbox, Arc<tokio::sync::OnceCell<String>>>>,
+    /// Mailboxes found without an archive folder this run (until created).
+    missing_folders: std::sync::Mutex<std::collections::HashSet<Mailbox>>,
     /// How often Graph refused to add an attachment to a received message;
     /// after [`REFUSALS_BEFORE_SKIPPING`] the writer stops trying.
     attachments_refused: AtomicU32,
@@ -168,6 +170,7 @@ impl GraphWriter {
             users: std::sync::Mutex::new(HashMap::new()),
             directory_denied: AtomicBool::new(false),
             folders: std::sync::Mutex::new(HashMap::new()),
+            missing_folders: Default::default(),
             attachments_refused: AtomicU32::new(0),
             fallback: None,
             memory,
