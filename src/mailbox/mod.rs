@@ -209,17 +209,20 @@ pub trait MailboxWriter: Send + Sync {
         )))
     }
 
-    /// The digest a manifest records for a copy just written at `written`,
-    /// when it is not the SHA-256 of the copy's bytes: a target that does
-    /// not keep the message's bytes (Graph keeps properties and
-    /// attachments) returns the digest its [`MailboxWriter::read_back`]
-    /// computes from what it reads. `None`: the bytes' SHA-256.
-    async fn copy_digest(
+    /// Writes one copy, as [`MailboxWriter::write`], with the digest a
+    /// manifest records for it when that is not the SHA-256 of the copy's
+    /// bytes: a target that does not keep the message's bytes (Graph keeps
+    /// properties and attachments) returns the digest its
+    /// [`MailboxWriter::read_back`] computes from what it reads. `None`:
+    /// the bytes' SHA-256.
+    async fn write_with_digest(
         &self,
-        _copy: &Copy<'_>,
-        _written: &Written,
-    ) -> Result<Option<String>, WriteError> {
-        Ok(None)
+        mailbox: &Mailbox,
+        copy: &Copy<'_>,
+    ) -> Result<(Written, Option<String>), WriteError> {
+        self.write(mailbox, copy)
+            .await
+            .map(|written| (written, None))
     }
 
     /// Copies `verify` reads back at once from this target.

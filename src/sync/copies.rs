@@ -47,13 +47,14 @@ impl Run<'_> {
         let mut failure = None;
         if writer.writes_mailboxes_independently() {
             let copy = &copy;
-            // Each future computes its own digest: nothing is awaited
-            // outside them while they hold the writer's budget or slots.
             let mut writes: FuturesUnordered<_> = pending
                 .iter()
                 .map(|mailbox| async move {
-                    let result = writer.write(mailbox, copy).await;
-                    let digest = self.digest(copy, mailbox, &result, sha256).await;
+                    let (result, own) = match writer.write_with_digest(mailbox, copy).await {
+                        Ok((written, own)) => (Ok(written), own),
+                        Err(e) => (Err(e), None),
+                    };
+                    let digest = manifest_digest(&result, own, sha256);
                     (mailbox, result, digest)
                 })
                 .collect();
@@ -68,7 +69,7 @@ impl Run<'_> {
                 Some(e) => writer.write_again(mailbox, &copy, e).await,
                 None => writer.write(mailbox, &copy).await,
             };
-            let digest = self.digest(&copy, mailbox, &result, sha256).await;
+            let digest = manifest_digest(&result, None, sha256);
             if let Some(written) = self.settle_copy(item, mailbox, result, digest, &mut failure)? {
                 earlier.get_or_insert(written);
             }
@@ -103,29 +104,18 @@ impl Run<'_> {
             }
         }
     }
+}
 
-    /// What the manifest keeps for a written copy: the target's own digest
-    /// where it does not keep the bytes (Graph), else the bytes' SHA-256.
-    async fn digest(
-        &self,
-        copy: &Copy<'_>,
-        mailbox: &Mailbox,
-        result: &Result<Written, WriteError>,
-        sha256: Option<&str>,
-    ) -> Option<String> {
-        let (sha256, Ok(written)) = (sha256?, result) else {
-            return None;
-        };
-        match self.engine.writer.copy_digest(copy, written).await {
-            Ok(Some(digest)) => Some(digest),
-            Ok(None) => Some(sha256.to_owned()),
-            Err(e) => {
-                tracing::warn!(
-                    "item {} into {mailbox}: no digest for the manifest: {e}",
-                    copy.item.id
-                );
-                None
-            }
-        }
+/// What the manifest keeps for a written copy: the target's own digest
+/// where it does not keep the bytes (Graph), else the bytes' SHA-256;
+/// nothing without a manifest.
+fn manifest_digest(
+    result: &Result<Written, WriteError>,
+    own: Option<String>,
+    sha256: Option<&str>,
+) -> Option<String> {
+    match (result, sha256) {
+        (Ok(_), Some(sha256)) => Some(own.unwrap_or_else(|| sha256.to_owned())),
+        _ => None,
     }
 }

@@ -4,13 +4,14 @@
 //! bounds their sum, and a mailbox's copy slots (twice its request slots)
 //! keep copies that could not send anyway from taking it.
 //!
-//! A large copy (more than a quarter of the budget) does not take from the
-//! budget: it waits for the large-copy lane, one such copy at a time. When
-//! it waited for the whole budget instead, every copy queued behind it
-//! (the budget is first come, first served) and it then held the budget
-//! for its whole upload: every mailbox idled for seconds per large copy
-//! (`bench/graph`, ratio 0.46 with two 11 MB items among 1,500). Memory
-//! stays bounded: the budget plus one large copy.
+//! A large copy (more than half the budget) does not take from the
+//! budget: its item waits for the large-item lane, one item at a time, and
+//! its copies share one composition (`ready.rs`). When it waited for the
+//! whole budget instead, every copy queued behind it (the budget is first
+//! come, first served) and it then held the budget for its whole upload:
+//! every mailbox idled for seconds per large copy (`bench/graph`, ratio
+//! 0.46 with two 11 MB items among 1,500). Memory stays bounded: the
+//! budget plus one large item.
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// request is composed).
 const WORKING_SET_FACTOR: u64 = 2;
 /// A copy needing more than this share of the budget is a large copy.
-const LARGE_SHARE: u64 = 4;
+const LARGE_SHARE: u64 = 2;
 
 /// A writer-wide budget of bytes, counted in KiB.
 pub(crate) struct MemoryBudget {
@@ -41,20 +42,35 @@ impl MemoryBudget {
         }
     }
 
-    /// Waits until composing a copy of `content_len` bytes fits: in the
-    /// budget, or for a large copy, in the large-copy lane.
-    pub async fn reserve(&self, content_len: u64) -> OwnedSemaphorePermit {
-        let want = content_len
+    fn kib_of(content_len: u64) -> u64 {
+        content_len
             .saturating_mul(WORKING_SET_FACTOR)
             .div_ceil(1024)
-            .max(1);
-        let (lane, permits) = if want > u64::from(self.kib) / LARGE_SHARE {
-            (&self.large, 1)
-        } else {
-            (&self.permits, want as u32)
-        };
-        lane.clone()
+            .max(1)
+    }
+
+    /// Whether a copy of `content_len` bytes goes through the large-item
+    /// lane instead of the budget.
+    pub fn is_large(&self, content_len: u64) -> bool {
+        Self::kib_of(content_len) > u64::from(self.kib) / LARGE_SHARE
+    }
+
+    /// Waits until composing a copy of `content_len` bytes (not a large
+    /// one) fits in the budget.
+    pub async fn reserve(&self, content_len: u64) -> OwnedSemaphorePermit {
+        let permits = Self::kib_of(content_len).min(u64::from(self.kib)) as u32;
+        self.permits
+            .clone()
             .acquire_many_owned(permits)
+            .await
+            .expect("the budget's semaphores are never closed")
+    }
+
+    /// Waits for the large-item lane: one large item at a time.
+    pub async fn large_lane(&self) -> OwnedSemaphorePermit {
+        self.large
+            .clone()
+            .acquire_owned()
             .await
             .expect("the budget's semaphores are never closed")
     }
@@ -67,14 +83,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn small_copies_share_the_budget_and_large_ones_go_one_at_a_time_beside_it() {
+    async fn small_copies_share_the_budget_and_large_items_go_one_at_a_time_beside_it() {
         let budget = MemoryBudget::new(2 * 1024 * 1024);
         let small = budget.reserve(128 * 1024).await;
         assert_eq!(small.num_permits(), 2 * 128, "twice the content");
-        let large = budget.reserve(100 * 1024 * 1024).await;
+        assert!(budget.is_large(100 * 1024 * 1024) && !budget.is_large(128 * 1024));
+        let large = budget.large_lane().await;
         assert!(
-            budget.reserve(100 * 1024 * 1024).now_or_never().is_none(),
-            "a second large copy waits for the first"
+            budget.large_lane().now_or_never().is_none(),
+            "a second large item waits for the first"
         );
         let others: Vec<_> = (0..7)
             .map(|_| budget.reserve(128 * 1024).now_or_never())
@@ -88,6 +105,6 @@ mod tests {
             "and the budget still bounds them"
         );
         drop((small, large));
-        assert!(budget.reserve(100 * 1024 * 1024).now_or_never().is_some());
+        assert!(budget.large_lane().now_or_never().is_some());
     }
 }

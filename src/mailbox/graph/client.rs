@@ -68,9 +68,14 @@ impl Call {
     }
 
     pub fn post_json(url: Url, value: &serde_json::Value) -> Call {
+        Call::post_json_bytes(url, Bytes::from(value.to_string()))
+    }
+
+    /// A POST of JSON serialized beforehand (once for all its attempts).
+    pub fn post_json_bytes(url: Url, json: Bytes) -> Call {
         Call {
             method: Method::POST,
-            body: Body::Json(Bytes::from(value.to_string())),
+            body: Body::Json(json),
             ..Call::get(url)
         }
     }

@@ -98,12 +98,6 @@ pub(crate) struct Plan {
     pub sessions: Vec<Attachment>,
 }
 
-impl Plan {
-    pub fn needs_attachments_after_create(&self) -> bool {
-        !self.separate.is_empty() || !self.sessions.is_empty()
-    }
-}
-
 /// Why a copy cannot be expressed in Graph at all.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ComposeError {

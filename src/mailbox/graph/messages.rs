@@ -2,6 +2,7 @@
 //! attachments), add the rest, and make sure a copy is either whole or
 //! gone. Also the search for a copy a crashed run left behind.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -12,11 +13,12 @@ use serde_json::json;
 use super::GraphWriter;
 use super::client::{Auth, Body, Call, with_query};
 use super::compose::{
-    self, ATTACHMENT_COUNT_PROP, ATTACHMENT_LIMIT, Attachment, BYTES_PROP, ITEM_ID_PROP, Plan,
+    self, ATTACHMENT_COUNT_PROP, ATTACHMENT_LIMIT, Attachment, BYTES_PROP, ITEM_ID_PROP,
     named_property,
 };
 use super::endpoints::require_secure;
 use super::error::GraphError;
+use super::ready::Ready;
 use super::users::{User, odata_string};
 use crate::mailbox::{Copy, WriteError, Written};
 use crate::telemessage::Item;
@@ -81,26 +83,35 @@ enum AttachFailure {
 }
 
 impl GraphWriter {
+    /// Writes one copy; also returns the digest the manifest keeps for it
+    /// (`None` when the fallback wrote it: its bytes' SHA-256 then).
     pub(crate) async fn write_copy(
         &self,
         mailbox: &Mailbox,
         copy: &Copy<'_>,
-    ) -> Result<Written, WriteError> {
+    ) -> Result<(Written, Option<String>), WriteError> {
         refuse_declared_oversize(copy.item)?;
+        let large = self
+            .memory
+            .is_large(copy.content.len())
+            .then(|| self.large_items.join(&copy.item.id));
         let user = self.user(mailbox).await?;
-        let _slot = user.gate.copy_slot().await;
-        let _memory = self.memory.reserve(copy.content.len()).await;
-        let raw = copy.content.to_bytes().await.map_err(|e| {
-            WriteError::Copy(format!(
-                "item {}: cannot read its content: {e}",
-                copy.item.id
-            ))
-        })?;
-        let plan = compose::plan(copy, &raw)
-            .map_err(|e| WriteError::Copy(format!("item {}: {e}", copy.item.id)))?;
-        drop(raw);
-        if plan.needs_attachments_after_create() && self.attachments_refused() {
-            return self.write_elsewhere(mailbox, copy, &plan, None).await;
+        let (ready, _slot, _memory) = match &large {
+            Some(large) => {
+                large.enter_lane(&self.memory).await;
+                let slot = user.gate.copy_slot().await;
+                let ready = large.ready(|| self.make_ready(copy)).await?;
+                (ready, slot, None)
+            }
+            None => {
+                let slot = user.gate.copy_slot().await;
+                let memory = self.memory.reserve(copy.content.len()).await;
+                let ready = Arc::new(self.make_ready(copy).await?);
+                (ready, slot, Some(memory))
+            }
+        };
+        if ready.needs_attachments_after_create() && self.attachments_refused() {
+            return self.write_elsewhere(mailbox, copy, &ready, None).await;
         }
         let mut folder_retried = false;
         let mut round = 0;
@@ -110,7 +121,7 @@ impl GraphWriter {
                 .folder(mailbox, &user)
                 .await
                 .map_err(|e| e.into_write_error(mailbox.as_str()))?;
-            let id = match self.create(&user, &folder, &plan, copy.item).await {
+            let id = match self.create(&user, &folder, &ready, copy.item).await {
                 Ok(id) => id,
                 Err(e) if e.is_not_found() && !folder_retried => {
                     tracing::info!(%mailbox, "archive folder {folder} is gone; looking it up again");
@@ -121,17 +132,18 @@ impl GraphWriter {
                 }
                 Err(e) => return Err(e.into_write_error(mailbox.as_str())),
             };
-            match self.attach_rest(&user, &id, &plan).await {
+            match self.attach_rest(&user, &id, &ready).await {
                 Ok(()) => {
-                    return Ok(Written {
+                    let written = Written {
                         location: id,
                         bytes: copy.len(),
-                    });
+                    };
+                    return Ok((written, Some(ready.digest.clone())));
                 }
                 Err(AttachFailure::Refused(e)) => {
                     self.delete(&user, &id).await;
                     self.attachments_refused.fetch_add(1, Ordering::Relaxed);
-                    return self.write_elsewhere(mailbox, copy, &plan, Some(e)).await;
+                    return self.write_elsewhere(mailbox, copy, &ready, Some(e)).await;
                 }
                 Err(AttachFailure::Other(e @ GraphError::Ambiguous(_))) => {
                     tracing::warn!(%mailbox, item = %copy.item.id, "{e}; writing the copy again");
@@ -149,13 +161,27 @@ impl GraphWriter {
         )))
     }
 
+    /// Reads the copy's content and composes what Graph is sent.
+    async fn make_ready(&self, copy: &Copy<'_>) -> Result<Ready, WriteError> {
+        let raw = copy.content.to_bytes().await.map_err(|e| {
+            WriteError::Copy(format!(
+                "item {}: cannot read its content: {e}",
+                copy.item.id
+            ))
+        })?;
+        let plan = compose::plan(copy, &raw)
+            .map_err(|e| WriteError::Copy(format!("item {}: {e}", copy.item.id)))?;
+        drop(raw);
+        Ok(Ready::of(plan, &copy.item.id))
+    }
+
     /// Creates the message; when the outcome of the POST is unknown, looks
     /// for it by its dedupe key before trying again.
     async fn create(
         &self,
         user: &User,
         folder: &str,
-        plan: &Plan,
+        ready: &Ready,
         item: &Item,
     ) -> Result<String, GraphError> {
         let url = self
@@ -163,7 +189,7 @@ impl GraphWriter {
             .url(&["users", &user.id, "mailFolders", folder, "messages"]);
         let mut last = None;
         for _ in 0..2 {
-            let call = Call::post_json(url.clone(), &plan.create)
+            let call = Call::post_json_bytes(url.clone(), ready.create.clone())
                 .header("Prefer", "IdType=\"ImmutableId\"");
             match self.api.call(Some(&user.gate), call).await {
                 Ok(reply) => {
@@ -188,13 +214,13 @@ impl GraphWriter {
         Err(last.expect("the loop ran"))
     }
 
-    async fn attach_rest(&self, user: &User, id: &str, plan: &Plan) -> Result<(), AttachFailure> {
+    async fn attach_rest(&self, user: &User, id: &str, ready: &Ready) -> Result<(), AttachFailure> {
         let mut first = true;
-        for a in &plan.separate {
+        for a in &ready.separate {
             let result = self.post_attachment(user, id, a).await;
             check_first(&mut first, result)?;
         }
-        for a in &plan.sessions {
+        for a in &ready.sessions {
             let session = self.create_session(user, id, a).await;
             let url = check_first(&mut first, session)?;
             self.upload(user, &url, &a.bytes)
@@ -296,17 +322,17 @@ impl GraphWriter {
         &self,
         mailbox: &Mailbox,
         copy: &Copy<'_>,
-        plan: &Plan,
+        ready: &Ready,
         refusal: Option<GraphError>,
-    ) -> Result<Written, WriteError> {
+    ) -> Result<(Written, Option<String>), WriteError> {
         if let Some(fallback) = &self.fallback {
-            return fallback.write(mailbox, copy).await;
+            return fallback.write(mailbox, copy).await.map(|w| (w, None));
         }
         let why = refusal.map_or_else(String::new, |e| format!(" ({e})"));
         Err(WriteError::Copy(format!(
             "item {}: Microsoft Graph refuses to add attachments to a received message{why}, and {} of this item's attachments do not fit in the 4 MB create request; no fallback target is configured for such items",
             copy.item.id,
-            plan.separate.len() + plan.sessions.len()
+            ready.separate.len() + ready.sessions.len()
         )))
     }
 

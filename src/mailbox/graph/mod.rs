@@ -16,6 +16,7 @@ mod existing;
 mod folders;
 mod messages;
 mod read;
+mod ready;
 mod throttle;
 mod users;
 
@@ -125,6 +126,7 @@ pub struct GraphWriter {
     attachments_refused: AtomicU32,
     fallback: Option<Arc<dyn MailboxWriter>>,
     memory: budget::MemoryBudget,
+    large_items: ready::LargeItems,
 }
 
 impl GraphWriter {
@@ -174,6 +176,7 @@ impl GraphWriter {
             attachments_refused: AtomicU32::new(0),
             fallback: None,
             memory,
+            large_items: Default::default(),
         })
     }
 
@@ -257,6 +260,19 @@ impl MailboxWriter for GraphWriter {
     }
 
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
+        self.write_copy(mailbox, copy)
+            .await
+            .map(|(written, _)| written)
+    }
+
+    /// The digest of the properties and attachments Graph keeps, since it
+    /// does not keep the message's bytes (see `read.rs`), from what was
+    /// sent.
+    async fn write_with_digest(
+        &self,
+        mailbox: &Mailbox,
+        copy: &Copy<'_>,
+    ) -> Result<(Written, Option<String>), WriteError> {
         self.write_copy(mailbox, copy).await
     }
 
@@ -298,16 +314,6 @@ impl MailboxWriter for GraphWriter {
             copies.absorb(fallback.existing_copies(mailbox).await?);
         }
         Ok(copies)
-    }
-
-    /// A digest of the properties and attachments Graph keeps, since it
-    /// does not keep the message's bytes (see `read.rs`).
-    async fn copy_digest(
-        &self,
-        copy: &Copy<'_>,
-        written: &Written,
-    ) -> Result<Option<String>, WriteError> {
-        self.graph_digest(copy, written).await
     }
 
     async fn read_back(

@@ -28,10 +28,10 @@ use sha2::{Digest, Sha256};
 
 use super::GraphWriter;
 use super::client::{Call, with_query};
-use super::compose::{self, BYTES_PROP, ITEM_ID_PROP, Plan, named_property};
+use super::compose::{BYTES_PROP, ITEM_ID_PROP, Plan, named_property};
 use super::error::GraphError;
 use super::users::{User, odata_string};
-use crate::mailbox::{Copy, ReadBack, WriteError, Written};
+use crate::mailbox::{ReadBack, WriteError};
 use crate::types::{ItemId, Mailbox};
 
 /// Pages of a message's attachments read before giving up on a server
@@ -203,26 +203,6 @@ struct Page<T> {
 impl GraphWriter {
     /// The digest of a copy written through Graph (see [`Canonical`]);
     /// `None` for one the fallback wrote, which keeps its bytes.
-    pub(super) async fn graph_digest(
-        &self,
-        copy: &Copy<'_>,
-        written: &Written,
-    ) -> Result<Option<String>, WriteError> {
-        if is_fallback_location(&written.location) {
-            return Ok(None);
-        }
-        let _memory = self.memory.reserve(copy.content.len()).await;
-        let raw = copy.content.to_bytes().await.map_err(|e| {
-            WriteError::Copy(format!(
-                "item {}: cannot read its content: {e}",
-                copy.item.id
-            ))
-        })?;
-        let plan = compose::plan(copy, &raw)
-            .map_err(|e| WriteError::Copy(format!("item {}: {e}", copy.item.id)))?;
-        Ok(Some(Canonical::of_plan(&plan, &copy.item.id).digest()))
-    }
-
     pub(super) async fn read_copy(
         &self,
         mailbox: &Mailbox,

@@ -48,7 +48,7 @@ impl Default for GraphLimits {
             max_backoff: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
             request_timeout: Duration::from_secs(300),
-            memory_budget: 16 * 1024 * 1024,
+            memory_budget: 8 * 1024 * 1024,
         }
     }
 }
