@@ -115,6 +115,11 @@ pub trait MailboxWriter: Send + Sync {
         item: &Item,
     ) -> Result<Option<Written>, WriteError>;
 
+    /// Gets a mailbox ready for copies while their item downloads (Graph
+    /// creates the archive folder); best effort, as `write` does it again
+    /// if it failed.
+    async fn prepare(&self, _mailbox: &Mailbox) {}
+
     /// Writes one copy: complete when this returns, durable once
     /// [`MailboxWriter::sync_written`] has returned.
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError>;

@@ -552,7 +552,7 @@ impl Run<'_> {
         let downloaded;
         let content = match given {
             Some(content) => content,
-            None => match self.download(item).await? {
+            None => match self.download_preparing(item, &pending).await? {
                 Ok(content) => {
                     downloaded = content;
                     &downloaded
@@ -565,6 +565,22 @@ impl Run<'_> {
             .await?
             .or(unchecked);
         self.settle(item, unmapped.as_deref(), failure.as_deref())
+    }
+
+    /// Downloads an item's content while the writer prepares the mailboxes
+    /// it goes to (see [`MailboxWriter::prepare`]).
+    async fn download_preparing(
+        &self,
+        item: &Item,
+        pending: &[Mailbox],
+    ) -> Result<Result<Content, Settled>, SyncError> {
+        let prepare = futures_util::future::join_all(
+            pending
+                .iter()
+                .map(|mailbox| self.engine.writer.prepare(mailbox)),
+        );
+        let (downloaded, _) = tokio::join!(self.download(item), prepare);
+        downloaded
     }
 
     /// Downloads an item's content; an item-only failure settles the item.

@@ -5,13 +5,14 @@
 //! keep copies that could not send anyway from taking it.
 //!
 //! A large copy (more than half the budget) does not take from the
-//! budget: its item waits for the large-item lane, one item at a time, and
-//! its copies share one composition (`ready.rs`). When it waited for the
+//! budget: it waits for one of [`LARGE_LANES`] lanes, and an item's large
+//! copies share one composition (`ready.rs`) that leaves long attachments
+//! in the spool file (`elided.rs`). When it waited for the
 //! whole budget instead, every copy queued behind it (the budget is first
 //! come, first served) and it then held the budget for its whole upload:
 //! every mailbox idled for seconds per large copy (`bench/graph`, ratio
 //! 0.46 with two 11 MB items among 1,500). Memory stays bounded: the
-//! budget plus one large item.
+//! budget plus the large copies' lanes.
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// raw bytes and the decoded attachments (the raw bytes go once the
 /// request is composed).
 const WORKING_SET_FACTOR: u64 = 2;
+/// Large copies written at once: each holds an upload chunk (3.2 MB) and
+/// its item's composition (small when its attachments stay in the spool).
+const LARGE_LANES: usize = 2;
 /// A copy needing more than this share of the budget is a large copy.
 const LARGE_SHARE: u64 = 2;
 
@@ -28,7 +32,7 @@ const LARGE_SHARE: u64 = 2;
 pub(crate) struct MemoryBudget {
     kib: u32,
     permits: Arc<Semaphore>,
-    /// The large-copy lane: one at a time.
+    /// The large-copy lanes.
     large: Arc<Semaphore>,
 }
 
@@ -38,7 +42,7 @@ impl MemoryBudget {
         MemoryBudget {
             kib,
             permits: Arc::new(Semaphore::new(kib as usize)),
-            large: Arc::new(Semaphore::new(1)),
+            large: Arc::new(Semaphore::new(LARGE_LANES)),
         }
     }
 
@@ -66,7 +70,7 @@ impl MemoryBudget {
             .expect("the budget's semaphores are never closed")
     }
 
-    /// Waits for the large-item lane: one large item at a time.
+    /// Waits for a large-copy lane.
     pub async fn large_lane(&self) -> OwnedSemaphorePermit {
         self.large
             .clone()
@@ -83,15 +87,17 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn small_copies_share_the_budget_and_large_items_go_one_at_a_time_beside_it() {
+    async fn small_copies_share_the_budget_and_large_ones_take_lanes_beside_it() {
         let budget = MemoryBudget::new(2 * 1024 * 1024);
         let small = budget.reserve(128 * 1024).await;
         assert_eq!(small.num_permits(), 2 * 128, "twice the content");
         assert!(budget.is_large(100 * 1024 * 1024) && !budget.is_large(128 * 1024));
-        let large = budget.large_lane().await;
+        let lanes: Vec<_> = (0..LARGE_LANES)
+            .map(|_| budget.large_lane().now_or_never().expect("a free lane"))
+            .collect();
         assert!(
             budget.large_lane().now_or_never().is_none(),
-            "a second large item waits for the first"
+            "a further large copy waits for a lane"
         );
         let others: Vec<_> = (0..7)
             .map(|_| budget.reserve(128 * 1024).now_or_never())
@@ -104,7 +110,7 @@ mod tests {
             budget.reserve(128 * 1024).now_or_never().is_none(),
             "and the budget still bounds them"
         );
-        drop((small, large));
+        drop((small, lanes));
         assert!(budget.large_lane().now_or_never().is_some());
     }
 }

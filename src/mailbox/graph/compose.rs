@@ -11,6 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use mail_parser::{Address, Message, MessageParser, MimeHeaders, PartType};
 use serde_json::{Map, Value, json};
 
+use super::elided::{self, ElidedRun, Skeleton};
 use crate::mailbox::{CONNECTOR_HEADER, Copy, ITEM_ID_HEADER};
 
 /// The property set of this tool's named extended properties.
@@ -52,10 +53,21 @@ pub(crate) struct Attachment {
     pub content_type: String,
     pub content_id: Option<String>,
     pub inline: bool,
+    /// The content, or for an attachment left in the spool file (see
+    /// `elided.rs`) the name that stands for it.
     pub bytes: Bytes,
+    pub elided: Option<ElidedRun>,
 }
 
 impl Attachment {
+    /// The content's length.
+    pub fn len(&self) -> usize {
+        match &self.elided {
+            Some(run) => usize::try_from(run.decoded_len).unwrap_or(usize::MAX),
+            None => self.bytes.len(),
+        }
+    }
+
     /// The `fileAttachment` resource, content included.
     pub fn file_attachment(&self) -> Value {
         let mut v = json!({
@@ -76,7 +88,7 @@ impl Attachment {
         let mut v = json!({
             "attachmentType": "file",
             "name": self.name,
-            "size": self.bytes.len(),
+            "size": self.len(),
             "contentType": self.content_type,
             "isInline": self.inline,
         });
@@ -111,21 +123,33 @@ pub(crate) enum ComposeError {
 
 /// Builds the plan for one copy from its RFC 5322 bytes.
 pub(crate) fn plan(copy: &Copy<'_>, raw: &[u8]) -> Result<Plan, ComposeError> {
+    plan_with(copy, raw, &[])
+}
+
+/// Builds the plan; an attachment that decodes to the name of one of
+/// `runs` is that run, left in the spool file.
+fn plan_with(copy: &Copy<'_>, raw: &[u8], runs: &[ElidedRun]) -> Result<Plan, ComposeError> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(ComposeError::NotAMessage)?;
     let mut attachments = attachments(&message);
+    for a in &mut attachments {
+        if let Some(i) = (0..runs.len()).find(|&i| a.bytes == elided::marker(i)) {
+            a.elided = Some(runs[i].clone());
+            a.bytes = Bytes::new();
+        }
+    }
     let mut fields = fields(copy, &message);
     if body_len(&fields) > BODY_LIMIT {
         attachments.insert(0, body_as_attachment(&mut fields));
     }
     if let Some(big) = attachments
         .iter()
-        .find(|a| a.bytes.len() as u64 > ATTACHMENT_LIMIT)
+        .find(|a| a.len() as u64 > ATTACHMENT_LIMIT)
     {
         return Err(ComposeError::TooLarge {
             name: big.name.clone(),
-            size: big.bytes.len() as u64,
+            size: big.len() as u64,
         });
     }
     let count = attachments.len();
@@ -139,6 +163,39 @@ pub(crate) fn plan(copy: &Copy<'_>, raw: &[u8]) -> Result<Plan, ComposeError> {
         separate,
         sessions,
     })
+}
+
+/// Builds the plan from a skeleton (`elided.rs`); `None` unless each run
+/// left out stands for exactly one attachment sent through an upload
+/// session, and nothing else holds a run's name.
+pub(crate) fn plan_elided(
+    copy: &Copy<'_>,
+    skeleton: &Skeleton,
+) -> Result<Option<Plan>, ComposeError> {
+    let plan = plan_with(copy, &skeleton.raw, &skeleton.runs)?;
+    let mut found = vec![0u32; skeleton.runs.len()];
+    let elided = |a: &Attachment| a.elided.as_ref().map(|run| run.offset);
+    let in_sessions: Vec<u64> = plan.sessions.iter().filter_map(elided).collect();
+    if plan.separate.iter().any(|a| a.elided.is_some()) {
+        return Ok(None);
+    }
+    for (i, run) in skeleton.runs.iter().enumerate() {
+        found[i] = in_sessions.iter().filter(|o| **o == run.offset).count() as u32;
+    }
+    if found.iter().any(|n| *n != 1) {
+        return Ok(None);
+    }
+    let create = plan.create.to_string();
+    let separate = plan.separate.iter().map(|a| a.bytes.as_ref());
+    let others = std::iter::once(create.as_bytes()).chain(separate);
+    let named = |hay: &[u8]| {
+        let name = b"wechat-archiver elided run";
+        hay.windows(name.len()).any(|w| w == name)
+    };
+    if others.into_iter().any(named) || plan.sessions.iter().any(|a| named(&a.bytes)) {
+        return Ok(None);
+    }
+    Ok(Some(plan))
 }
 
 /// Everything but attachments and extended properties.
@@ -227,6 +284,7 @@ fn body_as_attachment(fields: &mut Map<String, Value>) -> Attachment {
         content_id: None,
         inline: false,
         bytes: Bytes::from(content.into_bytes()),
+        elided: None,
     }
 }
 
@@ -354,6 +412,7 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
                 content_id: part.content_id().map(str::to_owned),
                 inline,
                 bytes: Bytes::from(bytes),
+                elided: None,
             }
         })
         .collect()
@@ -390,7 +449,7 @@ fn split(
     let mut separate = Vec::new();
     let mut sessions = Vec::new();
     for a in attachments {
-        if a.bytes.len() > INLINE_LIMIT {
+        if a.len() > INLINE_LIMIT {
             sessions.push(a);
             continue;
         }

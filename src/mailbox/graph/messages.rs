@@ -16,6 +16,7 @@ use super::compose::{
     self, ATTACHMENT_COUNT_PROP, ATTACHMENT_LIMIT, Attachment, BYTES_PROP, ITEM_ID_PROP,
     named_property,
 };
+use super::elided;
 use super::endpoints::require_secure;
 use super::error::GraphError;
 use super::ready::Ready;
@@ -98,10 +99,10 @@ impl GraphWriter {
         let user = self.user(mailbox).await?;
         let (ready, _slot, _memory) = match &large {
             Some(large) => {
-                large.enter_lane(&self.memory).await;
-                let slot = user.gate.copy_slot().await;
-                let ready = large.ready(|| self.make_ready(copy)).await?;
-                (ready, slot, None)
+                let slot = user.gate.large_copy_slot().await;
+                let lane = self.memory.large_lane().await;
+                let ready = large.ready(|| self.make_large_ready(copy)).await?;
+                (ready, slot, Some(lane))
             }
             None => {
                 let slot = user.gate.copy_slot().await;
@@ -159,6 +160,33 @@ impl GraphWriter {
             "item {}: {ROUNDS} attempts to write it to {mailbox} ended with an unknown outcome; the next run tries again",
             copy.item.id
         )))
+    }
+
+    /// A large item's copy, with its long base64 runs left in the spool
+    /// file when it has one (`elided.rs`); else composed whole.
+    async fn make_large_ready(&self, copy: &Copy<'_>) -> Result<Ready, WriteError> {
+        let Some(path) = copy.content.path().map(std::path::Path::to_owned) else {
+            return self.make_ready(copy).await;
+        };
+        let skeleton = tokio::task::spawn_blocking(move || elided::skeleton(&path))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|read| read)
+            .map_err(|e| {
+                WriteError::Copy(format!(
+                    "item {}: cannot read its content: {e}",
+                    copy.item.id
+                ))
+            })?;
+        let planned = match &skeleton {
+            Some(skeleton) => compose::plan_elided(copy, skeleton)
+                .map_err(|e| WriteError::Copy(format!("item {}: {e}", copy.item.id)))?,
+            None => None,
+        };
+        match planned {
+            Some(plan) => Ok(Ready::of(plan, &copy.item.id)),
+            None => self.make_ready(copy).await,
+        }
     }
 
     /// Reads the copy's content and composes what Graph is sent.
@@ -223,7 +251,7 @@ impl GraphWriter {
         for a in &ready.sessions {
             let session = self.create_session(user, id, a).await;
             let url = check_first(&mut first, session)?;
-            self.upload(user, &url, &a.bytes)
+            self.upload(user, &url, a)
                 .await
                 .map_err(AttachFailure::Other)?;
         }
@@ -272,21 +300,31 @@ impl GraphWriter {
     }
 
     /// PUTs the bytes in order, in [`CHUNK`]-sized ranges, to the
-    /// pre-authenticated URL (no `Authorization` header).
+    /// pre-authenticated URL (no `Authorization` header); an attachment
+    /// left in the spool file is read from it a chunk at a time.
     async fn upload(
         &self,
         user: &User,
         url: &reqwest::Url,
-        bytes: &Bytes,
+        attachment: &Attachment,
     ) -> Result<(), GraphError> {
-        let total = bytes.len();
+        let total = attachment.len();
+        let mut chunks = Chunks::of(attachment)?;
         let mut start = 0;
         while start < total {
-            let end = (start + CHUNK).min(total);
+            let chunk;
+            (chunks, chunk) = chunks.next().await?;
+            let end = start + chunk.len();
+            if chunk.is_empty() || end > total {
+                return Err(GraphError::Protocol(format!(
+                    "attachment {:?} changed in the spool while it was uploaded",
+                    attachment.name
+                )));
+            }
             let call = Call {
                 method: Method::PUT,
                 url: url.clone(),
-                body: Body::Octets(bytes.slice(start..end)),
+                body: Body::Octets(chunk),
                 headers: vec![(
                     "Content-Range",
                     format!("bytes {start}-{}/{total}", end - 1),
@@ -455,6 +493,47 @@ impl GraphWriter {
             _ => Err(GraphError::Protocol(
                 "Graph answered with an @odata.nextLink outside its service root".into(),
             )),
+        }
+    }
+}
+
+/// An attachment's bytes in [`CHUNK`]s: slices of its bytes in memory, or
+/// decoded from the spool file off the async threads.
+enum Chunks {
+    Memory(Bytes),
+    Spooled(Box<elided::RunReader>),
+}
+
+impl Chunks {
+    fn of(attachment: &Attachment) -> Result<Chunks, GraphError> {
+        match &attachment.elided {
+            None => Ok(Chunks::Memory(attachment.bytes.clone())),
+            Some(run) => run
+                .open()
+                .map(|reader| Chunks::Spooled(Box::new(reader)))
+                .map_err(|e| GraphError::Protocol(format!("cannot read the spooled content: {e}"))),
+        }
+    }
+
+    async fn next(self) -> Result<(Chunks, Bytes), GraphError> {
+        match self {
+            Chunks::Memory(mut rest) => {
+                let chunk = rest.split_to(CHUNK.min(rest.len()));
+                Ok((Chunks::Memory(rest), chunk))
+            }
+            Chunks::Spooled(mut reader) => {
+                let read = tokio::task::spawn_blocking(move || {
+                    let chunk = reader.next_chunk(CHUNK);
+                    (reader, chunk)
+                })
+                .await;
+                let (reader, chunk) = read
+                    .map_err(|e| GraphError::Protocol(format!("reading the spool failed: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    GraphError::Protocol(format!("cannot read the spooled content: {e}"))
+                })?;
+                Ok((Chunks::Spooled(reader), chunk))
+            }
         }
     }
 }

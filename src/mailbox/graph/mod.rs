@@ -10,6 +10,7 @@ mod client;
 mod compose;
 #[cfg(test)]
 mod compose_props;
+mod elided;
 pub(crate) mod endpoints;
 mod error;
 mod existing;
@@ -256,6 +257,15 @@ impl MailboxWriter for GraphWriter {
             (Some(w), _) => Ok(Some(w)),
             (None, Some(fallback)) => fallback.find_existing(mailbox, item).await,
             (None, None) => Ok(None),
+        }
+    }
+
+    /// Creates the archive folder, so the first copy does not wait for it.
+    async fn prepare(&self, mailbox: &Mailbox) {
+        if let Ok(user) = self.user(mailbox).await
+            && let Err(e) = self.folder(mailbox, &user).await
+        {
+            tracing::debug!(%mailbox, "archive folder not ready yet: {e}");
         }
     }
 

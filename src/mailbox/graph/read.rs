@@ -89,11 +89,12 @@ impl Canonical {
             ));
         }
         for a in plan.separate.iter().chain(&plan.sessions) {
-            canonical.attachments.push(CanonicalAttachment::new(
-                &a.name,
-                &a.content_type,
-                &a.bytes,
-            ));
+            let mut attachment = CanonicalAttachment::new(&a.name, &a.content_type, &a.bytes);
+            if let Some(run) = &a.elided {
+                attachment.bytes = run.decoded_len;
+                attachment.sha256 = run.sha256.clone();
+            }
+            canonical.attachments.push(attachment);
         }
         canonical
     }

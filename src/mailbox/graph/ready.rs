@@ -1,18 +1,16 @@
 //! A copy ready to send: the create request serialized once, the
 //! attachments that follow it, and the digest the manifest keeps. A large
 //! item is made ready once for all its mailboxes (its copies are the same
-//! in each): composing one holds its attachments decoded, and with one
-//! composition per copy its copies went one after another through the
-//! large-item lane while their mailboxes idled (`bench/graph`).
+//! in each): composing one reads all of it, and one composition per copy
+//! held the large-copy lanes while their mailboxes idled (`bench/graph`).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::{OnceCell, OwnedSemaphorePermit};
+use tokio::sync::OnceCell;
 
-use super::budget::MemoryBudget;
 use super::compose::{Attachment, Plan};
 use super::read::Canonical;
 use crate::mailbox::WriteError;
@@ -54,12 +52,11 @@ pub(crate) struct LargeItems {
 
 #[derive(Default)]
 struct Shared {
-    lane: OnceCell<OwnedSemaphorePermit>,
     ready: OnceCell<Arc<Ready>>,
 }
 
-/// One copy's share of a large item; the item's place in the lane and its
-/// composition go when the last of its copies drops its share.
+/// One copy's share of a large item; its composition goes when the last
+/// of its copies drops its share.
 pub(crate) struct LargeItem<'a> {
     items: &'a LargeItems,
     id: ItemId,
@@ -87,13 +84,6 @@ impl LargeItems {
 }
 
 impl LargeItem<'_> {
-    /// Waits for the item's place in the large-item lane. Taken before a
-    /// mailbox's copy slot, so a copy waiting for the lane never holds a
-    /// slot that a copy of the item in the lane waits for.
-    pub async fn enter_lane(&self, budget: &MemoryBudget) {
-        self.shared.lane.get_or_init(|| budget.large_lane()).await;
-    }
-
     /// The item made ready by the first of its copies to get here.
     pub async fn ready<F, Fut>(&self, compose: F) -> Result<Arc<Ready>, WriteError>
     where
@@ -124,8 +114,6 @@ impl Drop for LargeItem<'_> {
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use futures_util::FutureExt;
-
     use super::*;
 
     fn ready() -> Ready {
@@ -138,8 +126,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn copies_of_a_large_item_share_one_composition_and_one_place_in_the_lane() {
-        let budget = MemoryBudget::new(1024 * 1024);
+    async fn copies_of_a_large_item_share_one_composition_while_any_needs_it() {
         let items = LargeItems::default();
         let id = ItemId::parse("itm_1").unwrap();
         let composed = AtomicU32::new(0);
@@ -149,26 +136,21 @@ mod tests {
         };
         let first = items.join(&id);
         let second = items.join(&id);
-        first.enter_lane(&budget).await;
-        assert!(
-            second.enter_lane(&budget).now_or_never().is_some(),
-            "the item's second copy is already in the lane"
-        );
         let other = items.join(&ItemId::parse("itm_2").unwrap());
-        assert!(
-            other.enter_lane(&budget).now_or_never().is_none(),
-            "another large item waits for the lane"
-        );
         first.ready(compose).await.unwrap();
         second.ready(compose).await.unwrap();
         assert_eq!(composed.load(Ordering::SeqCst), 1, "composed once");
+        other.ready(compose).await.unwrap();
+        assert_eq!(
+            composed.load(Ordering::SeqCst),
+            2,
+            "another item has its own"
+        );
         drop(first);
         assert_eq!(items.len(), 2, "kept while a copy still needs it");
         drop(second);
         assert_eq!(items.len(), 1, "dropped with the item's last copy");
-        assert!(
-            other.enter_lane(&budget).now_or_never().is_some(),
-            "and the lane is free"
-        );
+        drop(other);
+        assert_eq!(items.len(), 0);
     }
 }

@@ -80,6 +80,10 @@ pub(crate) struct Gate {
     /// as there are request slots keep the mailbox busy while some are
     /// being composed; more would only hold memory while they wait.
     copies: std::sync::Arc<Semaphore>,
+    /// A large copy in progress: beside the others, so it does not wait
+    /// behind every small copy queued for the mailbox and then hold up the
+    /// end of the run with its upload session's requests in a row.
+    large_copy: std::sync::Arc<Semaphore>,
     state: Mutex<GateState>,
 }
 
@@ -111,8 +115,18 @@ impl Gate {
             copies: std::sync::Arc::new(Semaphore::new(
                 limits.concurrent_per_mailbox.max(1) * COPIES_PER_SLOT,
             )),
+            large_copy: std::sync::Arc::new(Semaphore::new(1)),
             state: Mutex::new(GateState::default()),
         }
+    }
+
+    /// Waits until this mailbox has room for one more large copy.
+    pub async fn large_copy_slot(&self) -> OwnedSemaphorePermit {
+        self.large_copy
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the gate's semaphore is never closed")
     }
 
     /// Waits until this mailbox has room for one more copy in progress.

@@ -2,6 +2,7 @@
 //! times, addresses, body and attachments as the original had them.
 
 use super::fixtures::*;
+use wechat_archiver::mailbox::ReadBack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_copy_lands_once_as_a_received_message_with_identical_attachments() {
@@ -197,4 +198,53 @@ async fn an_inline_image_keeps_its_content_id() {
     assert_eq!(a.content_id.as_deref(), Some("img1@tm"));
     assert_eq!(a.name, "photo.png");
     assert!(a.bytes == png);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spooled_large_item_is_uploaded_whole_from_the_spool_and_digests_as_read_back() {
+    let sim = sim_with(SimConfig::default()).await;
+    let w = writer(&sim);
+    let mut f = Fixture::new(
+        "itm_spooled_12mb",
+        vec![
+            attach("memo.pdf", "application/pdf", 100 * KB, 5),
+            attach("site-visit.mp4", "video/mp4", 12 * MB, 6),
+            attach("drawings.zip", "application/zip", 4 * MB, 7),
+        ],
+    );
+    let spool = tempfile::tempdir().unwrap();
+    let path = spool.path().join("itm_spooled_12mb.eml");
+    let raw = f.content.to_bytes().await.unwrap();
+    std::fs::write(&path, &raw).unwrap();
+    f.content = Content::Spooled {
+        path,
+        len: raw.len() as u64,
+    };
+    for address in [LI, ZHANG] {
+        let (written, digest) = w
+            .write_with_digest(&mailbox(address), &f.copy())
+            .await
+            .expect("write");
+        let stored = only(sim.messages(address, FOLDER), f.item.id.as_str());
+        assert_faithful(&stored, &f);
+        let read = w
+            .read_back(&mailbox(address), &written.location, &f.item.id)
+            .await
+            .expect("read back");
+        match read {
+            ReadBack::Found { sha256, .. } => assert_eq!(
+                Some(sha256),
+                digest,
+                "the manifest's digest is what verify reads back"
+            ),
+            other => panic!("not found: {other:?}"),
+        }
+    }
+    let s = sim.stats();
+    assert_eq!(
+        s.upload_sessions, 4,
+        "the 12 MB and 4 MB attachments, twice"
+    );
+    assert!(s.upload_chunks.iter().all(|c| *c <= 4 * MB));
+    assert_limits_kept(&sim);
 }
