@@ -56,12 +56,16 @@ impl GraphWriter {
             .or_default()
             .clone();
         cell.get_or_try_init(|| async {
-            match self.directory_id(mailbox).await? {
-                None => Ok(Resolution::Invalid(
+            let resolution = match self.directory_id(mailbox).await? {
+                None => Resolution::Invalid(
                     "no user or alias with this address in the directory".into(),
-                )),
-                Some(id) => self.probe_mailbox(id).await,
+                ),
+                Some(id) => self.probe_mailbox(id).await?,
+            };
+            if matches!(resolution, Resolution::Valid(_)) {
+                self.memory.add_mailbox();
             }
+            Ok::<_, GraphError>(resolution)
         })
         .await
         .cloned()
