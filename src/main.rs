@@ -14,7 +14,6 @@ use cli::{CliError, CommandResult, Context, ExitStatus};
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    return_freed_memory();
     let args = Cli::parse();
     init_logging(args.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -61,22 +60,6 @@ fn restore_sigpipe() {
     // SAFETY: called first thing in main, before any thread exists.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-/// Keeps glibc from holding on to freed memory. Its mmap threshold grows
-/// to the largest block freed (a 3.2 MB upload chunk, a spooled item's
-/// bytes), after which such blocks come from the heap and stay there once
-/// freed; and each thread may get its own arena. A fixed threshold of
-/// 128 KiB and two arenas: peak RSS of `bench/graph` 74 -> 61 MiB for the
-/// same peak heap.
-fn return_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: called in main before any thread exists; mallopt only sets
-    // allocator parameters.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

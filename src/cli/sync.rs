@@ -8,6 +8,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use wechat_archiver::config::ConnectorConfig;
 use wechat_archiver::custody;
 use wechat_archiver::lock::{ConnectorLock, LockError};
+use wechat_archiver::mailbox::Target;
 use wechat_archiver::runlog::RunLog;
 use wechat_archiver::secrets::{self, ConnectorSecrets};
 use wechat_archiver::sync::window::{self, WindowError};
@@ -82,6 +83,9 @@ pub async fn sync_connector(
     // Before the mapping file is loaded: an edit in between makes the next
     // run retry the unmapped items again, rather than never.
     let mapping_fingerprint = setup::mapping_fingerprint(connector);
+    if matches!(connector.target(), Ok(Target::Graph { .. })) {
+        return_freed_memory();
+    }
     let engine = Engine {
         client: Some(setup::client(connector, secrets).map_err(|e| setup_error(e.into()))?),
         writer: setup::writer(name, connector, secrets)
@@ -262,5 +266,22 @@ fn print_mailboxes(report: &SyncReport) {
             "... and {more} more mailboxes (`sync --json` has this run's figures for each, `status --connector {} --mailboxes` their totals)",
             report.connector
         );
+    }
+}
+
+/// Keeps glibc from holding on to freed memory in a Graph sync, which
+/// frees many 3.2 MB upload chunks and spooled items: glibc's mmap
+/// threshold grows to the largest block freed, after which such blocks
+/// come from the heap and stay there once freed. A fixed threshold of
+/// 128 KiB and two arenas: peak RSS of `bench/graph` 74 -> 61 MiB for the
+/// same peak heap. Left alone for the other targets, which were measured
+/// without it.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; glibc takes its own
+    // locks, so it may be called while other threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
