@@ -139,11 +139,10 @@ impl MaildirWriter {
 
     /// Checks, just before a write, that no link was planted in the
     /// folder's path since [`prepare`](Self::prepare) made it.
-    fn check_folder(&self, mailbox: &Mailbox) -> Result<(), WriteError> {
+    fn check_folder(&self, mailbox: &Mailbox, folder: &Path) -> Result<(), WriteError> {
         let dir_name = mailbox.dir_name();
-        for sub in ["tmp", "cur"] {
-            tree::check_dirs(&self.root, &self.components(&dir_name, sub)).map_err(tree_error)?;
-        }
+        tree::check_dirs(&self.root, &self.components(&dir_name, "tmp")).map_err(tree_error)?;
+        tree::check_dirs(folder, &["cur"]).map_err(tree_error)?;
         Ok(())
     }
 
@@ -240,7 +239,7 @@ impl MailboxWriter for MaildirWriter {
 
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
         let folder = self.prepare(mailbox)?;
-        self.check_folder(mailbox)?;
+        self.check_folder(mailbox, &folder)?;
         let name = self.unique_name(copy.item);
         let headers = copy.trace_headers();
         let source = match copy.content {
@@ -269,7 +268,7 @@ impl MailboxWriter for MaildirWriter {
         earlier: &Written,
     ) -> Result<Written, WriteError> {
         let folder = self.prepare(mailbox)?;
-        self.check_folder(mailbox)?;
+        self.check_folder(mailbox, &folder)?;
         let earlier_dirs: Vec<&str> = earlier.location.split('/').collect();
         if let Some((_, dirs)) = earlier_dirs.split_last() {
             tree::check_dirs(&self.root, dirs).map_err(tree_error)?;

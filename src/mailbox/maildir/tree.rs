@@ -16,6 +16,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Mode of an archive root the tool creates: private to its user.
 pub const NEW_ROOT_MODE: u32 = 0o700;
@@ -89,7 +90,7 @@ pub fn check_dirs(root: &Path, components: &[&str]) -> Result<bool, TreeError> {
         match fs::symlink_metadata(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_error(&dir)(e)),
-            Ok(_) => real_dir(&dir)?,
+            Ok(meta) => require_real_dir(&dir, &meta)?,
         }
     }
     Ok(true)
@@ -105,13 +106,32 @@ pub fn create_file(dir: &Path, name: &str) -> io::Result<File> {
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(dir.join(name))?;
-    file.set_permissions(Permissions::from_mode(mode))?;
+    if umask().is_none_or(|umask| mode & umask != 0) {
+        file.set_permissions(Permissions::from_mode(mode))?;
+    }
     Ok(file)
+}
+
+/// The process's umask, read once from `/proc/self/status` (the tool never
+/// changes it); `None` when it cannot be read, and modes are then always
+/// set. Spares a `fchmod` per copy when the umask leaves the mode whole.
+fn umask() -> Option<u32> {
+    static UMASK: OnceLock<Option<u32>> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(value.trim(), 8).ok()
+    })
 }
 
 /// `path` is a directory and not a link to one.
 fn real_dir(path: &Path) -> Result<(), TreeError> {
     let meta = fs::symlink_metadata(path).map_err(io_error(path))?;
+    require_real_dir(path, &meta)
+}
+
+/// `meta`, read without following links, is a directory's.
+fn require_real_dir(path: &Path, meta: &fs::Metadata) -> Result<(), TreeError> {
     if meta.file_type().is_symlink() {
         let target = fs::read_link(path).unwrap_or_default();
         return Err(TreeError::Link {
