@@ -31,7 +31,9 @@
 # tool's run) go to stderr.
 #
 # Environment: PARALLEL (8) mbsync processes; SYNC_PREFIX, a command put in
-# front of the tool's `sync` (e.g. "perf record -g -o FILE").
+# front of the tool's `sync` (e.g. "perf record -g -o FILE"); OLD_BIN, another
+# build of the tool (bench/compare_builds): it replaces mbsync as the
+# baseline, syncing from the same simulator (ratio old / this build).
 # Needs: dovecot-imapd dovecot-core isync, GNU time, python3. Dovecot runs as
 # `nobody` when this runs as root.
 set -euo pipefail
@@ -244,37 +246,59 @@ run_baseline() {
     report "mbsync x$PARALLEL" "$rep" "$WORK/base-$rep.time"
 }
 
+# run_tool REP [BINARY NAME]: one sync by BINARY (this build), its figures
+# kept as the tool's, or as the baseline's when NAME is given.
 run_tool() {
-    local rep=$1 home=$WORK/home-imap-$1 secs kib ticks
-    start_dovecot "$WORK/dovecot-tool-$rep"
-    "$BIN" --home "$home" create bench --endpoint "$SIM_URL" --username "$SIM_USER" \
+    local rep=$1 bin=${2:-$BIN} name=${3:-wechat-archiver}
+    local home=$WORK/home-imap-$name-$rep secs kib ticks
+    start_dovecot "$WORK/dovecot-$name-$rep"
+    "$bin" --home "$home" create bench --endpoint "$SIM_URL" --username "$SIM_USER" \
         --target "imap://127.0.0.1:$PORT" --target-user "$ADMIN" --accept-terms >/dev/null
     flush_disk
     ticks=$(sim_ticks)
     # shellcheck disable=SC2086 # SYNC_PREFIX is words
-    WECHAT_ARCHIVER_PASSWORD_FILE=$WORK/secrets timed_cpu "$WORK/tool-$rep.time" ${SYNC_PREFIX:-} \
-        "$BIN" --home "$home" sync --since "$WINDOW_SINCE" --until "$WINDOW_UNTIL" --json
+    WECHAT_ARCHIVER_PASSWORD_FILE=$WORK/secrets timed_cpu "$WORK/$name-$rep.time" ${SYNC_PREFIX:-} \
+        "$bin" --home "$home" sync --since "$WINDOW_SINCE" --until "$WINDOW_UNTIL" --json
     ticks=$(($(sim_ticks) - ticks))
-    assert_wrote_all "$WORK/tool-$rep.time.out" "$COPIES"
-    check_stored "wechat-archiver (run $rep)"
+    assert_wrote_all "$WORK/$name-$rep.time.out" "$COPIES"
+    check_stored "$name (run $rep)"
     stop_dovecot
-    read -r secs kib _ <"$WORK/tool-$rep.time"
-    tool_secs+=("$secs") tool_rss+=("$kib")
-    report "wechat-archiver" "$rep" "$WORK/tool-$rep.time" "$(calc "$ticks / $(getconf CLK_TCK)")"
+    read -r secs kib _ <"$WORK/$name-$rep.time"
+    if [ "$name" = wechat-archiver ]; then
+        tool_secs+=("$secs") tool_rss+=("$kib")
+    else
+        base_secs+=("$secs") base_rss+=("$kib")
+    fi
+    report "$name" "$rep" "$WORK/$name-$rep.time" "$(calc "$ticks / $(getconf CLK_TCK)")"
+}
+
+# run_base REP: mbsync, or the OLD_BIN build when given.
+run_base() {
+    if [ -n "${OLD_BIN:-}" ]; then
+        run_tool "$1" "$OLD_BIN" old-build
+    else
+        run_baseline "$1"
+    fi
 }
 
 for rep in $(seq "$REPS"); do
     if [ $((rep % 2)) = 1 ]; then
-        run_baseline "$rep"
+        run_base "$rep"
         run_tool "$rep"
     else
         run_tool "$rep"
-        run_baseline "$rep"
+        run_base "$rep"
     fi
 done
 
 t=$(median "${tool_secs[@]}")
 b=$(median "${base_secs[@]}")
+if [ -n "${OLD_BIN:-}" ]; then
+    echo "medians: this build $t s, old build $b s: old / this $(calc "$b / $t")" >&2
+    row "sync $ITEMS items into Dovecot over IMAP, this build vs $OLD_BIN, s" "$t" "$b (old build)" \
+        "$(calc "$b / $t") (old/this)" "~1.0" "-"
+    exit 0
+fi
 rss=$(printf '%s\n' "${tool_rss[@]}" | sort -n | tail -n 1)
 echo "medians: wechat-archiver $t s ($(calc "$COPIES / $t") copies/s, peak RSS $((rss / 1024)) MiB)," \
     "mbsync x$PARALLEL $b s ($(calc "$COPIES / $b") copies/s)" >&2

@@ -12,6 +12,9 @@
 # then baseline, ...), and the median of each is reported. Each run writes into a new directory; nothing is
 # deleted (the next run of the suite does it; see lib.sh for why). Each tool run must write exactly the copies the
 # baseline wrote, with no failure, or the benchmark fails.
+#
+# OLD_BIN, another build of the tool (bench/compare_builds), replaces curl
+# as the baseline, syncing from the same simulator (ratio this / old).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -55,14 +58,25 @@ run_baseline() {
     base_secs+=("$secs") base_rss+=("$kib")
 }
 
+# run_tool REP [BINARY]: one sync by this build, or by BINARY as the baseline.
 run_tool() {
-    local rep=$1 secs kib
-    new_connector "$WORK/home-$rep" "$WORK/archive-$rep"
+    local rep=$1 bin=${2:-$BIN} name=tool secs kib
+    [ -n "${2:-}" ] && name=old
+    BIN=$bin new_connector "$WORK/home-$name-$rep" "$WORK/archive-$name-$rep"
     flush_disk
-    sync_window "$WORK/home-$rep" "$WORK/tool.time"
-    read -r secs kib <"$WORK/tool.time"
-    assert_wrote_all "$WORK/tool.time.out" "$COPIES"
-    tool_secs+=("$secs") tool_rss+=("$kib")
+    BIN=$bin sync_window "$WORK/home-$name-$rep" "$WORK/$name.time"
+    read -r secs kib <"$WORK/$name.time"
+    assert_wrote_all "$WORK/$name.time.out" "$COPIES"
+    if [ "$name" = tool ]; then
+        tool_secs+=("$secs") tool_rss+=("$kib")
+    else
+        base_secs+=("$secs") base_rss+=("$kib")
+    fi
+}
+
+# run_base REP: curl, or the OLD_BIN build when given.
+run_base() {
+    if [ -n "${OLD_BIN:-}" ]; then run_tool "$1" "$OLD_BIN"; else run_baseline "$1"; fi
 }
 
 for rep in $(seq "$REPS"); do
@@ -72,19 +86,26 @@ for rep in $(seq "$REPS"); do
     # The order alternates: whichever runs first on the fresh scratch
     # directory has been seen to run faster.
     if [ $((rep % 2)) = 1 ]; then
-        run_baseline "$rep"
+        run_base "$rep"
         run_tool "$rep"
     else
         run_tool "$rep"
-        run_baseline "$rep"
+        run_base "$rep"
     fi
-    echo "  run $rep: curl floor ${base_secs[-1]} s, wechat-archiver ${tool_secs[-1]} s ($((tool_rss[-1] / 1024)) MiB)" >&2
+    echo "  run $rep: ${OLD_BIN:+old build instead of }curl floor ${base_secs[-1]} s, wechat-archiver ${tool_secs[-1]} s ($((tool_rss[-1] / 1024)) MiB)" >&2
 done
 
 t=$(median "${tool_secs[@]}")
 b=$(median "${base_secs[@]}")
 rss=$(printf '%s\n' "${tool_rss[@]}" | sort -n | tail -n 1)
 brss=$(printf '%s\n' "${base_rss[@]}" | sort -n | tail -n 1)
+if [ -n "${OLD_BIN:-}" ]; then
+    row "sync $ITEMS items into Maildir, this build vs $OLD_BIN, s (median of $REPS)" "$t" "$b (old build)" \
+        "$(calc "$b / $t") (old/this)" "~1.0" "-"
+    row "peak RSS of that sync, MiB" "$((rss / 1024))" "$((brss / 1024)) (old build)" \
+        "$(calc "$rss / $brss")" "~1.0" "-"
+    exit 0
+fi
 rate=$(calc "$COPIES / $t")
 brate=$(calc "$COPIES / $b")
 row "1. sync $ITEMS items ($COPIES copies) into Maildir, s" "$t" "$b (curl)" "$(calc "$t / $b")" "<= 1.5" \
