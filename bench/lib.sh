@@ -62,6 +62,13 @@ new_connector() {
         --target "maildir:$2" --accept-terms >/dev/null
 }
 
+# run_base REP: the benchmark's baseline (its run_baseline), or, with OLD_BIN
+# set (bench/compare_builds), that other build of the tool run as the tool
+# is (its run_tool REP BINARY).
+run_base() {
+    if [ -n "${OLD_BIN:-}" ]; then run_tool "$1" "$OLD_BIN"; else run_baseline "$1"; fi
+}
+
 # timed FILE CMD...: runs CMD with GNU time; FILE gets "seconds max_rss_kib".
 # CMD's stdout goes to FILE.out, its stderr to FILE.err.
 timed() {

@@ -246,10 +246,10 @@ run_baseline() {
     report "mbsync x$PARALLEL" "$rep" "$WORK/base-$rep.time"
 }
 
-# run_tool REP [BINARY NAME]: one sync by BINARY (this build), its figures
-# kept as the tool's, or as the baseline's when NAME is given.
+# run_tool REP [BINARY]: one sync by this build, or by BINARY as the baseline.
 run_tool() {
-    local rep=$1 bin=${2:-$BIN} name=${3:-wechat-archiver}
+    local rep=$1 bin=${2:-$BIN} name=wechat-archiver
+    [ -n "${2:-}" ] && name=old-build
     local home=$WORK/home-imap-$name-$rep secs kib ticks
     start_dovecot "$WORK/dovecot-$name-$rep"
     "$bin" --home "$home" create bench --endpoint "$SIM_URL" --username "$SIM_USER" \
@@ -270,15 +270,6 @@ run_tool() {
         base_secs+=("$secs") base_rss+=("$kib")
     fi
     report "$name" "$rep" "$WORK/$name-$rep.time" "$(calc "$ticks / $(getconf CLK_TCK)")"
-}
-
-# run_base REP: mbsync, or the OLD_BIN build when given.
-run_base() {
-    if [ -n "${OLD_BIN:-}" ]; then
-        run_tool "$1" "$OLD_BIN" old-build
-    else
-        run_baseline "$1"
-    fi
 }
 
 for rep in $(seq "$REPS"); do

@@ -14,7 +14,7 @@
 # baseline wrote, with no failure, or the benchmark fails.
 #
 # OLD_BIN, another build of the tool (bench/compare_builds), replaces curl
-# as the baseline, syncing from the same simulator (ratio this / old).
+# as the baseline, syncing from the same simulator (ratio old / this).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -72,11 +72,6 @@ run_tool() {
     else
         base_secs+=("$secs") base_rss+=("$kib")
     fi
-}
-
-# run_base REP: curl, or the OLD_BIN build when given.
-run_base() {
-    if [ -n "${OLD_BIN:-}" ]; then run_tool "$1" "$OLD_BIN"; else run_baseline "$1"; fi
 }
 
 for rep in $(seq "$REPS"); do
