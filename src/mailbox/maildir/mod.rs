@@ -6,26 +6,31 @@
 //! directories are fsynced once per ledger batch ([`MailboxWriter::sync_written`]),
 //! before the batch records the copies in them. [`tree`] keeps writes
 //! inside the archive (no planted link is followed) and gives new files
-//! and directories the permissions of the directory above them.
+//! and directories the permissions of the directory above them; each
+//! mailbox's folder is opened once ([`folder`]) and written relative to
+//! its open `tmp/` and `cur/`.
 
+mod folder;
 mod tree;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
 mod scan;
 
+use folder::{FolderCache, OpenFolder, Source, folder_gone};
+
 use super::imap::encode_mailbox_name;
 use super::{Copy, FolderCopies, Found, MailboxWriter, ReadBack, WriteError, Written};
 use crate::content::Content;
-use crate::faultpoint;
 use crate::telemessage::Item;
 use crate::types::{ItemId, Mailbox};
 pub use tree::TreeError;
@@ -38,12 +43,15 @@ pub struct MaildirWriter {
     folder_dir: String,
     hostname: String,
     sequence: AtomicU64,
-    /// Mailboxes whose folders exist (checked once per run).
-    prepared: Mutex<HashMap<String, ()>>,
+    /// Mailbox folders made and open for writing, until the next
+    /// `sync_written`: a long-running `receive` sees the archive moved,
+    /// replaced or unmounted within a batch, as a new `sync` would.
+    folders: Mutex<FolderCache>,
     /// Per mailbox, after a crash: item tag to file name of copies on disk.
     on_disk: Mutex<HashMap<String, HashMap<String, String>>>,
-    /// Directories given new entries since the last `sync_written`.
-    unsynced_dirs: Mutex<HashSet<PathBuf>>,
+    /// Directories given new entries since the last `sync_written`, with
+    /// their descriptor when open.
+    unsynced_dirs: Mutex<HashMap<PathBuf, Option<Arc<OwnedFd>>>>,
     /// Where copies are, per mailbox, for reading them back.
     read_index: read::IndexCache,
 }
@@ -62,9 +70,9 @@ impl MaildirWriter {
             folder_dir: format!(".{}", maildir_folder_name(folder)?),
             hostname: safe_hostname(),
             sequence: AtomicU64::new(0),
-            prepared: Mutex::new(HashMap::new()),
+            folders: Mutex::new(FolderCache::new()),
             on_disk: Mutex::new(HashMap::new()),
-            unsynced_dirs: Mutex::new(HashSet::new()),
+            unsynced_dirs: Mutex::new(HashMap::new()),
             read_index: Default::default(),
         })
     }
@@ -99,64 +107,73 @@ impl MaildirWriter {
         [mailbox_dir, self.folder_dir.as_str(), sub]
     }
 
+    /// The mailbox directory and file name of a copy in a folder's `cur/`,
+    /// from its location.
+    fn in_cur<'a>(&self, location: &'a str) -> Option<(&'a str, &'a str)> {
+        let (dir_name, rest) = location.split_once('/')?;
+        let name = rest.strip_prefix(&self.folder_dir)?.strip_prefix("/cur/")?;
+        (!name.contains('/')).then_some((dir_name, name))
+    }
+
     /// The archive folder of a mailbox.
     pub fn folder_path(&self, mailbox: &Mailbox) -> PathBuf {
         self.root.join(mailbox.dir_name()).join(&self.folder_dir)
     }
 
-    fn prepare(&self, mailbox: &Mailbox) -> Result<PathBuf, WriteError> {
-        let folder = self.folder_path(mailbox);
-        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        if prepared.contains_key(mailbox.key()) {
-            return Ok(folder);
+    /// The mailbox's archive folder, open for writing: opened once per
+    /// batch, and made (with its mailbox) when it is missing.
+    fn folder(&self, dir_name: &str) -> Result<Arc<OpenFolder>, WriteError> {
+        let mut folders = self.folders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = folders.get(dir_name) {
+            return Ok(open);
         }
-        let dir_name = mailbox.dir_name();
-        for sub in ["cur", "new", "tmp"] {
-            tree::ensure_dirs(&self.root, &[&dir_name, sub]).map_err(tree_error)?;
-            tree::ensure_dirs(&self.root, &self.components(&dir_name, sub)).map_err(tree_error)?;
-        }
-        match tree::create_file(&folder, "maildirfolder") {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let marker = folder.join("maildirfolder");
-                if fs::symlink_metadata(&marker).is_ok_and(|m| m.file_type().is_symlink()) {
-                    return Err(tree_error(TreeError::Link {
-                        target: fs::read_link(&marker).unwrap_or_default(),
-                        path: marker,
-                    }));
-                }
+        let components = [dir_name, self.folder_dir.as_str()];
+        let open = match OpenFolder::open(&self.root, &components) {
+            Err(e) if e.is_missing() => {
+                self.make_folder(dir_name)?;
+                OpenFolder::open(&self.root, &components)
             }
-            Err(e) => {
-                return Err(WriteError::Copy(format!(
-                    "cannot create {}: {e}",
-                    folder.display()
-                )));
-            }
-        }
-        prepared.insert(mailbox.key().to_owned(), ());
-        Ok(folder)
+            opened => opened,
+        };
+        let open = Arc::new(open.map_err(tree_error)?);
+        folders.insert(dir_name.to_owned(), Arc::clone(&open));
+        Ok(open)
     }
 
-    /// Checks, just before a write, that no link was planted in the
-    /// folder's path since [`prepare`](Self::prepare) made it.
-    fn check_folder(&self, mailbox: &Mailbox, folder: &Path) -> Result<(), WriteError> {
-        let dir_name = mailbox.dir_name();
-        tree::check_dirs(&self.root, &self.components(&dir_name, "tmp")).map_err(tree_error)?;
-        tree::check_dirs(folder, &["cur"]).map_err(tree_error)?;
+    /// Creates the mailbox and its archive folder, each a Maildir.
+    fn make_folder(&self, dir_name: &str) -> Result<(), WriteError> {
+        for sub in ["cur", "new", "tmp"] {
+            tree::ensure_dirs(&self.root, &[dir_name, sub]).map_err(tree_error)?;
+            tree::ensure_dirs(&self.root, &self.components(dir_name, sub)).map_err(tree_error)?;
+        }
         Ok(())
     }
 
+    /// Closes a folder that went away while open, so the next write makes
+    /// (or refuses) it afresh.
+    fn forget(&self, dir_name: &str) {
+        let mut folders = self.folders.lock().unwrap_or_else(|p| p.into_inner());
+        folders.remove(dir_name);
+    }
+
     /// Notes a directory to fsync before its new entries are recorded.
-    fn unsynced(&self, dir: PathBuf) {
-        self.unsynced_dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dir);
+    fn unsynced(&self, dir: PathBuf, fd: Option<Arc<OwnedFd>>) {
+        let mut unsynced = self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = unsynced.entry(dir).or_default();
+        if slot.is_none() {
+            *slot = fd;
+        }
     }
 
     /// A copy now in `cur/`: its directory awaits `sync_written`.
-    fn delivered(&self, mailbox: &Mailbox, folder: &Path, final_name: &str, len: u64) -> Written {
-        self.unsynced(folder.join("cur"));
+    fn delivered(
+        &self,
+        mailbox: &Mailbox,
+        folder: &OpenFolder,
+        final_name: &str,
+        len: u64,
+    ) -> Written {
+        self.unsynced(folder.path.join("cur"), Some(folder.cur()));
         Written {
             location: location(mailbox, &self.folder_dir, &format!("cur/{final_name}")),
             bytes: len,
@@ -229,7 +246,7 @@ impl MailboxWriter for MaildirWriter {
         let path = folder.join(relative);
         let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if let Some(dir) = path.parent() {
-            self.unsynced(dir.to_path_buf());
+            self.unsynced(dir.to_path_buf(), None);
         }
         Ok(Some(Written {
             location: location(mailbox, &self.folder_dir, relative),
@@ -238,27 +255,41 @@ impl MailboxWriter for MaildirWriter {
     }
 
     async fn write(&self, mailbox: &Mailbox, copy: &Copy<'_>) -> Result<Written, WriteError> {
-        let folder = self.prepare(mailbox)?;
-        self.check_folder(mailbox, &folder)?;
-        let name = self.unique_name(copy.item);
+        let dir_name = mailbox.dir_name();
         let headers = copy.trace_headers();
         let source = match copy.content {
             Content::Memory(bytes) => Source::Memory(bytes.clone()),
             Content::Spooled { path, .. } => Source::File(path.clone()),
         };
+        let delivery = Arc::new((headers, source));
         let len = copy.len();
-        let final_name = format!("{name},S={len}:2,S");
-        let written = tokio::task::spawn_blocking({
-            let folder = folder.clone();
-            let final_name = final_name.clone();
-            move || deliver(&folder, &name, &final_name, &headers, &source)
-        })
-        .await
-        .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
-        written.map_err(|e| {
-            WriteError::Copy(format!("cannot write into {}: {e}", folder.display()))
-        })?;
-        Ok(self.delivered(mailbox, &folder, &final_name, len))
+        let mut first = true;
+        loop {
+            let folder = self.folder(&dir_name)?;
+            let name = self.unique_name(copy.item);
+            let final_name = format!("{name},S={len}:2,S");
+            let delivered = tokio::task::spawn_blocking({
+                let (folder, delivery, final_name) = (
+                    Arc::clone(&folder),
+                    Arc::clone(&delivery),
+                    final_name.clone(),
+                );
+                move || folder.deliver(&name, &final_name, &delivery.0, &delivery.1)
+            })
+            .await
+            .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
+            match delivered {
+                Ok(()) => return Ok(self.delivered(mailbox, &folder, &final_name, len)),
+                Err(e) if first && folder_gone(&e) => self.forget(&dir_name),
+                Err(e) => {
+                    return Err(WriteError::Copy(format!(
+                        "cannot write into {}: {e}",
+                        folder.path.display()
+                    )));
+                }
+            }
+            first = false;
+        }
     }
 
     async fn write_again(
@@ -267,18 +298,20 @@ impl MailboxWriter for MaildirWriter {
         copy: &Copy<'_>,
         earlier: &Written,
     ) -> Result<Written, WriteError> {
-        let folder = self.prepare(mailbox)?;
-        self.check_folder(mailbox, &folder)?;
-        let earlier_dirs: Vec<&str> = earlier.location.split('/').collect();
-        if let Some((_, dirs)) = earlier_dirs.split_last() {
-            tree::check_dirs(&self.root, dirs).map_err(tree_error)?;
-        }
+        let Some((earlier_dir, earlier_name)) = self.in_cur(&earlier.location) else {
+            return self.write(mailbox, copy).await;
+        };
+        let folder = self.folder(&mailbox.dir_name())?;
+        let source = self.folder(earlier_dir)?;
         let len = copy.len();
         let final_name = format!("{},S={len}:2,S", self.unique_name(copy.item));
         let linked = tokio::task::spawn_blocking({
-            let source = self.root.join(&earlier.location);
-            let delivered = folder.join("cur").join(&final_name);
-            move || link_copy(&source, &delivered, len)
+            let (folder, earlier_name, final_name) = (
+                Arc::clone(&folder),
+                earlier_name.to_owned(),
+                final_name.clone(),
+            );
+            move || folder.link_from(&source, &earlier_name, &final_name, len)
         })
         .await
         .map_err(|e| WriteError::Copy(format!("the write task failed: {e}")))?;
@@ -320,13 +353,21 @@ impl MailboxWriter for MaildirWriter {
     }
 
     fn sync_written(&self) -> Result<(), WriteError> {
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let dirs =
             std::mem::take(&mut *self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner()));
         let mut dirs = dirs.into_iter();
-        while let Some(dir) = dirs.next() {
-            if let Err(e) = File::open(&dir).and_then(|d| d.sync_all()) {
+        while let Some((dir, fd)) = dirs.next() {
+            let synced = match &fd {
+                Some(fd) => rustix::fs::fsync(&**fd).map_err(io::Error::from),
+                None => File::open(&dir).and_then(|d| d.sync_all()),
+            };
+            if let Err(e) = synced {
                 let mut unsynced = self.unsynced_dirs.lock().unwrap_or_else(|p| p.into_inner());
-                unsynced.insert(dir.clone());
+                unsynced.insert(dir.clone(), fd);
                 unsynced.extend(dirs);
                 return Err(WriteError::Target(format!(
                     "cannot fsync {}: {e}",
@@ -338,71 +379,9 @@ impl MailboxWriter for MaildirWriter {
     }
 }
 
-/// A further copy as a hard link to the earlier one, whose content is
-/// already durable. Fails, with no link made, when linking is not possible
-/// (another file system, the earlier copy moved or changed).
-fn link_copy(source: &Path, delivered: &Path, len: u64) -> io::Result<()> {
-    let meta = fs::symlink_metadata(source)?;
-    if !meta.is_file() || meta.len() != len {
-        return Err(io::Error::other("the earlier copy is no longer as written"));
-    }
-    fs::hard_link(source, delivered)?;
-    faultpoint::hit(faultpoint::AFTER_RENAME);
-    Ok(())
-}
-
-enum Source {
-    Memory(bytes::Bytes),
-    File(PathBuf),
-}
-
-/// The Maildir delivery: write `tmp/NAME` completely, fsync it, rename it
-/// to `cur/FINAL` (whose directory the caller fsyncs later, through
-/// `sync_written`). On any error the tmp file goes.
-fn deliver(
-    folder: &Path,
-    name: &str,
-    final_name: &str,
-    headers: &[u8],
-    source: &Source,
-) -> io::Result<()> {
-    let tmp = folder.join("tmp").join(name);
-    let delivered = folder.join("cur").join(final_name);
-    let result = write_tmp(&tmp, headers, source).and_then(|()| {
-        faultpoint::hit(faultpoint::AFTER_TMP_WRITE);
-        fs::rename(&tmp, &delivered)?;
-        faultpoint::hit(faultpoint::AFTER_RENAME);
-        Ok(())
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// A refused path in the archive fails the copy, naming the path.
 fn tree_error(e: TreeError) -> WriteError {
     WriteError::Copy(e.to_string())
-}
-
-fn write_tmp(tmp: &Path, headers: &[u8], source: &Source) -> io::Result<()> {
-    let (Some(dir), Some(name)) = (tmp.parent(), tmp.file_name().and_then(|n| n.to_str())) else {
-        return Err(io::Error::other("a tmp file name must be UTF-8 under tmp/"));
-    };
-    let mut file = tree::create_file(dir, name)?;
-    file.write_all(headers)?;
-    match source {
-        Source::Memory(bytes) => file.write_all(bytes)?,
-        Source::File(path) => {
-            let mut body = File::open(path)?;
-            let half = body.metadata()?.len() / 2;
-            // In two halves, so the crash tests can stop a copy half on disk.
-            io::copy(&mut Read::by_ref(&mut body).take(half), &mut file)?;
-            faultpoint::hit(faultpoint::MID_TMP_WRITE);
-            io::copy(&mut body, &mut file)?;
-        }
-    }
-    file.sync_all()
 }
 
 fn location(mailbox: &Mailbox, folder_dir: &str, relative: &str) -> String {
@@ -624,6 +603,55 @@ mod tests {
         for planted in ["a@x.com/.Archive/tmp", "a@x.com/.Archive/cur", "a@x.com"] {
             refused_through(planted, true).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_link_swapped_in_while_the_folder_is_open_is_never_followed() {
+        let (dir, writer, item, content) = fixture();
+        let copy = Copy {
+            item: &item,
+            connector: "c",
+            content: &content,
+            in_reply_to: None,
+        };
+        let outside = tempfile::tempdir().unwrap();
+        writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
+        let folder = dir.path().join("a@x.com/.Archive");
+        for sub in ["tmp", "cur"] {
+            fs::rename(folder.join(sub), folder.join(format!("{sub}-aside"))).unwrap();
+            std::os::unix::fs::symlink(outside.path(), folder.join(sub)).unwrap();
+        }
+        let again = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
+        let linked = writer.write_again(&mailbox("a@x.com"), &copy, &again).await;
+        assert!(files_below(outside.path()).is_empty(), "{linked:?}");
+        let aside = fs::read_dir(folder.join("cur-aside")).unwrap().count();
+        assert_eq!(aside, 3, "the copies went into the directory opened");
+    }
+
+    #[tokio::test]
+    async fn more_mailboxes_than_open_folders_are_all_written() {
+        let (dir, mut writer, item, content) = fixture();
+        writer.folders = Mutex::new(FolderCache::with_capacity(2));
+        let copy = Copy {
+            item: &item,
+            connector: "c",
+            content: &content,
+            in_reply_to: None,
+        };
+        let names = ["a@x.com", "b@x.com", "c@x.com", "d@x.com"];
+        let first = writer.write(&mailbox(names[0]), &copy).await.unwrap();
+        for name in names.iter().skip(1).chain(&names) {
+            let written = writer
+                .write_again(&mailbox(name), &copy, &first)
+                .await
+                .unwrap();
+            assert_eq!(
+                inode_and_links(dir.path(), &written).0,
+                inode_and_links(dir.path(), &first).0
+            );
+        }
+        writer.sync_written().unwrap();
+        assert_eq!(inode_and_links(dir.path(), &first).1, 8);
     }
 
     #[tokio::test]

@@ -71,7 +71,7 @@ impl MaildirWriter {
             return Ok(None);
         }
         if let Some(dir) = path.parent() {
-            self.unsynced(dir.to_path_buf());
+            self.unsynced(dir.to_path_buf(), None);
         }
         Ok(Some(Found {
             written: Written {

@@ -3,20 +3,26 @@
 //! - Nothing is written through a symbolic link inside the archive: a link
 //!   planted at `DIR/<address>`, at a folder, or at `cur/`/`tmp/` would
 //!   send every copy (or the write-test probe, or the `maildirfolder`
-//!   marker) somewhere else. Every directory below the root must be a real
-//!   directory, checked before each write, and files are created with
-//!   `O_CREAT|O_EXCL|O_NOFOLLOW`, which never follows nor truncates.
+//!   marker) somewhere else. Every directory below the root is opened one
+//!   component at a time without following links ([`open_dirs`]), copies
+//!   are created relative to the open directory, and files are created
+//!   with `O_CREAT|O_EXCL|O_NOFOLLOW`, which never follows nor truncates.
 //!   The root itself may be a link: the admin chose it.
 //! - New directories take the mode of the directory above them, and new
 //!   files that mode without the execute bits, as Dovecot does: a root of
 //!   0700 keeps mail private, a group-shared 0770 or 2770 root stays
 //!   shared. A root the tool creates is 0700.
 
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::fs::{self, DirBuilder, File, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 /// Mode of an archive root the tool creates: private to its user.
 pub const NEW_ROOT_MODE: u32 = 0o700;
@@ -34,7 +40,14 @@ pub enum TreeError {
     Io { path: PathBuf, source: io::Error },
 }
 
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
+impl TreeError {
+    /// A directory on the way does not exist (yet).
+    pub fn is_missing(&self) -> bool {
+        matches!(self, TreeError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+pub(super) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> TreeError + '_ {
     move |source| TreeError::Io {
         path: path.to_path_buf(),
         source,
@@ -96,20 +109,13 @@ pub fn check_dirs(root: &Path, components: &[&str]) -> Result<bool, TreeError> {
     Ok(true)
 }
 
-/// A new file `dir/name`: never follows a link nor touches an existing
-/// file, and gets `dir`'s mode without execute (and set-id) bits.
+/// A new file `dir/name`, `dir` being the archive root (opened as named):
+/// never follows a link nor touches an existing file, and gets `dir`'s
+/// mode without execute (and set-id) bits.
 pub fn create_file(dir: &Path, name: &str) -> io::Result<File> {
-    let mode = dir_mode(dir).map_err(|e| io::Error::other(e.to_string()))? & 0o666;
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dir.join(name))?;
-    if umask().is_none_or(|umask| mode & umask != 0) {
-        file.set_permissions(Permissions::from_mode(mode))?;
-    }
-    Ok(file)
+    let fd = rustix::fs::open(dir, ROOT_FLAGS, Mode::empty())?;
+    let mode = fd_mode(&fd, dir).map_err(|e| io::Error::other(e.to_string()))? & 0o666;
+    create_file_at(fd.as_fd(), name, mode)
 }
 
 /// The process's umask, read once from `/proc/self/status` (the tool never
@@ -123,6 +129,70 @@ fn umask() -> Option<u32> {
         u32::from_str_radix(value.trim(), 8).ok()
     })
 }
+
+/// Opens `root/a/b/...` one component at a time, none through a link
+/// (the root itself may be one: the admin chose it); returns the last
+/// directory and its path.
+pub fn open_dirs(root: &Path, components: &[&str]) -> Result<(OwnedFd, PathBuf), TreeError> {
+    let mut dir =
+        rustix::fs::open(root, ROOT_FLAGS, Mode::empty()).map_err(|e| io_error(root)(e.into()))?;
+    let mut path = root.to_path_buf();
+    for name in components {
+        dir = open_dir_at(&dir, &path, name)?;
+        path.push(name);
+    }
+    Ok((dir, path))
+}
+
+/// Opens `parent/name` (`parent_path` names it in errors) as a directory,
+/// refusing a link or anything else by name.
+pub fn open_dir_at(parent: &OwnedFd, parent_path: &Path, name: &str) -> Result<OwnedFd, TreeError> {
+    let path = parent_path.join(name);
+    match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(e) if e == Errno::LOOP || e == Errno::NOTDIR => {
+            let stat = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| io_error(&path)(e.into()))?;
+            if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
+                let target = rustix::fs::readlinkat(parent, name, Vec::new())
+                    .map(|t| PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes())))
+                    .unwrap_or_default();
+                return Err(TreeError::Link { path, target });
+            }
+            Err(TreeError::NotDirectory { path })
+        }
+        Err(e) => Err(io_error(&path)(e.into())),
+    }
+}
+
+/// Permission bits of an open directory (`path` names it in errors), as
+/// [`dir_mode`] reads them.
+pub fn fd_mode(dir: &OwnedFd, path: &Path) -> Result<u32, TreeError> {
+    let stat = rustix::fs::fstat(dir).map_err(|e| io_error(path)(e.into()))?;
+    Ok(stat.st_mode & 0o2777)
+}
+
+/// A new file `name` in the open directory `dir`, as [`create_file`]
+/// makes it: `mode` is set whatever the umask.
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<File> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode))?;
+    if umask().is_none_or(|umask| mode & umask != 0) {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    }
+    Ok(File::from(fd))
+}
+
+/// How a directory the admin named (the root) is opened.
+const ROOT_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::CLOEXEC);
+
+/// How directories below the root are opened: never through a link.
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 /// `path` is a directory and not a link to one.
 fn real_dir(path: &Path) -> Result<(), TreeError> {
