@@ -139,15 +139,10 @@ fn mark(folder: &OwnedFd, path: &Path) -> Result<(), TreeError> {
     match tree::create_file_at(folder.as_fd(), MARKER, mode) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let stat = rustix::fs::statat(folder, MARKER, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| tree::io_error(&marker)(e.into()))?;
-            if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
-                return Err(TreeError::Link {
-                    target: std::fs::read_link(&marker).unwrap_or_default(),
-                    path: marker,
-                });
+            match tree::link_at(folder, MARKER, &marker)? {
+                Some(link) => Err(link),
+                None => Ok(()),
             }
-            Ok(())
         }
         Err(e) => Err(tree::io_error(&marker)(e)),
     }

@@ -150,19 +150,29 @@ pub fn open_dir_at(parent: &OwnedFd, parent_path: &Path, name: &str) -> Result<O
     let path = parent_path.join(name);
     match rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
         Ok(fd) => Ok(fd),
-        Err(e) if e == Errno::LOOP || e == Errno::NOTDIR => {
-            let stat = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| io_error(&path)(e.into()))?;
-            if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
-                let target = rustix::fs::readlinkat(parent, name, Vec::new())
-                    .map(|t| PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes())))
-                    .unwrap_or_default();
-                return Err(TreeError::Link { path, target });
-            }
-            Err(TreeError::NotDirectory { path })
-        }
+        Err(e) if e == Errno::LOOP || e == Errno::NOTDIR => match link_at(parent, name, &path)? {
+            Some(link) => Err(link),
+            None => Err(TreeError::NotDirectory { path }),
+        },
         Err(e) => Err(io_error(&path)(e.into())),
     }
+}
+
+/// When `parent/name` (called `path` in errors) is a symbolic link: the
+/// error that names it and where it points.
+pub fn link_at(parent: &OwnedFd, name: &str, path: &Path) -> Result<Option<TreeError>, TreeError> {
+    let stat = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| io_error(path)(e.into()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Symlink {
+        return Ok(None);
+    }
+    let target = rustix::fs::readlinkat(parent, name, Vec::new())
+        .map(|t| PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes())))
+        .unwrap_or_default();
+    Ok(Some(TreeError::Link {
+        path: path.to_path_buf(),
+        target,
+    }))
 }
 
 /// Permission bits of an open directory (`path` names it in errors), as
