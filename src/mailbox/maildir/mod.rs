@@ -486,6 +486,16 @@ mod tests {
         (dir, writer, item(), content)
     }
 
+    /// The copy every test writes: connector `c`, no recall link.
+    fn copy_of<'a>(item: &'a Item, content: &'a Content) -> Copy<'a> {
+        Copy {
+            item,
+            connector: "c",
+            content,
+            in_reply_to: None,
+        }
+    }
+
     fn inode_and_links(root: &Path, written: &Written) -> (u64, u64) {
         use std::os::unix::fs::MetadataExt;
         let meta = fs::metadata(root.join(&written.location)).unwrap();
@@ -495,12 +505,7 @@ mod tests {
     #[tokio::test]
     async fn a_further_copy_shares_the_earlier_copys_file() {
         let (dir, writer, item, content) = fixture();
-        let copy = Copy {
-            item: &item,
-            connector: "c",
-            content: &content,
-            in_reply_to: None,
-        };
+        let copy = copy_of(&item, &content);
         let first = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
         let second = writer
             .write_again(&mailbox("b@x.com"), &copy, &first)
@@ -520,12 +525,7 @@ mod tests {
     #[tokio::test]
     async fn a_further_copy_is_written_anew_when_the_earlier_one_changed() {
         let (dir, writer, item, content) = fixture();
-        let copy = Copy {
-            item: &item,
-            connector: "c",
-            content: &content,
-            in_reply_to: None,
-        };
+        let copy = copy_of(&item, &content);
         let first = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
         fs::write(dir.path().join(&first.location), b"edited").unwrap();
         let second = writer
@@ -558,12 +558,7 @@ mod tests {
     /// lands outside.
     async fn refused_through(planted: &str, prepared_first: bool) {
         let (dir, writer, item, content) = fixture();
-        let copy = Copy {
-            item: &item,
-            connector: "c",
-            content: &content,
-            in_reply_to: None,
-        };
+        let copy = copy_of(&item, &content);
         let outside = tempfile::tempdir().unwrap();
         if prepared_first {
             writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
@@ -608,12 +603,7 @@ mod tests {
     #[tokio::test]
     async fn a_link_swapped_in_while_the_folder_is_open_is_never_followed() {
         let (dir, writer, item, content) = fixture();
-        let copy = Copy {
-            item: &item,
-            connector: "c",
-            content: &content,
-            in_reply_to: None,
-        };
+        let copy = copy_of(&item, &content);
         let outside = tempfile::tempdir().unwrap();
         writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
         let folder = dir.path().join("a@x.com/.Archive");
@@ -632,12 +622,7 @@ mod tests {
     async fn more_mailboxes_than_open_folders_are_all_written() {
         let (dir, mut writer, item, content) = fixture();
         writer.folders = Mutex::new(FolderCache::with_capacity(2));
-        let copy = Copy {
-            item: &item,
-            connector: "c",
-            content: &content,
-            in_reply_to: None,
-        };
+        let copy = copy_of(&item, &content);
         let names = ["a@x.com", "b@x.com", "c@x.com", "d@x.com"];
         let first = writer.write(&mailbox(names[0]), &copy).await.unwrap();
         for name in names.iter().skip(1).chain(&names) {
@@ -669,12 +654,7 @@ mod tests {
         let folder = dir.path().join("a@x.com/.Archive");
         fs::create_dir_all(&folder).unwrap();
         std::os::unix::fs::symlink(&victim, folder.join("maildirfolder")).unwrap();
-        let copy = Copy {
-            item: &item,
-            connector: "c",
-            content: &content,
-            in_reply_to: None,
-        };
+        let copy = copy_of(&item, &content);
         let e = writer.write(&mailbox("a@x.com"), &copy).await.unwrap_err();
         assert!(
             e.to_string().contains("maildirfolder is a symbolic link"),
@@ -687,12 +667,7 @@ mod tests {
     async fn copies_take_the_permissions_of_the_archive_root() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let (dir, writer, item, content) = fixture();
-        let copy = Copy {
-            item: &item,
-            connector: "c",
-            content: &content,
-            in_reply_to: None,
-        };
+        let copy = copy_of(&item, &content);
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
         let private = writer.write(&mailbox("a@x.com"), &copy).await.unwrap();
